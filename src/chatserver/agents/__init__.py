@@ -1,0 +1,1 @@
+"""Agents: model registry, echo model, tools, agent factory, executor cache, history codec."""

@@ -1,0 +1,65 @@
+"""Settings, read once from the environment (prefix ``CHATSERVER_``) and passed down."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATSERVER_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./chatserver.db"
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    db_timeout_seconds: float = Field(5.0, gt=0)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_url: str | None = None
+
+    jwt_secret: SecretStr | None = None
+    jwks_url: str | None = None
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(10, ge=0)
+    admin_claim: str = "role"
+
+    default_model: str = "echo"
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("CHATSERVER_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("CHATSERVER_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+    )
+    google_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("CHATSERVER_GOOGLE_API_KEY", "GOOGLE_API_KEY")
+    )
+    echo_latency_ms: int = Field(0, ge=0)
+    model_timeout_seconds: float = Field(60.0, gt=0)
+    max_model_requests: int = Field(10, ge=1, description="model requests (tool steps) per turn")
+
+    history_window: int = Field(50, ge=0)
+    max_message_chars: int = Field(32000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    busy_chat_policy: Literal["wait", "reject"] = "wait"
+    chat_lock_timeout_seconds: float = Field(120.0, gt=0)
+
+    agent_cache_size: int = Field(100, ge=1)
+    agent_cache_ttl_seconds: float = Field(900.0, gt=0)
+    cleanup_interval_seconds: float = Field(300.0, gt=0)
+    session_ttl_seconds: float = Field(1800.0, gt=0)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    background_tasks: bool = True
+
+    redis_url: str | None = None
+    rate_limit_per_minute: int = Field(0, ge=0, description="0 disables rate limiting")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,150 @@
+"""The nouns of chatserver as immutable dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Role = Literal["user", "assistant", "tool"]
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str | None
+    is_admin: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: resolved from a JWT or an API key for one request."""
+
+    user_id: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    user_id: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    name: str
+    model: str
+    system_prompt: str
+    description: str = ""
+    tools: tuple[str, ...] = ()
+    history_window: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    id: str
+    user_id: str
+    agent_name: str
+    title: str | None
+    turn_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the assistant asked for (stored on the assistant message)."""
+
+    id: str
+    name: str
+    args: JsonObject
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    """A completed tool call of one turn, as the chat response reports it."""
+
+    name: str
+    args: JsonObject
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    chat_id: str
+    turn: int
+    role: Role
+    content: str
+    created_at: datetime
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCustomization:
+    id: str
+    user_id: str
+    agent_name: str
+    customization_type: str
+    content: JsonObject
+    is_active: bool
+    priority: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInstance:
+    id: str
+    user_id: str
+    chat_id: str
+    agent_name: str
+    is_active: bool
+    last_heartbeat_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    type: str
+    user_id: str | None = None
+    agent_name: str | None = None
+    chat_id: str | None = None
+    data: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    type: str
+    user_id: str | None
+    agent_name: str | None
+    chat_id: str | None
+    data: JsonObject
+    created_at: datetime

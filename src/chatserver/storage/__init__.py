@@ -1,0 +1,1 @@
+"""Storage: repository and unit-of-work protocols, and their SQLAlchemy implementation."""

@@ -1,0 +1,164 @@
+"""What the services need from storage. Every method on user-owned rows takes the owner id.
+
+The SQLAlchemy implementation lives in ``storage.sql``; tests use in-memory fakes of the same
+protocols. Methods never commit: the unit of work does, once per use case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from chatserver.domain import (
+    AgentConfig,
+    ApiKey,
+    AuditEvent,
+    Chat,
+    Message,
+    NewEvent,
+    NewMessage,
+    PromptCustomization,
+    SessionInstance,
+    User,
+)
+
+
+class UserRepository(Protocol):
+    async def get(self, user_id: str) -> User | None: ...
+    async def get_by_name(self, name: str) -> User | None: ...
+    async def add(self, user: User) -> None:
+        """Insert; raises ``Conflict`` when the id or name is taken."""
+
+    async def ensure(self, user_id: str, *, is_admin: bool, now: datetime) -> None:
+        """Insert the user if absent (safe under races); keeps ``is_admin`` current."""
+
+    async def count(self) -> int: ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, key: ApiKey, *, key_hash: str) -> None: ...
+    async def find_active(self, key_hash: str) -> tuple[ApiKey, User] | None: ...
+    async def list_for_user(self, user_id: str) -> list[ApiKey]: ...
+    async def revoke(self, key_id: str, *, now: datetime) -> bool:
+        """Revoke by id or by prefix; False when no active key matched."""
+
+
+class AgentRepository(Protocol):
+    async def get(self, name: str) -> AgentConfig | None: ...
+    async def list(self) -> list[AgentConfig]: ...
+    async def add(self, agent: AgentConfig) -> None:
+        """Insert; raises ``Conflict`` when the name is taken."""
+
+    async def update(self, agent: AgentConfig) -> bool: ...
+    async def delete(self, name: str) -> bool: ...
+
+
+class ChatRepository(Protocol):
+    async def get(self, user_id: str, chat_id: str) -> Chat | None: ...
+    async def create_if_absent(self, chat: Chat) -> bool:
+        """Insert unless the id exists (for anyone); True when this call created it."""
+
+    async def claim_turn(self, user_id: str, chat_id: str, *, title: str, now: datetime) -> Chat | None:
+        """Increment the turn counter of the caller's chat, set the title if it has none.
+
+        Returns the updated chat, or None when the caller owns no such chat.
+        """
+
+    async def list(self, user_id: str, *, limit: int, before: tuple[datetime, str] | None) -> list[Chat]:
+        """The caller's chats, newest ``updated_at`` first; ``before`` is (updated_at, id)."""
+
+    async def delete(self, user_id: str, chat_id: str) -> bool: ...
+
+
+class MessageRepository(Protocol):
+    async def add(
+        self, user_id: str, chat_id: str, turn: int, messages: Sequence[NewMessage], *, now: datetime
+    ) -> list[Message]: ...
+
+    async def window(self, user_id: str, chat_id: str, *, before_turn: int, turns: int) -> list[Message]:
+        """Messages of the ``turns`` turns before ``before_turn``, oldest first (indexed, LIMIT-bound)."""
+
+    async def page(self, user_id: str, chat_id: str, *, limit: int, before: int | None) -> list[Message]:
+        """Up to ``limit`` messages with id < ``before`` (newest page), returned oldest first."""
+
+
+class CustomizationRepository(Protocol):
+    async def add(self, customization: PromptCustomization) -> None:
+        """Insert; raises ``Conflict`` on a second (user, agent, type)."""
+
+    async def get(self, user_id: str, customization_id: str) -> PromptCustomization | None: ...
+    async def find(self, user_id: str, agent_name: str, customization_type: str) -> PromptCustomization | None: ...
+    async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
+        """Active ones, priority ascending, then creation order."""
+
+    async def update(self, customization: PromptCustomization) -> bool:
+        """Replace the row (matched by id and owner); raises ``Conflict`` on a duplicate type."""
+
+    async def delete(self, user_id: str, customization_id: str) -> bool: ...
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: SessionInstance) -> None: ...
+    async def get(self, user_id: str, session_id: str) -> SessionInstance | None: ...
+    async def list(self, user_id: str, *, agent_name: str | None, active: bool | None) -> list[SessionInstance]: ...
+    async def heartbeat(self, user_id: str, session_id: str, *, now: datetime) -> SessionInstance | None: ...
+    async def end(self, user_id: str, session_id: str, *, now: datetime) -> SessionInstance | None: ...
+    async def deactivate_stale(self, *, cutoff: datetime, now: datetime) -> list[SessionInstance]:
+        """System task: mark every active instance with a heartbeat before ``cutoff`` inactive."""
+
+    async def active_pairs(self) -> set[tuple[str, str]]:
+        """System task: the (user_id, agent_name) pairs that have an active instance."""
+
+
+class EventRepository(Protocol):
+    async def add(self, event: NewEvent, *, now: datetime) -> None: ...
+    async def list(
+        self, *, type: str | None, user_id: str | None, limit: int, before: int | None
+    ) -> list[AuditEvent]:
+        """Newest first; ``before`` is an event id."""
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    api_keys: ApiKeyRepository
+    agents: AgentRepository
+    chats: ChatRepository
+    messages: MessageRepository
+    customizations: CustomizationRepository
+    sessions: SessionRepository
+    events: EventRepository
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Roll back whatever was not committed."""
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, user_id: str | None = None) -> UnitOfWork:
+        """A unit of work acting for ``user_id`` (row-level security on PostgreSQL), or for the system."""
+
+
+class ChatLocks(Protocol):
+    def hold(self, chat_id: str, *, wait: bool) -> AbstractAsyncContextManager[None]:
+        """Serialize turns on one chat, across replicas where the backend allows.
+
+        With ``wait=False`` raises ``ChatBusy`` at once when the chat is mid-turn; with ``wait=True``
+        waits its turn, raising ``ChatBusy`` only past the configured lock timeout.
+        """
+
+    async def close(self) -> None: ...
+
+
+class Database(Protocol):
+    """The engine-level handle: readiness and shutdown."""
+
+    async def ping(self) -> None: ...
+    async def migrations_current(self) -> bool: ...
+    async def dispose(self) -> None: ...

@@ -6,6 +6,7 @@ protocols. Methods never commit: the unit of work does, once per use case.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -90,7 +91,9 @@ class CustomizationRepository(Protocol):
         """Insert; raises ``Conflict`` on a second (user, agent, type)."""
 
     async def get(self, user_id: str, customization_id: str) -> PromptCustomization | None: ...
-    async def find(self, user_id: str, agent_name: str, customization_type: str) -> PromptCustomization | None: ...
+    async def find(
+        self, user_id: str, agent_name: str, customization_type: str
+    ) -> PromptCustomization | None: ...
     async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
         """Active ones, priority ascending, then creation order."""
 
@@ -103,10 +106,13 @@ class CustomizationRepository(Protocol):
 class SessionRepository(Protocol):
     async def add(self, session: SessionInstance) -> None: ...
     async def get(self, user_id: str, session_id: str) -> SessionInstance | None: ...
-    async def list(self, user_id: str, *, agent_name: str | None, active: bool | None) -> list[SessionInstance]: ...
+    async def list(
+        self, user_id: str, *, agent_name: str | None, active: bool | None
+    ) -> builtins.list[SessionInstance]: ...
+
     async def heartbeat(self, user_id: str, session_id: str, *, now: datetime) -> SessionInstance | None: ...
     async def end(self, user_id: str, session_id: str, *, now: datetime) -> SessionInstance | None: ...
-    async def deactivate_stale(self, *, cutoff: datetime, now: datetime) -> list[SessionInstance]:
+    async def deactivate_stale(self, *, cutoff: datetime, now: datetime) -> builtins.list[SessionInstance]:
         """System task: mark every active instance with a heartbeat before ``cutoff`` inactive."""
 
     async def active_pairs(self) -> set[tuple[str, str]]:

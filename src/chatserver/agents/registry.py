@@ -1,0 +1,180 @@
+"""Model strings -> pydantic-ai models, through pydantic-ai's own providers (never hand-rolled HTTP).
+
+Model strings are ``provider:name`` (``openai:gpt-4.1-mini``, ``anthropic:claude-sonnet-4-5``,
+``google:gemini-2.5-flash``; the name may itself contain ``:``, as Ollama tags do) or ``echo``.
+One model instance is cached per string and one provider (so one HTTP client) per provider
+name, shared by every agent and run of this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+from pydantic_ai.models import Model
+from pydantic_ai.providers import Provider
+
+from chatserver.agents.echo import ECHO_MODEL_NAME, EchoModel
+from chatserver.config import Settings
+from chatserver.errors import InvalidInput
+
+OPENAI_PLACEHOLDER_KEY = "not-needed"
+"""Sent to an OpenAI-compatible server at ``openai_base_url`` when no key is set (most need none)."""
+
+GOOGLE_INSTALL_HINT = "Google models need the google extra: pip install 'chatserver[google]'"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    provider: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _ProviderInfo:
+    key_env: str
+    build_provider: Callable[[Settings, str | None], Provider[Any]]
+    build_model: Callable[[str, Provider[Any]], Model]
+
+
+def parse_model(model: str) -> ModelSpec:
+    """Split ``provider:name``; raise ``InvalidInput(field="model")`` when malformed."""
+    if model == ECHO_MODEL_NAME:
+        return ModelSpec(ECHO_MODEL_NAME, ECHO_MODEL_NAME)
+    provider, sep, name = model.partition(":")
+    if not sep or not provider or not name or model != model.strip() or any(c.isspace() for c in model):
+        raise InvalidInput(
+            f"malformed model {model!r}: expected 'provider:name' "
+            "(for example 'openai:gpt-4.1-mini') or 'echo'",
+            field="model",
+        )
+    if provider not in _PROVIDERS:
+        known = ", ".join(f"{p}:" for p in sorted(_PROVIDERS))
+        raise InvalidInput(
+            f"unknown model provider {provider!r} in {model!r} (known: {known} and echo)", field="model"
+        )
+    return ModelSpec(provider, name)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    if value is None:
+        return None
+    return value.get_secret_value() or None
+
+
+def _openai_provider(settings: Settings, key: str | None) -> Provider[Any]:
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    return OpenAIProvider(base_url=settings.openai_base_url or None, api_key=key or OPENAI_PLACEHOLDER_KEY)
+
+
+def _openai_model(name: str, provider: Provider[Any]) -> Model:
+    from pydantic_ai.models.openai import OpenAIChatModel
+
+    return OpenAIChatModel(name, provider=provider)
+
+
+def _anthropic_provider(settings: Settings, key: str | None) -> Provider[Any]:
+    from pydantic_ai.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider(api_key=key)
+
+
+def _anthropic_model(name: str, provider: Provider[Any]) -> Model:
+    from pydantic_ai.models.anthropic import AnthropicModel
+
+    return AnthropicModel(name, provider=provider)
+
+
+def _google_provider(settings: Settings, key: str | None) -> Provider[Any]:
+    from pydantic_ai.providers.google import GoogleProvider
+
+    return GoogleProvider(api_key=key)
+
+
+def _google_model(name: str, provider: Provider[Any]) -> Model:
+    from pydantic_ai.models.google import GoogleModel
+
+    return GoogleModel(name, provider=provider)
+
+
+_PROVIDERS: dict[str, _ProviderInfo] = {
+    "openai": _ProviderInfo("OPENAI_API_KEY", _openai_provider, _openai_model),
+    "anthropic": _ProviderInfo("ANTHROPIC_API_KEY", _anthropic_provider, _anthropic_model),
+    "google": _ProviderInfo("GOOGLE_API_KEY", _google_provider, _google_model),
+}
+
+
+def google_available() -> bool:
+    try:
+        import pydantic_ai.models.google  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ModelRegistry:
+    """Validates model strings and resolves them to shared pydantic-ai model instances."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._models: dict[str, Model] = {}
+        self._providers: dict[str, Provider[Any]] = {}
+
+    def _key(self, provider: str) -> str | None:
+        settings = self._settings
+        secrets = {
+            "openai": settings.openai_api_key,
+            "anthropic": settings.anthropic_api_key,
+            "google": settings.google_api_key,
+        }
+        return _secret(secrets.get(provider))
+
+    def validate(self, model: str) -> None:
+        """Raise ``InvalidInput(field="model")`` unless ``model`` can be resolved with these settings."""
+        spec = parse_model(model)
+        if spec.provider == ECHO_MODEL_NAME:
+            return
+        if spec.provider == "google" and not google_available():
+            raise InvalidInput(f"model {model!r} is not available: {GOOGLE_INSTALL_HINT}", field="model")
+        if self._key(spec.provider) is not None:
+            return
+        if spec.provider == "openai" and self._settings.openai_base_url:
+            return  # a local OpenAI-compatible server: the placeholder key is enough
+        env = _PROVIDERS[spec.provider].key_env
+        raise InvalidInput(f"model {model!r} needs an API key: {env} is not set", field="model")
+
+    def resolve(self, model: str) -> Model:
+        """The shared model for ``model``; ``InvalidInput`` as in ``validate``."""
+        cached = self._models.get(model)
+        if cached is not None:
+            return cached
+        self.validate(model)
+        spec = parse_model(model)
+        if spec.provider == ECHO_MODEL_NAME:
+            built: Model = EchoModel(latency_ms=self._settings.echo_latency_ms)
+        else:
+            info = _PROVIDERS[spec.provider]
+            built = info.build_model(spec.name, self._provider(spec.provider, info))
+        self._models[model] = built
+        return built
+
+    def _provider(self, name: str, info: _ProviderInfo) -> Provider[Any]:
+        provider = self._providers.get(name)
+        if provider is None:
+            provider = info.build_provider(self._settings, self._key(name))
+            self._providers[name] = provider
+        return provider
+
+    def cached_models(self) -> list[str]:
+        return sorted(self._models)
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients the providers opened (app shutdown); later resolves start afresh."""
+        providers, self._providers = list(self._providers.values()), {}
+        self._models.clear()
+        for provider in providers:
+            async with provider:  # entering then leaving the last time closes the provider's own client
+                pass

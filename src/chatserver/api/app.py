@@ -1,0 +1,43 @@
+"""create_app(settings): the ASGI application. The lifespan owns the container."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chatserver import __version__
+from chatserver.api.errors import install_error_handlers
+from chatserver.api.limits import BodySizeLimit
+from chatserver.api.routes import agents, chat, chats, customizations, health
+from chatserver.config import Settings
+from chatserver.container import Container, build_container
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+    """Build the app; with ``container`` given the caller owns it (tests), else the lifespan does."""
+    settings = settings or (container.settings if container else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = container is None
+        app.state.container = container or build_container(settings)
+        await app.state.container.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.container.aclose()
+
+    app = FastAPI(
+        title="chatserver",
+        version=__version__,
+        description="Self-hosted, multi-user LLM agent chat server",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, chat, agents, chats, customizations):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

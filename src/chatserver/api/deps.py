@@ -1,0 +1,43 @@
+"""Request-scoped dependencies as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from chatserver.container import Container
+from chatserver.domain import Principal
+from chatserver.errors import PermissionDenied, Unauthorized
+
+bearer = HTTPBearer(auto_error=False, description="A JWT or an API key issued by `chatserver keys create`")
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def current_principal(
+    container: ContainerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing bearer token")
+    return await container.identity.authenticate(credentials.credentials)
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+async def admin_principal(principal: CurrentUser) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied("admin only")
+    return principal
+
+
+AdminUser = Annotated[Principal, Depends(admin_principal)]

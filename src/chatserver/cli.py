@@ -1,0 +1,178 @@
+"""The ``chatserver`` command: serve, migrate, agents, keys, chat."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+
+from chatserver.bootstrap import FIRST_ADMIN, prepare
+from chatserver.config import Settings
+from chatserver.container import Container, build_container
+from chatserver.domain import AgentConfig
+from chatserver.errors import ChatServerError
+from chatserver.services.agents import DEFAULT_AGENT
+from chatserver.storage.sql.migrate import upgrade_to_head
+
+app = typer.Typer(help="Self-hosted, multi-user LLM agent chat server.", no_args_is_help=True)
+agents_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[Container], Awaitable[T]]) -> T:
+    """Run one use case on a fresh container; domain errors become a clean exit 1."""
+    settings = Settings()
+
+    async def main() -> T:
+        container = build_container(settings)
+        try:
+            return await work(container)
+        finally:
+            await container.aclose()
+
+    try:
+        return asyncio.run(main())
+    except ChatServerError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(1) from error
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    asyncio.run(upgrade_to_head(Settings().database_url))
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CHATSERVER_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CHATSERVER_PORT)")] = None,
+) -> None:
+    """Migrate, seed, and serve HTTP."""
+    settings = Settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    prepared = asyncio.run(prepare(settings))
+    if prepared.seeded_agent:
+        typer.echo(f"created agent '{DEFAULT_AGENT}' with model {settings.default_model}")
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    if prepared.first_admin_key:
+        _print_first_run(url, prepared.first_admin_key)
+    from chatserver.api.app import create_app
+
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal into the handler that
+    # was installed before it started: this one, so a graceful stop exits 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        )
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _print_first_run(url: str, key: str) -> None:
+    typer.echo(
+        f"\nFirst run: created admin user '{FIRST_ADMIN}'. Its API key is shown once; keep it safe.\n"
+        f"Server: {url}\n"
+        f"Try it:\n  curl -s {url}/api/chat -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' "
+        f'-d \'{{"agent_name": "{DEFAULT_AGENT}", "message": "hello", "session_id": "{uuid.uuid4()}"}}\'\n'
+        f"API key:\n{key}\n"
+    )
+
+
+@agents_app.command("create")
+def agents_create(
+    name: str,
+    model: Annotated[str, typer.Option(help="provider:model, or echo")],
+    system_prompt: Annotated[str, typer.Option("--system-prompt")] = "You are a helpful assistant.",
+    description: str = "",
+    tool: Annotated[list[str] | None, typer.Option(help="A built-in tool; repeatable")] = None,
+    history_window: Annotated[int | None, typer.Option(help="Turns of history the agent sees")] = None,
+) -> None:
+    """Create an agent."""
+    config = AgentConfig(name, model, system_prompt, description, tuple(tool or ()), history_window)
+    created = _run(lambda c: c.agents.create(config))
+    typer.echo(f"created agent '{created.name}'")
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """List agents."""
+    for agent in _run(lambda c: c.agents.list()):
+        tools = ",".join(agent.tools) or "-"
+        typer.echo(f"{agent.name}\t{agent.model}\t{tools}\t{agent.description}")
+
+
+@agents_app.command("delete")
+def agents_delete(name: str) -> None:
+    """Delete an agent."""
+    _run(lambda c: c.agents.delete(name))
+    typer.echo(f"deleted agent '{name}'")
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option(help="User name; created when new")],
+    admin: Annotated[bool, typer.Option("--admin", help="Give the user admin rights")] = False,
+) -> None:
+    """Issue an API key. The key is printed once, alone on the last line."""
+    issued = _run(lambda c: c.identity.create_key(user, admin=admin))
+    typer.echo(f"key id {issued.key_id} (prefix {issued.prefix}) for user '{user}' ({issued.user.id})")
+    typer.echo(issued.key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or prefix")]) -> None:
+    """Revoke an API key."""
+    _run(lambda c: c.identity.revoke_key(key))
+    typer.echo("revoked")
+
+
+@app.command()
+def chat(
+    message: str,
+    user: Annotated[str, typer.Option(help="User name (as given to keys create)")],
+    agent: str = DEFAULT_AGENT,
+    chat_id: Annotated[str | None, typer.Option("--chat", help="Chat id to continue")] = None,
+) -> None:
+    """Send one message as a user and print the answer."""
+    chat_id = chat_id or str(uuid.uuid4())
+
+    async def turn(c: Container) -> str:
+        found = await c.identity.user_named(user)
+        reply = await c.chat.process_chat(found.id, agent, chat_id, message)
+        return reply.response
+
+    typer.echo(_run(turn))
+    typer.echo(f"(chat {chat_id})", err=True)
+
+
+def main() -> None:
+    app()

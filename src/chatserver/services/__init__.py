@@ -1,0 +1,1 @@
+"""Use cases. Services never import fastapi; they raise domain errors from ``chatserver.errors``."""

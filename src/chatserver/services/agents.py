@@ -1,0 +1,95 @@
+"""Agent definitions: the admin use cases and the default agent seeded on first start."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from chatserver.agents.registry import ModelRegistry
+from chatserver.agents.tools import validate_tools
+from chatserver.clock import Clock
+from chatserver.domain import AgentConfig, NewEvent
+from chatserver.errors import InvalidInput, NotFound
+from chatserver.services.agent_loader import AgentLoader
+from chatserver.storage.protocols import UnitOfWorkFactory
+
+AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DEFAULT_AGENT = "assistant"
+DEFAULT_PROMPT = "You are a helpful assistant."
+
+
+class AgentService:
+    def __init__(
+        self, uow: UnitOfWorkFactory, models: ModelRegistry, loader: AgentLoader, clock: Clock
+    ) -> None:
+        self._uow = uow
+        self._models = models
+        self._loader = loader
+        self._clock = clock
+
+    async def list(self) -> list[AgentConfig]:
+        async with self._uow() as uow:
+            return await uow.agents.list()
+
+    async def get(self, name: str) -> AgentConfig:
+        async with self._uow() as uow:
+            agent = await uow.agents.get(name)
+        if agent is None:
+            raise NotFound(f"agent '{name}' not found")
+        return agent
+
+    async def create(self, agent: AgentConfig, *, actor: str | None = None) -> AgentConfig:
+        self._validate(agent)
+        now = self._clock.now()
+        created = replace(agent, created_at=now, updated_at=now)
+        async with self._uow() as uow:
+            await uow.agents.add(created)
+            await uow.events.add(NewEvent("agent.created", user_id=actor, agent_name=agent.name), now=now)
+            await uow.commit()
+        return created
+
+    async def update(self, agent: AgentConfig, *, actor: str | None = None) -> AgentConfig:
+        self._validate(agent)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            current = await uow.agents.get(agent.name)
+            if current is None:
+                raise NotFound(f"agent '{agent.name}' not found")
+            updated = replace(agent, created_at=current.created_at, updated_at=now)
+            await uow.agents.update(updated)
+            await uow.events.add(NewEvent("agent.updated", user_id=actor, agent_name=agent.name), now=now)
+            await uow.commit()
+        self._loader.invalidate_agent(agent.name)
+        return updated
+
+    async def delete(self, name: str, *, actor: str | None = None) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if not await uow.agents.delete(name):
+                raise NotFound(f"agent '{name}' not found")
+            await uow.events.add(NewEvent("agent.deleted", user_id=actor, agent_name=name), now=now)
+            await uow.commit()
+        self._loader.invalidate_agent(name)
+
+    async def seed_default(self, model: str) -> bool:
+        """Create the ``assistant`` agent unless it exists; True when created."""
+        async with self._uow() as uow:
+            if await uow.agents.get(DEFAULT_AGENT) is not None:
+                return False
+        agent = AgentConfig(
+            DEFAULT_AGENT,
+            model,
+            DEFAULT_PROMPT,
+            description="General-purpose assistant",
+            tools=("current_time",),
+        )
+        await self.create(agent)
+        return True
+
+    def _validate(self, agent: AgentConfig) -> None:
+        if not AGENT_NAME.match(agent.name):
+            raise InvalidInput("name must match ^[a-z0-9][a-z0-9_-]{0,63}$", field="name")
+        self._models.validate(agent.model)
+        validate_tools(agent.tools)
+        if agent.history_window is not None and agent.history_window < 0:
+            raise InvalidInput("history_window must be >= 0", field="history_window")

@@ -1,0 +1,97 @@
+"""Who is calling: bearer tokens (JWT or API key) to a Principal; API key issue and revoke."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from chatserver.auth.api_keys import generate_api_key, hash_api_key, looks_like_api_key
+from chatserver.auth.jwt import JwtVerifier
+from chatserver.clock import Clock
+from chatserver.domain import ApiKey, Principal, User
+from chatserver.errors import NotFound, Unauthorized
+from chatserver.storage.protocols import UnitOfWorkFactory
+
+KNOWN_USERS_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: str
+    key_id: str
+    prefix: str
+    user: User
+
+
+class IdentityService:
+    def __init__(self, uow: UnitOfWorkFactory, verifier: JwtVerifier, clock: Clock) -> None:
+        self._uow = uow
+        self._verifier = verifier
+        self._clock = clock
+        # Users already provisioned by this process, so a JWT request costs no write.
+        self._known: OrderedDict[tuple[str, bool], None] = OrderedDict()
+
+    async def authenticate(self, token: str) -> Principal:
+        if not token:
+            raise Unauthorized("missing bearer token")
+        if looks_like_api_key(token):
+            return await self._authenticate_key(token)
+        principal = await self._verifier.verify(token)
+        await self._provision(principal)
+        return principal
+
+    async def _authenticate_key(self, key: str) -> Principal:
+        async with self._uow() as uow:
+            found = await uow.api_keys.find_active(hash_api_key(key))
+        if found is None:
+            raise Unauthorized("invalid API key")
+        _key, user = found
+        return Principal(user.id, user.is_admin)
+
+    async def _provision(self, principal: Principal) -> None:
+        marker = (principal.user_id, principal.is_admin)
+        if marker in self._known:
+            self._known.move_to_end(marker)
+            return
+        async with self._uow() as uow:
+            await uow.users.ensure(principal.user_id, is_admin=principal.is_admin, now=self._clock.now())
+            await uow.commit()
+        self._known[marker] = None
+        if len(self._known) > KNOWN_USERS_MAX:
+            self._known.popitem(last=False)
+
+    async def create_key(self, user_name: str, *, admin: bool) -> IssuedKey:
+        """Issue a key for the user named ``user_name``, creating the user when new."""
+        now = self._clock.now()
+        key, prefix, key_hash = generate_api_key()
+        async with self._uow() as uow:
+            user = await uow.users.get_by_name(user_name)
+            if user is None:
+                user = User(str(uuid.uuid4()), user_name, admin, now)
+                await uow.users.add(user)
+            elif admin and not user.is_admin:
+                await uow.users.ensure(user.id, is_admin=True, now=now)
+                user = User(user.id, user.name, True, user.created_at)
+            record = ApiKey(str(uuid.uuid4()), user.id, prefix, now)
+            await uow.api_keys.add(record, key_hash=key_hash)
+            await uow.commit()
+        return IssuedKey(key, record.id, prefix, user)
+
+    async def revoke_key(self, key_id_or_prefix: str) -> None:
+        async with self._uow() as uow:
+            revoked = await uow.api_keys.revoke(key_id_or_prefix, now=self._clock.now())
+            await uow.commit()
+        if not revoked:
+            raise NotFound(f"no active API key '{key_id_or_prefix}'")
+
+    async def has_users(self) -> bool:
+        async with self._uow() as uow:
+            return await uow.users.count() > 0
+
+    async def user_named(self, name: str) -> User:
+        async with self._uow() as uow:
+            user = await uow.users.get_by_name(name)
+        if user is None:
+            raise NotFound(f"user '{name}' not found")
+        return user

@@ -1,0 +1,403 @@
+"""In-memory fakes of the storage protocols: same contracts, state you can assert on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from chatserver.domain import (
+    AgentConfig,
+    ApiKey,
+    AuditEvent,
+    Chat,
+    Message,
+    NewEvent,
+    NewMessage,
+    PromptCustomization,
+    SessionInstance,
+    User,
+)
+from chatserver.errors import ChatBusy, Conflict
+
+
+@dataclass
+class FakeStore:
+    users: dict[str, User] = field(default_factory=dict)
+    keys: dict[str, tuple[ApiKey, str]] = field(default_factory=dict)
+    agents: dict[str, AgentConfig] = field(default_factory=dict)
+    chats: dict[str, Chat] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    customizations: dict[str, PromptCustomization] = field(default_factory=dict)
+    sessions: dict[str, SessionInstance] = field(default_factory=dict)
+    events: list[AuditEvent] = field(default_factory=list)
+    commits: int = 0
+
+
+class FakeUsers:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def get(self, user_id: str) -> User | None:
+        return self.s.users.get(user_id)
+
+    async def get_by_name(self, name: str) -> User | None:
+        return next((u for u in self.s.users.values() if u.name == name), None)
+
+    async def add(self, user: User) -> None:
+        if user.id in self.s.users or (user.name and await self.get_by_name(user.name)):
+            raise Conflict("user exists")
+        self.s.users[user.id] = user
+
+    async def ensure(self, user_id: str, *, is_admin: bool, now: datetime) -> None:
+        current = self.s.users.get(user_id)
+        name = current.name if current else None
+        created = current.created_at if current else now
+        self.s.users[user_id] = User(user_id, name, is_admin, created)
+
+    async def count(self) -> int:
+        return len(self.s.users)
+
+
+class FakeApiKeys:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def add(self, key: ApiKey, *, key_hash: str) -> None:
+        self.s.keys[key.id] = (key, key_hash)
+
+    async def find_active(self, key_hash: str) -> tuple[ApiKey, User] | None:
+        for key, stored in self.s.keys.values():
+            if stored == key_hash and key.revoked_at is None:
+                return key, self.s.users[key.user_id]
+        return None
+
+    async def list_for_user(self, user_id: str) -> list[ApiKey]:
+        return [k for k, _ in self.s.keys.values() if k.user_id == user_id]
+
+    async def revoke(self, key_id: str, *, now: datetime) -> bool:
+        for key, stored in list(self.s.keys.values()):
+            if key.revoked_at is None and key_id in (key.id, key.prefix):
+                self.s.keys[key.id] = (replace(key, revoked_at=now), stored)
+                return True
+        return False
+
+
+class FakeAgents:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def get(self, name: str) -> AgentConfig | None:
+        return self.s.agents.get(name)
+
+    async def list(self) -> list[AgentConfig]:
+        return sorted(self.s.agents.values(), key=lambda a: a.name)
+
+    async def add(self, agent: AgentConfig) -> None:
+        if agent.name in self.s.agents:
+            raise Conflict(f"agent '{agent.name}' exists")
+        self.s.agents[agent.name] = agent
+
+    async def update(self, agent: AgentConfig) -> bool:
+        found = agent.name in self.s.agents
+        if found:
+            self.s.agents[agent.name] = agent
+        return found
+
+    async def delete(self, name: str) -> bool:
+        return self.s.agents.pop(name, None) is not None
+
+
+class FakeChats:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def get(self, user_id: str, chat_id: str) -> Chat | None:
+        chat = self.s.chats.get(chat_id)
+        return chat if chat and chat.user_id == user_id else None
+
+    async def create_if_absent(self, chat: Chat) -> bool:
+        if chat.id in self.s.chats:
+            return False
+        self.s.chats[chat.id] = chat
+        return True
+
+    async def claim_turn(self, user_id: str, chat_id: str, *, title: str, now: datetime) -> Chat | None:
+        chat = await self.get(user_id, chat_id)
+        if chat is None:
+            return None
+        chat = replace(chat, turn_count=chat.turn_count + 1, title=chat.title or title, updated_at=now)
+        self.s.chats[chat_id] = chat
+        return chat
+
+    async def list(self, user_id: str, *, limit: int, before: tuple[datetime, str] | None) -> list[Chat]:
+        mine = sorted(
+            (c for c in self.s.chats.values() if c.user_id == user_id),
+            key=lambda c: (c.updated_at, c.id),
+            reverse=True,
+        )
+        if before:
+            mine = [c for c in mine if (c.updated_at, c.id) < before]
+        return mine[:limit]
+
+    async def delete(self, user_id: str, chat_id: str) -> bool:
+        if await self.get(user_id, chat_id) is None:
+            return False
+        del self.s.chats[chat_id]
+        self.s.messages = [m for m in self.s.messages if m.chat_id != chat_id]
+        return True
+
+
+class FakeMessages:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def add(
+        self, user_id: str, chat_id: str, turn: int, messages: Sequence[NewMessage], *, now: datetime
+    ) -> list[Message]:
+        added = [
+            Message(
+                len(self.s.messages) + i + 1,
+                chat_id,
+                turn,
+                m.role,
+                m.content,
+                now,
+                m.tool_calls,
+                m.tool_call_id,
+                m.tool_name,
+            )
+            for i, m in enumerate(messages)
+        ]
+        self.s.messages.extend(added)
+        return added
+
+    def _owned(self, user_id: str, chat_id: str) -> list[Message]:
+        chat = self.s.chats.get(chat_id)
+        if chat is None or chat.user_id != user_id:
+            return []
+        return [m for m in self.s.messages if m.chat_id == chat_id]
+
+    async def window(self, user_id: str, chat_id: str, *, before_turn: int, turns: int) -> list[Message]:
+        low = before_turn - turns
+        return [m for m in self._owned(user_id, chat_id) if low <= m.turn < before_turn]
+
+    async def page(self, user_id: str, chat_id: str, *, limit: int, before: int | None) -> list[Message]:
+        rows = [m for m in self._owned(user_id, chat_id) if before is None or m.id < before]
+        return rows[-limit:]
+
+
+class FakeCustomizations:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    def _clash(self, row: PromptCustomization) -> bool:
+        return any(
+            (c.user_id, c.agent_name, c.customization_type)
+            == (row.user_id, row.agent_name, row.customization_type)
+            and c.id != row.id
+            for c in self.s.customizations.values()
+        )
+
+    async def add(self, customization: PromptCustomization) -> None:
+        if self._clash(customization):
+            raise Conflict("customization of this type exists")
+        self.s.customizations[customization.id] = customization
+
+    async def get(self, user_id: str, customization_id: str) -> PromptCustomization | None:
+        row = self.s.customizations.get(customization_id)
+        return row if row and row.user_id == user_id else None
+
+    async def find(
+        self, user_id: str, agent_name: str, customization_type: str
+    ) -> PromptCustomization | None:
+        return next(
+            (
+                c
+                for c in self.s.customizations.values()
+                if (c.user_id, c.agent_name, c.customization_type)
+                == (user_id, agent_name, customization_type)
+            ),
+            None,
+        )
+
+    async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
+        rows = [
+            c
+            for c in self.s.customizations.values()
+            if c.user_id == user_id and c.agent_name == agent_name and c.is_active
+        ]
+        return sorted(rows, key=lambda c: (c.priority, c.created_at))
+
+    async def update(self, customization: PromptCustomization) -> bool:
+        if await self.get(customization.user_id, customization.id) is None:
+            return False
+        if self._clash(customization):
+            raise Conflict("customization of this type exists")
+        self.s.customizations[customization.id] = customization
+        return True
+
+    async def delete(self, user_id: str, customization_id: str) -> bool:
+        if await self.get(user_id, customization_id) is None:
+            return False
+        del self.s.customizations[customization_id]
+        return True
+
+
+class FakeSessions:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def add(self, session: SessionInstance) -> None:
+        self.s.sessions[session.id] = session
+
+    async def get(self, user_id: str, session_id: str) -> SessionInstance | None:
+        row = self.s.sessions.get(session_id)
+        return row if row and row.user_id == user_id else None
+
+    async def list(
+        self, user_id: str, *, agent_name: str | None, active: bool | None
+    ) -> list[SessionInstance]:
+        return [
+            r
+            for r in self.s.sessions.values()
+            if r.user_id == user_id and agent_name in (None, r.agent_name) and active in (None, r.is_active)
+        ]
+
+    async def _set(
+        self, user_id: str, session_id: str, *, active: bool, now: datetime
+    ) -> SessionInstance | None:
+        row = await self.get(user_id, session_id)
+        if row is None:
+            return None
+        beat = now if active else row.last_heartbeat_at
+        row = replace(row, is_active=active, last_heartbeat_at=beat, updated_at=now)
+        self.s.sessions[session_id] = row
+        return row
+
+    async def heartbeat(self, user_id: str, session_id: str, *, now: datetime) -> SessionInstance | None:
+        return await self._set(user_id, session_id, active=True, now=now)
+
+    async def end(self, user_id: str, session_id: str, *, now: datetime) -> SessionInstance | None:
+        return await self._set(user_id, session_id, active=False, now=now)
+
+    async def deactivate_stale(self, *, cutoff: datetime, now: datetime) -> list[SessionInstance]:
+        stale = [r for r in self.s.sessions.values() if r.is_active and r.last_heartbeat_at < cutoff]
+        for row in stale:
+            self.s.sessions[row.id] = replace(row, is_active=False, updated_at=now)
+        return [self.s.sessions[r.id] for r in stale]
+
+    async def active_pairs(self) -> set[tuple[str, str]]:
+        return {(r.user_id, r.agent_name) for r in self.s.sessions.values() if r.is_active}
+
+
+class FakeEvents:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def add(self, event: NewEvent, *, now: datetime) -> None:
+        self.s.events.append(
+            AuditEvent(
+                len(self.s.events) + 1,
+                event.type,
+                event.user_id,
+                event.agent_name,
+                event.chat_id,
+                dict(event.data),
+                now,
+            )
+        )
+
+    async def list(
+        self, *, type: str | None, user_id: str | None, limit: int, before: int | None
+    ) -> list[AuditEvent]:
+        rows = [
+            e
+            for e in reversed(self.s.events)
+            if type in (None, e.type) and user_id in (None, e.user_id) and (before is None or e.id < before)
+        ]
+        return rows[:limit]
+
+
+class FakeUnitOfWork:
+    """Works on a copy of the store and publishes it on commit, so rollback is real."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    async def __aenter__(self) -> Self:
+        self._work = replace(
+            self._store,
+            users=dict(self._store.users),
+            keys=dict(self._store.keys),
+            agents=dict(self._store.agents),
+            chats=dict(self._store.chats),
+            messages=list(self._store.messages),
+            customizations=dict(self._store.customizations),
+            sessions=dict(self._store.sessions),
+            events=list(self._store.events),
+        )
+        w = self._work
+        self.users, self.api_keys, self.agents = FakeUsers(w), FakeApiKeys(w), FakeAgents(w)
+        self.chats, self.messages = FakeChats(w), FakeMessages(w)
+        self.customizations, self.sessions, self.events = (
+            FakeCustomizations(w),
+            FakeSessions(w),
+            FakeEvents(w),
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    async def commit(self) -> None:
+        for name in ("users", "keys", "agents", "chats", "messages", "customizations", "sessions", "events"):
+            setattr(self._store, name, getattr(self._work, name))
+        self._store.commits += 1
+
+
+class FakeUnitOfWorkFactory:
+    def __init__(self, store: FakeStore | None = None) -> None:
+        self.store = store or FakeStore()
+        self.user_ids: list[str | None] = []
+
+    def __call__(self, *, user_id: str | None = None) -> FakeUnitOfWork:
+        self.user_ids.append(user_id)
+        return FakeUnitOfWork(self.store)
+
+
+class FakeChatLocks:
+    """In-process chat locks with the protocol's busy semantics."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, chat_id: str, *, wait: bool) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        if not wait and lock.locked():
+            raise ChatBusy(f"chat '{chat_id}' is busy")
+        async with lock:
+            yield
+
+    async def close(self) -> None:
+        self._locks.clear()
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.current += timedelta(seconds=seconds)

@@ -41,22 +41,34 @@ def test_a_second_start_prints_no_new_key(tmp_path: Path) -> None:
     with chatserver_serve(tmp_path) as second:
         second.wait_healthy()
         assert second.terminate() == 0
-        printed = "\n".join(second.output + [second.process.stdout.read() if second.process.stdout else ""])
+        printed = "\n".join([*second.output, second.process.stdout.read() if second.process.stdout else ""])
     assert "API key" not in printed and "cs_" not in printed
 
 
 def chatserver(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chatserver", *args], cwd=cwd, env=clean_env(), capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-m", "chatserver", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_agents_are_created_listed_and_deleted_from_the_command_line(tmp_path: Path) -> None:
     assert chatserver(tmp_path, "migrate").returncode == 0
     created = chatserver(
-        tmp_path, "agents", "create", "helper", "--model", "echo", "--system-prompt", "Be brief.",
-        "--tool", "current_time",
+        tmp_path,
+        "agents",
+        "create",
+        "helper",
+        "--model",
+        "echo",
+        "--system-prompt",
+        "Be brief.",
+        "--tool",
+        "current_time",
     )
     duplicate = chatserver(tmp_path, "agents", "create", "helper", "--model", "echo")
     bad_tool = chatserver(tmp_path, "agents", "create", "other", "--model", "echo", "--tool", "nope")

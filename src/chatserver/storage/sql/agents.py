@@ -1,0 +1,66 @@
+"""Agent configurations (global, not user-owned)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, RowMapping, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatserver.domain import AgentConfig
+from chatserver.storage.sql.statements import insert_or_conflict
+from chatserver.storage.sql.tables import agents
+
+
+def _agent(row: RowMapping) -> AgentConfig:
+    return AgentConfig(
+        name=row["name"],
+        model=row["model"],
+        system_prompt=row["system_prompt"],
+        description=row["description"],
+        tools=tuple(row["tools"]),
+        history_window=row["history_window"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _timestamp(value: Any) -> Any:
+    """The given time, or the database's clock when the caller left it unset."""
+    now: ColumnElement[Any] = func.current_timestamp()
+    return now if value is None else value
+
+
+def _editable(agent: AgentConfig) -> dict[str, Any]:
+    return {
+        "description": agent.description,
+        "model": agent.model,
+        "system_prompt": agent.system_prompt,
+        "tools": list(agent.tools),
+        "history_window": agent.history_window,
+        "updated_at": _timestamp(agent.updated_at),
+    }
+
+
+class SqlAgentRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, name: str) -> AgentConfig | None:
+        row = (await self._conn.execute(select(agents).where(agents.c.name == name))).mappings().first()
+        return _agent(row) if row else None
+
+    async def list(self) -> list[AgentConfig]:
+        rows = (await self._conn.execute(select(agents).order_by(agents.c.name))).mappings()
+        return [_agent(row) for row in rows]
+
+    async def add(self, agent: AgentConfig) -> None:
+        values = {"name": agent.name, "created_at": _timestamp(agent.created_at), **_editable(agent)}
+        await insert_or_conflict(self._conn, agents, values, conflict=f"agent {agent.name!r} already exists")
+
+    async def update(self, agent: AgentConfig) -> bool:
+        statement = update(agents).where(agents.c.name == agent.name).values(_editable(agent))
+        return (await self._conn.execute(statement)).rowcount > 0
+
+    async def delete(self, name: str) -> bool:
+        return (await self._conn.execute(delete(agents).where(agents.c.name == name))).rowcount > 0

@@ -1,0 +1,82 @@
+"""Chats: one conversation of one user with one agent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import RowMapping, delete, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatserver.domain import Chat
+from chatserver.storage.sql.statements import insert_unless_taken
+from chatserver.storage.sql.tables import chats
+
+TITLE_MAX_CHARS = 200
+
+
+def _chat(row: RowMapping) -> Chat:
+    return Chat(
+        id=row["id"],
+        user_id=row["user_id"],
+        agent_name=row["agent_name"],
+        title=row["title"],
+        turn_count=row["turn_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class SqlChatRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, user_id: str, chat_id: str) -> Chat | None:
+        statement = select(chats).where(chats.c.id == chat_id, chats.c.user_id == user_id)
+        row = (await self._conn.execute(statement)).mappings().first()
+        return _chat(row) if row else None
+
+    async def create_if_absent(self, chat: Chat) -> bool:
+        values = {
+            "id": chat.id,
+            "user_id": chat.user_id,
+            "agent_name": chat.agent_name,
+            "title": _fit_title(chat.title),
+            "turn_count": chat.turn_count,
+            "created_at": chat.created_at,
+            "updated_at": chat.updated_at,
+        }
+        return await insert_unless_taken(self._conn, chats, values)
+
+    async def claim_turn(self, user_id: str, chat_id: str, *, title: str, now: datetime) -> Chat | None:
+        statement = (
+            update(chats)
+            .where(chats.c.id == chat_id, chats.c.user_id == user_id)
+            .values(
+                turn_count=chats.c.turn_count + 1,
+                title=func.coalesce(chats.c.title, _fit_title(title)),
+                updated_at=now,
+            )
+            .returning(*chats.c)
+        )
+        row = (await self._conn.execute(statement)).mappings().first()
+        return _chat(row) if row else None
+
+    async def list(self, user_id: str, *, limit: int, before: tuple[datetime, str] | None) -> list[Chat]:
+        statement = (
+            select(chats)
+            .where(chats.c.user_id == user_id)
+            .order_by(chats.c.updated_at.desc(), chats.c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            # A row-value comparison in index order, so the (user_id, updated_at, id) index serves it.
+            statement = statement.where(tuple_(chats.c.updated_at, chats.c.id) < before)
+        return [_chat(row) for row in (await self._conn.execute(statement)).mappings()]
+
+    async def delete(self, user_id: str, chat_id: str) -> bool:
+        statement = delete(chats).where(chats.c.id == chat_id, chats.c.user_id == user_id)
+        return (await self._conn.execute(statement)).rowcount > 0
+
+
+def _fit_title(title: str | None) -> str | None:
+    return None if title is None else title[:TITLE_MAX_CHARS]

@@ -1,0 +1,81 @@
+"""Classify driver errors: which mean "the database is unreachable", which are unique violations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+from chatserver.errors import DatabaseUnavailable
+
+# SQLSTATEs that mean the server, not the statement, failed: class 08 (connection exception),
+# 53300 (too many connections), 57P01-57P03 (shutdown, crash, cannot connect now).
+_UNAVAILABLE_SQLSTATES = frozenset({"53300", "57P01", "57P02", "57P03"})
+_UNIQUE_SQLSTATE = "23505"
+_SQLITE_UNIQUE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+# SQLite's writer lock still held by another connection after busy_timeout: the database is
+# overloaded, not the statement wrong.
+_SQLITE_BUSY_ERRORS = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The error, the driver error SQLAlchemy wrapped, and their causes (bounded, cycle-safe)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 16:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nxt in (getattr(current, "orig", None), current.__cause__):
+            if isinstance(nxt, BaseException):
+                pending.append(nxt)
+
+
+def _is_unavailable_one(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | sa_exc.TimeoutError | sa_exc.InterfaceError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if getattr(exc, "sqlite_errorname", None) in _SQLITE_BUSY_ERRORS:
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True for failures of the connection or server (never for integrity or programming errors).
+
+    ``OSError`` covers ``ConnectionError`` and, on Python 3.11+, ``TimeoutError``.
+    """
+    if isinstance(exc, sa_exc.IntegrityError):
+        return False
+    return any(_is_unavailable_one(e) for e in _chain(exc))
+
+
+def is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
+    for error in _chain(exc):
+        if getattr(error, "sqlstate", None) == _UNIQUE_SQLSTATE:
+            return True
+        if getattr(error, "sqlite_errorname", None) in _SQLITE_UNIQUE_ERRORS:
+            return True
+    return False
+
+
+@contextmanager
+def unavailable_on_connection_errors(*, connecting: bool = False) -> Iterator[None]:
+    """Re-raise connection-level failures as ``DatabaseUnavailable``, chaining the cause.
+
+    While ``connecting``, any driver error counts: a database that refuses the connection (missing,
+    unreadable, wrong credentials) is unavailable to this process.
+    """
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:
+        if is_connection_error(exc) or (connecting and isinstance(exc, sa_exc.DBAPIError)):
+            raise DatabaseUnavailable("database unavailable") from exc
+        raise

@@ -1,0 +1,219 @@
+"""Per-chat turn serialization: in-process on SQLite, across replicas on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chatserver.config import Settings
+from chatserver.errors import ChatBusy, DatabaseUnavailable
+from chatserver.storage.protocols import ChatLocks
+from chatserver.storage.sql.driver_errors import is_connection_error, unavailable_on_connection_errors
+
+_BUSY = "chat is busy with another turn"
+_FIRST_POLL_SECONDS = 0.005
+_MAX_POLL_SECONDS = 0.1
+
+_KEY = bindparam("key", type_=BigInteger())
+_TRY_LOCK = select(func.pg_try_advisory_lock(_KEY))
+_UNLOCK = select(func.pg_advisory_unlock(_KEY))
+
+
+def advisory_key(chat_id: str) -> int:
+    """The chat's PostgreSQL advisory lock key: a signed 64-bit hash, identical on every replica."""
+    digest = hashlib.blake2b(chat_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class _Slot:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class LocalChatLocks:
+    """One asyncio lock per chat, dropped when nobody holds or awaits it, so memory stays bounded."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+        self._slots: dict[str, _Slot] = {}
+
+    @asynccontextmanager
+    async def hold(self, chat_id: str, *, wait: bool) -> AsyncIterator[None]:
+        # A slot exists while someone holds the lock or queues for it: either way, busy.
+        if not wait and chat_id in self._slots:
+            raise ChatBusy(_BUSY)
+        slot = self._slots.setdefault(chat_id, _Slot())
+        slot.users += 1
+        try:
+            await self._acquire(slot.lock)
+            try:
+                yield
+            finally:
+                slot.lock.release()
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._slots[chat_id]
+
+    async def close(self) -> None:
+        """Nothing outlives the process."""
+
+    async def _acquire(self, lock: asyncio.Lock) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await lock.acquire()
+        except TimeoutError:
+            raise ChatBusy(_BUSY) from None
+
+
+class _AdvisorySession:
+    """The one connection that owns this process's advisory locks.
+
+    Session-level locks belong to a connection, so it is detached from the request pool (no request
+    ever inherits a lock, and holding locks costs no pool slot). It runs in AUTOCOMMIT and one query
+    at a time. If it is lost the server has released its locks; the next query reconnects.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._guard = asyncio.Lock()
+        self._closed = False
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    async def try_lock(self, key: int) -> bool:
+        attempt = asyncio.ensure_future(self._try_lock(key))
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # The query runs on; should it take the lock, give it back or the chat stays locked.
+            attempt.add_done_callback(lambda done: self._unlock_if_taken(key, done))
+            raise
+
+    async def unlock(self, key: int) -> None:
+        async with self._guard:
+            if self._closed or self._conn is None:
+                return
+            try:
+                await self._conn.execute(_UNLOCK, {"key": key})
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                await self._discard()  # the lost session released the lock already
+
+    async def close(self) -> None:
+        async with self._guard:
+            self._closed = True
+            await self._discard()
+
+    async def _try_lock(self, key: int) -> bool:
+        async with self._guard:
+            if self._closed:
+                raise DatabaseUnavailable("chat locks are closed")
+            try:
+                return await self._query_lock(key)
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                await self._discard()
+            # The connection was lost (e.g. a server restart): one retry on a fresh one.
+            with unavailable_on_connection_errors(connecting=True):
+                return await self._query_lock(key)
+
+    async def _query_lock(self, key: int) -> bool:
+        conn = await self._connection()
+        return bool((await conn.execute(_TRY_LOCK, {"key": key})).scalar_one())
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self._engine.connect()
+            try:
+                await conn.run_sync(_detach_in_autocommit)
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # close(), not invalidate(): a detached connection has no pool record to close it through,
+            # so invalidating would drop the driver connection unclosed. close() terminates it.
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _unlock_if_taken(self, key: int, attempt: asyncio.Future[bool]) -> None:
+        if attempt.cancelled() or attempt.exception() is not None or not attempt.result():
+            return
+        cleanup = asyncio.ensure_future(self.unlock(key))
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
+
+
+def _detach_in_autocommit(conn: Connection) -> None:
+    """Take the connection out of the pool for good, then switch the driver to autocommit.
+
+    Set on the DBAPI connection directly: ``execution_options(isolation_level=...)`` would register
+    a reset on the pool's record, which after the detach belongs to some other future connection.
+    """
+    conn.detach()
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:
+        raise RuntimeError("the lock connection was invalidated while being set up")
+    conn.dialect.set_isolation_level(dbapi_connection, "AUTOCOMMIT")
+
+
+class PostgresChatLocks:
+    """An in-process lock per chat (local waiters queue without polling), then an advisory lock.
+
+    Waiting on another replica polls ``pg_try_advisory_lock`` with capped exponential backoff: a
+    blocking ``pg_advisory_lock`` would tie up the shared lock connection for every other chat.
+    """
+
+    def __init__(self, engine: AsyncEngine, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+        self._local = LocalChatLocks(timeout_seconds)
+        self._session = _AdvisorySession(engine)
+
+    @asynccontextmanager
+    async def hold(self, chat_id: str, *, wait: bool) -> AsyncIterator[None]:
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        key = advisory_key(chat_id)
+        async with self._local.hold(chat_id, wait=wait):
+            await self._acquire(key, wait=wait, deadline=deadline)
+            try:
+                yield
+            finally:
+                # Shielded: a cancelled turn must still give the chat back.
+                await asyncio.shield(self._session.unlock(key))
+
+    async def close(self) -> None:
+        """Closes the lock connection, which releases every advisory lock this process holds."""
+        await self._session.close()
+
+    async def _acquire(self, key: int, *, wait: bool, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        delay = _FIRST_POLL_SECONDS
+        while not await self._session.try_lock(key):
+            remaining = deadline - loop.time()
+            if not wait or remaining <= 0:
+                raise ChatBusy(_BUSY)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, _MAX_POLL_SECONDS)
+
+
+def make_chat_locks(engine: AsyncEngine, settings: Settings) -> ChatLocks:
+    if engine.dialect.name == "postgresql":
+        return PostgresChatLocks(engine, settings.chat_lock_timeout_seconds)
+    return LocalChatLocks(settings.chat_lock_timeout_seconds)

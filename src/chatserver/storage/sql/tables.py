@@ -1,0 +1,149 @@
+"""The schema, in SQLAlchemy Core. Migrations under ``storage/migrations`` create exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from chatserver.storage.sql.types import UTCDateTime, json_type
+
+# Explicit names, so later migrations can drop or alter constraints by name on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY, so the 64-bit ids are INTEGER there.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _owner() -> Column[str]:
+    return Column("user_id", String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("name", String(255), nullable=True, unique=True),
+    Column("is_admin", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    _owner(),
+    Column("prefix", String(32), nullable=False, index=True),
+    Column("key_hash", String(128), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("system_prompt", Text, nullable=False),
+    Column("tools", json_type(), nullable=False),
+    Column("history_window", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+chats = Table(
+    "chats",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    _owner(),
+    # No foreign key: deleting an agent must not delete its users' conversations.
+    Column("agent_name", String(64), nullable=False),
+    Column("title", String(200), nullable=True),
+    Column("turn_count", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "user_id", "updated_at", "id"),
+)
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("chat_id", String(128), ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("turn", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("tool_calls", json_type(none_as_null=True), nullable=True),
+    Column("tool_call_id", String(255), nullable=True),
+    Column("tool_name", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    # Serves the history window: chat_id equality, turn range, newest first.
+    Index(None, "chat_id", "turn", "id"),
+    Index(None, "chat_id", "id"),
+)
+
+prompt_customizations = Table(
+    "prompt_customizations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    _owner(),
+    Column("agent_name", String(64), nullable=False),
+    Column("customization_type", String(64), nullable=False),
+    Column("content", json_type(), nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("user_id", "agent_name", "customization_type"),
+    Index(None, "user_id", "agent_name", "priority"),
+)
+
+chat_session_instances = Table(
+    "chat_session_instances",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    _owner(),
+    Column("chat_id", String(128), ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("agent_name", String(64), nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("last_heartbeat_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "is_active", "last_heartbeat_at"),
+    Index(None, "user_id", "agent_name"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("user_id", String(255), nullable=True),
+    Column("agent_name", String(64), nullable=True),
+    Column("chat_id", String(128), nullable=True),
+    Column("data", json_type(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "type", "id"),
+    Index(None, "user_id", "id"),
+)

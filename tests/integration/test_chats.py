@@ -1,0 +1,126 @@
+"""Chats: created once under races, owned by one user, turns counted, listed newest first by keyset."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatserver.domain import Chat, NewMessage
+from chatserver.storage.sql import SqlUnitOfWorkFactory
+from tests.support.builders import NOW, at, chat, session
+
+
+async def _create(uow_factory: SqlUnitOfWorkFactory, *chats: Chat) -> list[bool]:
+    async with uow_factory() as uow:
+        created = [await uow.chats.create_if_absent(c) for c in chats]
+        await uow.commit()
+    return created
+
+
+async def test_a_chat_is_created_once_and_read_back_by_its_owner(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    created = await _create(uow_factory, chat("c1", "alice"), chat("c1", "alice", title="again"))
+    async with uow_factory(user_id="alice") as uow:
+        assert await uow.chats.get("alice", "c1") == chat("c1", "alice")
+    assert created == [True, False]
+
+
+async def test_a_chat_id_taken_by_another_user_is_neither_created_nor_visible(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    created = await _create(uow_factory, chat("c1", "alice"), chat("c1", "bob"))
+    async with uow_factory(user_id="bob") as uow:
+        assert await uow.chats.get("bob", "c1") is None
+    assert created == [True, False]
+
+
+async def test_racing_first_requests_create_the_chat_exactly_once(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    async def create() -> bool:
+        async with uow_factory(user_id="alice") as uow:
+            created = await uow.chats.create_if_absent(chat("raced", "alice"))
+            await uow.commit()
+            return created
+
+    results = await asyncio.wait_for(asyncio.gather(*(create() for _ in range(8))), timeout=30)
+    assert sorted(results) == [False] * 7 + [True]
+
+
+async def test_claiming_turns_counts_them_and_keeps_the_first_title(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(uow_factory, chat("c1", "alice"))
+    async with uow_factory(user_id="alice") as uow:
+        first = await uow.chats.claim_turn("alice", "c1", title="Hello there", now=at(1))
+        second = await uow.chats.claim_turn("alice", "c1", title="Something else", now=at(2))
+        await uow.commit()
+    assert first == chat("c1", "alice", title="Hello there", turn_count=1, updated_at=at(1))
+    assert second == chat("c1", "alice", title="Hello there", turn_count=2, updated_at=at(2))
+
+
+async def test_a_long_first_message_is_cut_to_a_200_character_title(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(uow_factory, chat("c1", "alice"))
+    async with uow_factory(user_id="alice") as uow:
+        claimed = await uow.chats.claim_turn("alice", "c1", title="x" * 500, now=at(1))
+        await uow.commit()
+    assert claimed is not None and claimed.title == "x" * 200
+
+
+async def test_nobody_claims_a_turn_on_another_users_chat(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(uow_factory, chat("c1", "alice"))
+    async with uow_factory(user_id="bob") as uow:
+        claimed = await uow.chats.claim_turn("bob", "c1", title="mine now", now=at(1))
+        missing = await uow.chats.claim_turn("bob", "no-such-chat", title="t", now=at(1))
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        untouched = await uow.chats.get("alice", "c1")
+    assert (claimed, missing) == (None, None)
+    assert untouched == chat("c1", "alice")
+
+
+async def test_chats_are_listed_newest_first_in_keyset_pages_of_the_owners_chats_only(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    # Two chats share an updated_at: the id breaks the tie, so no page skips or repeats one.
+    mine = [chat(f"a{i}", "alice", updated_at=at(i // 2)) for i in range(5)]
+    await _create(uow_factory, *mine, chat("b0", "bob", updated_at=at(10)))
+    pages: list[list[str]] = []
+    before = None
+    async with uow_factory(user_id="alice") as uow:
+        while page := await uow.chats.list("alice", limit=2, before=before):
+            pages.append([c.id for c in page])
+            before = (page[-1].updated_at, page[-1].id)
+    assert pages == [["a4", "a3"], ["a2", "a1"], ["a0"]]
+
+
+async def test_deleting_a_chat_takes_its_messages_and_sessions_with_it(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(uow_factory, chat("c1", "alice"))
+    async with uow_factory(user_id="alice") as uow:
+        await uow.messages.add("alice", "c1", 1, [NewMessage("user", "hi")], now=NOW)
+        await uow.sessions.add(session("alice", "c1", id="s1"))
+        deleted = [await uow.chats.delete("alice", "c1"), await uow.chats.delete("alice", "c1")]
+        left = (
+            await uow.messages.page("alice", "c1", limit=10, before=None),
+            await uow.sessions.get("alice", "s1"),
+        )
+    assert deleted == [True, False]
+    assert left == ([], None)
+
+
+async def test_nobody_deletes_another_users_chat(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(uow_factory, chat("c1", "alice"))
+    async with uow_factory(user_id="bob") as uow:
+        deleted = await uow.chats.delete("bob", "c1")
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        assert await uow.chats.get("alice", "c1") is not None
+    assert deleted is False

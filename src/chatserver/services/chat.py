@@ -7,10 +7,11 @@ message and the window are read in one short transaction, the answer written in 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 from pydantic_ai.messages import ModelMessage
 
@@ -43,6 +44,21 @@ class ChatReply:
     usage: TurnUsage
 
 
+class TurnListener(Protocol):
+    """Observes finished turns (metrics); must not raise or block."""
+
+    def turn_completed(self, agent_name: str, result: TurnResult, seconds: float) -> None: ...
+    def turn_failed(self, agent_name: str, code: str, seconds: float) -> None: ...
+
+
+class NoTurnListener:
+    def turn_completed(self, agent_name: str, result: TurnResult, seconds: float) -> None:
+        pass
+
+    def turn_failed(self, agent_name: str, code: str, seconds: float) -> None:
+        pass
+
+
 class _RunArgs(TypedDict):
     history: list[ModelMessage]
     deps: TurnDeps
@@ -55,6 +71,7 @@ class _OpenTurn:
     built: BuiltAgent
     turn: int
     window: list[Message]
+    started: float
 
 
 class ChatService:
@@ -66,6 +83,7 @@ class ChatService:
         clock: Clock,
         policy: TurnPolicy,
         tool_backend: ToolBackend | None = None,
+        listener: TurnListener | None = None,
     ) -> None:
         self._uow = uow
         self._agents = agents
@@ -73,6 +91,7 @@ class ChatService:
         self._clock = clock
         self._policy = policy
         self._tool_backend = tool_backend
+        self._listener = listener or NoTurnListener()
 
     async def process_chat(self, user_id: str, agent_name: str, chat_id: str, message: str) -> ChatReply:
         self._check_message(message)
@@ -82,9 +101,9 @@ class ChatService:
             try:
                 result = await run_turn(built, message, **self._run_args(user_id, chat_id, opened))
             except ModelError as error:
-                await self._record_failure(user_id, agent_name, chat_id, opened.turn, error)
+                await self._record_failure(user_id, chat_id, opened, error)
                 raise
-            await self._close_turn(user_id, agent_name, chat_id, opened.turn, result)
+            await self._close_turn(user_id, chat_id, opened, result)
         return ChatReply(chat_id, result.output, result.tool_calls, result.usage)
 
     async def stream_chat(
@@ -98,7 +117,6 @@ class ChatService:
     async def _stream(
         self, user_id: str, built: BuiltAgent, chat_id: str, message: str
     ) -> AsyncIterator[StreamEvent]:
-        agent_name = built.config.name
         async with self._locks.hold(chat_id, wait=self._policy.wait_when_busy):
             opened = await self._open_turn(user_id, built, chat_id, message)
             events = stream_turn(built, message, **self._run_args(user_id, chat_id, opened))
@@ -107,10 +125,10 @@ class ChatService:
                 async with aclosing(events):
                     async for event in events:
                         if isinstance(event, DoneEvent):
-                            await self._close_turn(user_id, agent_name, chat_id, opened.turn, event.result)
+                            await self._close_turn(user_id, chat_id, opened, event.result)
                         yield event
             except ModelError as error:
-                await self._record_failure(user_id, agent_name, chat_id, opened.turn, error)
+                await self._record_failure(user_id, chat_id, opened, error)
                 raise
 
     def _check_message(self, message: str) -> None:
@@ -148,15 +166,14 @@ class ChatService:
                 user_id, chat_id, before_turn=chat.turn_count, turns=self._window_turns(built)
             )
             await uow.commit()
-        return _OpenTurn(built, chat.turn_count, window)
+        return _OpenTurn(built, chat.turn_count, window, time.perf_counter())
 
     def _window_turns(self, built: BuiltAgent) -> int:
         configured = built.config.history_window
         return self._policy.history_window if configured is None else configured
 
-    async def _close_turn(
-        self, user_id: str, agent_name: str, chat_id: str, turn: int, result: TurnResult
-    ) -> None:
+    async def _close_turn(self, user_id: str, chat_id: str, opened: _OpenTurn, result: TurnResult) -> None:
+        agent_name = opened.built.config.name
         usage = result.usage
         event = NewEvent(
             "turn.completed",
@@ -164,7 +181,7 @@ class ChatService:
             agent_name=agent_name,
             chat_id=chat_id,
             data={
-                "turn": turn,
+                "turn": opened.turn,
                 "tool_calls": len(result.tool_calls),
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
@@ -173,20 +190,21 @@ class ChatService:
         )
         now = self._clock.now()
         async with self._uow(user_id=user_id) as uow:
-            await uow.messages.add(user_id, chat_id, turn, result.new_messages, now=now)
+            await uow.messages.add(user_id, chat_id, opened.turn, result.new_messages, now=now)
             await uow.events.add(event, now=now)
             await uow.commit()
+        self._listener.turn_completed(agent_name, result, time.perf_counter() - opened.started)
 
-    async def _record_failure(
-        self, user_id: str, agent_name: str, chat_id: str, turn: int, error: ModelError
-    ) -> None:
+    async def _record_failure(self, user_id: str, chat_id: str, opened: _OpenTurn, error: ModelError) -> None:
+        agent_name = opened.built.config.name
         code = "model_timeout" if isinstance(error, ModelTimeout) else "model_error"
+        self._listener.turn_failed(agent_name, code, time.perf_counter() - opened.started)
         event = NewEvent(
             "turn.failed",
             user_id=user_id,
             agent_name=agent_name,
             chat_id=chat_id,
-            data={"turn": turn, "code": code},
+            data={"turn": opened.turn, "code": code},
         )
         async with self._uow(user_id=user_id) as uow:
             await uow.events.add(event, now=self._clock.now())

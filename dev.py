@@ -51,7 +51,7 @@ def main() -> int:
     if task == "test":
         return run("pytest", *rest)
     if task == "lint":
-        return run("ruff", "check", "src", "tests", "benchmarks") or run("mypy")
+        return run("ruff", "check", ".") or run("mypy")
     return run("python", "benchmarks/run.py", *rest)
 
 

@@ -52,7 +52,7 @@ def main() -> int:
         return run("pytest", *rest)
     if task == "lint":
         return run("ruff", "check", ".") or run("mypy")
-    return run("python", "benchmarks/run.py", *rest)
+    return run("python", "-m", "benchmarks.run", *rest)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,222 @@
+"""chatserver benchmarks: start the server as a user would, load it, print one table per run.
+
+    python -m benchmarks.run                      # every scenario, SQLite and PostgreSQL, 3 runs
+    python -m benchmarks.run --db postgres --runs 1 --scenario zero
+
+Scenarios: zero (no model latency; concurrency 1, 16, 64), long (the same with 10,000 earlier
+messages in every chat), floor (a bare FastAPI route doing one turn's database work), latency
+(echo latency 1 s at concurrency 128 and 1,000), cache (agent build vs cache hit; 1,000 agents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.agent_cache import measure_agent_cache
+from benchmarks.common import Server, chatserver, free_port, fresh_database, server_process
+from benchmarks.load import LoadResult, chat_ids, drive, user_of
+from benchmarks.seed import seed_long_chats
+
+ZERO_CONCURRENCY = (1, 16, 64)
+TURNS = {1: 400, 16: 1600, 64: 3200}
+USERS = 50
+LONG_MESSAGES = 10_000
+
+
+@dataclass
+class Row:
+    scenario: str
+    db: str
+    concurrency: int
+    turns_per_s: float
+    p50: float
+    p95: float
+    p99: float
+    errors: int
+    cpu_ms_per_turn: float
+    peak_rss_mb: float
+
+
+def measure(
+    server: Server,
+    scenario: str,
+    db: str,
+    concurrency: int,
+    chats: list[str],
+    turns: int,
+    *,
+    path: str = "/api/chat",
+    warmup: bool = True,
+) -> Row:
+    def load(n: int) -> LoadResult:
+        return asyncio.run(
+            drive(
+                server.url, path=path, agent="assistant", chats=chats, users=USERS, turns=n, message="hello"
+            )
+        )
+
+    if warmup:
+        load(len(chats))  # first turn per chat: provisioning, chat creation, agent build
+    before = server.usage()
+    result = load(turns)
+    after = server.usage()
+    cpu_ms = (after.cpu_seconds - before.cpu_seconds) * 1000 / max(result.turns, 1)
+    return Row(
+        scenario,
+        db,
+        concurrency,
+        result.turns_per_second,
+        result.p50,
+        result.percentile(0.95),
+        result.percentile(0.99),
+        result.errors,
+        cpu_ms,
+        after.peak_rss_mb,
+    )
+
+
+def floor_server(database_url: str, directory: Path):  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {"CHATSERVER_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.floor_app:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return server_process(argv, env, port, Path.cwd())
+
+
+def zero_long_floor(db: str, directory: Path, scenarios: set[str]) -> list[Row]:
+    rows: list[Row] = []
+    long_chats = {c: chat_ids(f"long{c}", c) for c in ZERO_CONCURRENCY}
+    short_chats = {c: chat_ids(f"short{c}", c) for c in ZERO_CONCURRENCY}
+    with tempfile.TemporaryDirectory() as tmp, database(db, Path(tmp)) as url:
+        if "long" in scenarios:
+            owned = [
+                (chat, user_of(w, USERS)) for c in ZERO_CONCURRENCY for w, chat in enumerate(long_chats[c])
+            ]
+            asyncio.run(seed_long_chats(url, owned, messages=LONG_MESSAGES))
+        with chatserver(url, directory) as server:
+            for c in ZERO_CONCURRENCY:
+                if "zero" in scenarios or "floor" in scenarios:
+                    rows.append(measure(server, "zero", db, c, short_chats[c], TURNS[c]))
+                if "long" in scenarios:
+                    rows.append(measure(server, "long", db, c, long_chats[c], TURNS[c]))
+        if "floor" in scenarios:
+            with floor_server(url, directory) as floor:
+                for c in ZERO_CONCURRENCY:
+                    rows.append(
+                        measure(floor, "floor", db, c, short_chats[c], TURNS[c], path="/floor", warmup=False)
+                    )
+    return rows
+
+
+def latency(db: str, directory: Path) -> list[Row]:
+    rows = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        database(db, Path(tmp)) as url,
+        chatserver(url, directory, CHATSERVER_ECHO_LATENCY_MS="1000") as server,
+    ):
+        rows.append(measure(server, "latency 1s", db, 128, chat_ids("lat128", 128), 128 * 8))
+        rows.append(measure(server, "latency 1s", db, 1000, chat_ids("lat1000", 1000), 1000 * 3))
+    return rows
+
+
+class database:
+    """A fresh database for one block, on a private event loop."""
+
+    def __init__(self, kind: str, directory: Path) -> None:
+        self._cm = fresh_database(kind, directory)
+        self._runner = asyncio.Runner()
+
+    def __enter__(self) -> str:
+        return self._runner.run(self._cm.__aenter__())
+
+    def __exit__(self, *exc: object) -> None:
+        self._runner.run(self._cm.__aexit__(None, None, None))
+        self._runner.close()
+
+
+def median_rows(runs: list[list[Row]]) -> list[Row]:
+    grouped: dict[tuple[str, str, int], list[Row]] = defaultdict(list)
+    for run in runs:
+        for row in run:
+            grouped[(row.scenario, row.db, row.concurrency)].append(row)
+    med: Callable[[list[float]], float] = statistics.median
+    return [
+        Row(
+            s,
+            d,
+            c,
+            med([r.turns_per_s for r in rs]),
+            med([r.p50 for r in rs]),
+            med([r.p95 for r in rs]),
+            med([r.p99 for r in rs]),
+            max(r.errors for r in rs),
+            med([r.cpu_ms_per_turn for r in rs]),
+            max(r.peak_rss_mb for r in rs),
+        )
+        for (s, d, c), rs in grouped.items()
+    ]
+
+
+def print_table(rows: list[Row], title: str) -> None:
+    floors = {(r.db, r.concurrency): r.cpu_ms_per_turn for r in rows if r.scenario == "floor"}
+    print(f"\n### {title}\n")
+    columns = "scenario db concurrency turns/s p50_ms p95_ms p99_ms errors CPU_ms/turn x_floor peak_RSS_MB"
+    print("| " + " | ".join(c.replace("_", " ") for c in columns.split()) + " |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        floor = floors.get((r.db, r.concurrency))
+        ratio = f"{r.cpu_ms_per_turn / floor:.2f}" if floor and r.scenario in ("zero", "long") else ""
+        print(
+            f"| {r.scenario} | {r.db} | {r.concurrency} | {r.turns_per_s:.1f} | {r.p50:.2f} | {r.p95:.2f} | "
+            f"{r.p99:.2f} | {r.errors} | {r.cpu_ms_per_turn:.2f} | {ratio} | {r.peak_rss_mb:.0f} |"
+        )
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenario", action="append", choices=["zero", "long", "floor", "latency", "cache"])
+    args = parser.parse_args()
+    scenarios = set(args.scenario or ["zero", "long", "floor", "latency", "cache"])
+    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    runs: list[list[Row]] = []
+    with tempfile.TemporaryDirectory() as work:
+        for n in range(args.runs):
+            rows: list[Row] = []
+            for db in dbs:
+                if scenarios & {"zero", "long", "floor"}:
+                    rows += zero_long_floor(db, Path(work), scenarios)
+                if "latency" in scenarios:
+                    rows += latency(db, Path(work))
+            print_table(rows, f"run {n + 1} of {args.runs}")
+            runs.append(rows)
+    if args.runs > 1:
+        print_table(median_rows(runs), f"median of {args.runs} runs")
+    if "cache" in scenarios:
+        measure_agent_cache()
+
+
+if __name__ == "__main__":
+    main()

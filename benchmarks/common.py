@@ -26,6 +26,22 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "CHATSERVER_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REPO = Path(__file__).resolve().parent.parent
+
+# The server connects as a plain role, as in production: a superuser would skip row-level security
+# (and its cost). Benchmark-only credentials, for servers that do not trust loopback.
+APP_ROLE = "chatserver_bench"
+_CREATE_APP_ROLE = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{APP_ROLE}';
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$
+"""
 
 
 def free_port() -> int:
@@ -48,9 +64,12 @@ async def fresh_database(kind: str, directory: Path) -> AsyncIterator[str]:
     name = f"cs_bench_{secrets.token_hex(5)}"
     admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await conn.execute(text(_CREATE_APP_ROLE))
+        await conn.execute(text(f"ALTER ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS"))
+        await conn.execute(text(f'CREATE DATABASE "{name}" OWNER {APP_ROLE}'))
     try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        url = make_url(POSTGRES_ADMIN_URL).set(username=APP_ROLE, password=APP_ROLE, database=name)
+        yield url.render_as_string(hide_password=False)
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -84,27 +103,31 @@ class Server:
 
 
 @contextmanager
-def server_process(argv: list[str], env: dict[str, str], port: int, cwd: Path) -> Iterator[Server]:
-    process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = Server(process, f"http://127.0.0.1:{port}")
-    try:
-        wait_healthy(server)
-        yield server
-    finally:
-        process.terminate()
+def server_process(
+    argv: list[str], env: dict[str, str], port: int, cwd: Path, log_dir: Path
+) -> Iterator[Server]:
+    # Logs go to a file: a pipe nobody reads would block the server once its buffer is full.
+    log_path = log_dir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        server = Server(process, f"http://127.0.0.1:{port}")
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+            wait_healthy(server, log_path)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
-def wait_healthy(server: Server, timeout: float = 60) -> None:
+def wait_healthy(server: Server, log_path: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            err = server.process.stderr.read().decode() if server.process.stderr else ""
-            raise RuntimeError(f"server exited early: {err[-2000:]}")
+            raise RuntimeError(f"server exited early: {log_path.read_text()[-2000:]}")
         try:
             if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
                 return
@@ -114,14 +137,16 @@ def wait_healthy(server: Server, timeout: float = 60) -> None:
 
 
 def chatserver_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
+    """Default settings (INFO JSON logs with an access line per request, metrics, background tasks),
+    but the ``echo`` model: without ``CHATSERVER_DEFAULT_MODEL`` the seeded agent would run the
+    local llama.cpp model whenever it is installed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSERVER_")}
     return {
         **env,
         "CHATSERVER_DATABASE_URL": database_url,
         "CHATSERVER_JWT_SECRET": JWT_SECRET,
         "CHATSERVER_PORT": str(port),
-        "CHATSERVER_LOG_LEVEL": "WARNING",
-        "CHATSERVER_RATE_LIMIT_PER_MINUTE": "0",
+        "CHATSERVER_DEFAULT_MODEL": "echo",
         **extra,
     }
 
@@ -131,7 +156,8 @@ def chatserver(database_url: str, directory: Path, **extra: str) -> Iterator[Ser
     """`chatserver serve` as a user runs it: one uvicorn worker on loopback."""
     port = free_port()
     argv = [sys.executable, "-m", "chatserver", "serve", "--port", str(port)]
-    with server_process(argv, chatserver_env(database_url, port, **extra), port, directory) as server:
+    env = chatserver_env(database_url, port, **extra)
+    with server_process(argv, env, port, directory, directory) as server:
         yield server
 
 

@@ -1,15 +1,24 @@
-"""A concurrent load driver: W workers, each on its own chat, driving POST {path} for N turns."""
+"""A concurrent load driver: W workers, each on its own chat, driving POST {path} for N turns.
+
+It runs on uvloop (the server's loop too), so the driver takes as little of the shared CPU as it can.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import statistics
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
+import uvloop
 
 from benchmarks.common import token
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -18,6 +27,8 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    error_kinds: Counter[str] = field(default_factory=Counter)
+    """HTTP status and error code (or transport error class) -> count."""
 
     @property
     def turns_per_second(self) -> float:
@@ -34,12 +45,25 @@ class LoadResult:
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
 
 
+def run_on_uvloop(coro: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def chat_ids(prefix: str, workers: int) -> list[str]:
     return [f"{prefix}-{w}" for w in range(workers)]
 
 
 def user_of(worker: int, users: int) -> str:
     return f"bench-user-{worker % users}"
+
+
+def _error_kind(response: httpx.Response) -> str:
+    try:
+        code = response.json().get("code", "")
+    except ValueError:
+        code = ""
+    return f"{response.status_code} {code}".strip()
 
 
 async def drive(
@@ -50,27 +74,32 @@ async def drive(
     headers = [{"Authorization": f"Bearer {token(user_of(w, users))}"} for w in range(workers)]
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
     latencies: list[float] = []
-    errors = 0
+    kinds: Counter[str] = Counter()
     per_worker = [turns // workers + (1 if w < turns % workers else 0) for w in range(workers)]
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
 
         async def worker(w: int) -> None:
-            nonlocal errors
             for _ in range(per_worker[w]):
                 body = {"agent_name": agent, "message": message, "session_id": chats[w]}
                 started = time.perf_counter()
                 try:
                     response = await client.post(path, json=body, headers=headers[w])
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
+                except httpx.HTTPError as exc:
+                    kinds[type(exc).__name__] += 1
+                    continue
+                if response.status_code == 200:
                     latencies.append((time.perf_counter() - started) * 1000)
                 else:
-                    errors += 1
+                    kinds[_error_kind(response)] += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(workers)))
         elapsed = time.perf_counter() - started
-    return LoadResult(turns=len(latencies), errors=errors, seconds=elapsed, latencies_ms=latencies)
+    return LoadResult(
+        turns=len(latencies),
+        errors=sum(kinds.values()),
+        seconds=elapsed,
+        latencies_ms=latencies,
+        error_kinds=kinds,
+    )

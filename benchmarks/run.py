@@ -17,17 +17,20 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.agent_cache import measure_agent_cache
-from benchmarks.common import Server, chatserver, free_port, fresh_database, server_process
-from benchmarks.load import LoadResult, chat_ids, drive, user_of
+from benchmarks.common import REPO, Server, chatserver, free_port, fresh_database, server_process
+from benchmarks.load import LoadResult, chat_ids, drive, run_on_uvloop, user_of
 from benchmarks.seed import seed_long_chats
 
 ZERO_CONCURRENCY = (1, 16, 64)
 TURNS = {1: 400, 16: 1600, 64: 3200}
 USERS = 50
+WARMUP_TURNS_PER_CHAT = 2
+MIN_WARMUP_TURNS = 50
 LONG_MESSAGES = 10_000
 
 
@@ -54,20 +57,23 @@ def measure(
     turns: int,
     *,
     path: str = "/api/chat",
-    warmup: bool = True,
 ) -> Row:
     def load(n: int) -> LoadResult:
-        return asyncio.run(
+        return run_on_uvloop(
             drive(
                 server.url, path=path, agent="assistant", chats=chats, users=USERS, turns=n, message="hello"
             )
         )
 
-    if warmup:
-        load(len(chats))  # first turn per chat: provisioning, chat creation, agent build
+    # Excluded from the numbers: each chat's first turn (user provisioning, chat creation, agent
+    # build) and enough turns to fill the database pool and warm every code path.
+    load(max(WARMUP_TURNS_PER_CHAT * len(chats), MIN_WARMUP_TURNS))
     before = server.usage()
     result = load(turns)
     after = server.usage()
+    if result.errors:
+        kinds = ", ".join(f"{kind}: {n}" for kind, n in result.error_kinds.most_common())
+        print(f"  {scenario} {db} c={concurrency}: {result.errors} errors ({kinds})", file=sys.stderr)
     cpu_ms = (after.cpu_seconds - before.cpu_seconds) * 1000 / max(result.turns, 1)
     return Row(
         scenario,
@@ -83,7 +89,7 @@ def measure(
     )
 
 
-def floor_server(database_url: str, directory: Path):  # type: ignore[no-untyped-def]
+def floor_server(database_url: str, directory: Path) -> AbstractContextManager[Server]:
     port = free_port()
     env = {"CHATSERVER_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
     argv = [
@@ -97,30 +103,30 @@ def floor_server(database_url: str, directory: Path):  # type: ignore[no-untyped
         "warning",
         "--no-access-log",
     ]
-    return server_process(argv, env, port, Path.cwd())
+    return server_process(argv, env, port, REPO, directory)
 
 
-def zero_long_floor(db: str, directory: Path, scenarios: set[str]) -> list[Row]:
+def zero_long_floor(db: str, directory: Path, scenarios: set[str], levels: Levels) -> list[Row]:
     rows: list[Row] = []
-    long_chats = {c: chat_ids(f"long{c}", c) for c in ZERO_CONCURRENCY}
-    short_chats = {c: chat_ids(f"short{c}", c) for c in ZERO_CONCURRENCY}
+    long_chats = {c: chat_ids(f"long{c}", c) for c in levels.concurrency}
+    short_chats = {c: chat_ids(f"short{c}", c) for c in levels.concurrency}
     with tempfile.TemporaryDirectory() as tmp, database(db, Path(tmp)) as url:
         if "long" in scenarios:
             owned = [
-                (chat, user_of(w, USERS)) for c in ZERO_CONCURRENCY for w, chat in enumerate(long_chats[c])
+                (chat, user_of(w, USERS)) for c in levels.concurrency for w, chat in enumerate(long_chats[c])
             ]
             asyncio.run(seed_long_chats(url, owned, messages=LONG_MESSAGES))
         with chatserver(url, directory) as server:
-            for c in ZERO_CONCURRENCY:
+            for c in levels.concurrency:
                 if "zero" in scenarios or "floor" in scenarios:
-                    rows.append(measure(server, "zero", db, c, short_chats[c], TURNS[c]))
+                    rows.append(measure(server, "zero", db, c, short_chats[c], levels.turns(c)))
                 if "long" in scenarios:
-                    rows.append(measure(server, "long", db, c, long_chats[c], TURNS[c]))
+                    rows.append(measure(server, "long", db, c, long_chats[c], levels.turns(c)))
         if "floor" in scenarios:
             with floor_server(url, directory) as floor:
-                for c in ZERO_CONCURRENCY:
+                for c in levels.concurrency:
                     rows.append(
-                        measure(floor, "floor", db, c, short_chats[c], TURNS[c], path="/floor", warmup=False)
+                        measure(floor, "floor", db, c, short_chats[c], levels.turns(c), path="/floor")
                     )
     return rows
 
@@ -135,6 +141,15 @@ def latency(db: str, directory: Path) -> list[Row]:
         rows.append(measure(server, "latency 1s", db, 128, chat_ids("lat128", 128), 128 * 8))
         rows.append(measure(server, "latency 1s", db, 1000, chat_ids("lat1000", 1000), 1000 * 3))
     return rows
+
+
+@dataclass(frozen=True)
+class Levels:
+    concurrency: tuple[int, ...]
+    scale: float
+
+    def turns(self, concurrency: int) -> int:
+        return max(concurrency, round(TURNS[concurrency] * self.scale))
 
 
 class database:
@@ -198,7 +213,12 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenario", action="append", choices=["zero", "long", "floor", "latency", "cache"])
+    parser.add_argument(
+        "--concurrency", type=int, action="append", choices=ZERO_CONCURRENCY, help="zero/long/floor levels"
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the turns measured per level")
     args = parser.parse_args()
+    levels = Levels(tuple(args.concurrency or ZERO_CONCURRENCY), args.scale)
     scenarios = set(args.scenario or ["zero", "long", "floor", "latency", "cache"])
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     runs: list[list[Row]] = []
@@ -207,7 +227,7 @@ def main() -> None:
             rows: list[Row] = []
             for db in dbs:
                 if scenarios & {"zero", "long", "floor"}:
-                    rows += zero_long_floor(db, Path(work), scenarios)
+                    rows += zero_long_floor(db, Path(work), scenarios, levels)
                 if "latency" in scenarios:
                     rows += latency(db, Path(work))
             print_table(rows, f"run {n + 1} of {args.runs}")

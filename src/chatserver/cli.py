@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import math
+import shlex
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,11 +14,13 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 
+from chatserver.agents.local import default_model as local_default_model
 from chatserver.bootstrap import FIRST_ADMIN, prepare
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
-from chatserver.domain import AgentConfig
+from chatserver.domain import AgentConfig, McpServer
 from chatserver.errors import ChatServerError
+from chatserver.observability.logs import configure_logging
 from chatserver.services.agents import DEFAULT_AGENT
 from chatserver.storage.sql.migrate import upgrade_to_head
 
@@ -66,9 +69,10 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, json=settings.log_json)
+    if "default_model" not in settings.model_fields_set:
+        # The seeded agent runs offline on the local model when the local extra is installed.
+        settings.default_model = local_default_model()
     prepared = asyncio.run(prepare(settings))
     if prepared.seeded_agent:
         typer.echo(f"created agent '{DEFAULT_AGENT}' with model {settings.default_model}")
@@ -86,7 +90,11 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+            # Logging is configured above (JSON, request ids); the access log is written by the
+            # app, without query strings, so uvicorn's own is off.
+            log_config=None,
+            access_log=False,
         )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -115,11 +123,41 @@ def agents_create(
     description: str = "",
     tool: Annotated[list[str] | None, typer.Option(help="A built-in tool; repeatable")] = None,
     history_window: Annotated[int | None, typer.Option(help="Turns of history the agent sees")] = None,
+    mcp: Annotated[
+        list[str] | None, typer.Option(help="An MCP server as NAME=URL (streamable HTTP); repeatable")
+    ] = None,
+    mcp_command: Annotated[
+        list[str] | None,
+        typer.Option(help="An MCP server as 'NAME=COMMAND ARGS...' (stdio; CHATSERVER_MCP_ALLOW_STDIO)"),
+    ] = None,
+    context_tokens: Annotated[
+        int | None, typer.Option(help="History budget in estimated tokens (oldest turns dropped first)")
+    ] = None,
 ) -> None:
     """Create an agent."""
-    config = AgentConfig(name, model, system_prompt, description, tuple(tool or ()), history_window)
+    servers = [_mcp_server(value, stdio=False) for value in mcp or ()]
+    servers += [_mcp_server(value, stdio=True) for value in mcp_command or ()]
+    config = AgentConfig(
+        name,
+        model,
+        system_prompt,
+        description,
+        tuple(tool or ()),
+        history_window,
+        mcp_servers=tuple(servers),
+        context_tokens=context_tokens,
+    )
     created = _run(lambda c: c.agents.create(config))
     typer.echo(f"created agent '{created.name}'")
+
+
+def _mcp_server(value: str, *, stdio: bool) -> McpServer:
+    name, sep, target = value.partition("=")
+    if not sep or not name or not target.strip():
+        raise typer.BadParameter(f"expected NAME=... , got {value!r}")
+    if stdio:
+        return McpServer(name=name, command=tuple(shlex.split(target)))
+    return McpServer(name=name, url=target)
 
 
 @agents_app.command("list")

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     echo_latency_ms: int = Field(0, ge=0)
     model_timeout_seconds: float = Field(60.0, gt=0)
     max_model_requests: int = Field(10, ge=1, description="model requests (tool steps) per turn")
+    local_threads: int | None = Field(None, ge=1, description="llama.cpp threads; unset: its default")
+    local_max_tokens: int = Field(512, ge=1, le=4096, description="longest answer of a local model")
+    mcp_allow_stdio: bool = Field(False, description="let agents run MCP servers as local commands")
+    mcp_timeout_seconds: float = Field(30.0, gt=0, description="MCP connect and per-call timeout")
 
     history_window: int = Field(50, ge=0)
     max_message_chars: int = Field(32000, ge=1)
@@ -56,6 +60,9 @@ class Settings(BaseSettings):
     background_tasks: bool = True
 
     redis_url: str | None = None
+    redis_prefix: str = Field("chatserver:", min_length=1, max_length=64, description="prefix of every key")
+    redis_timeout_seconds: float = Field(2.0, gt=0)
+    event_stream_interval_seconds: float = Field(1.0, gt=0, description="audit events to Redis, every")
     rate_limit_per_minute: int = Field(0, ge=0, description="0 disables rate limiting")
     log_level: str = "INFO"
     log_json: bool = True

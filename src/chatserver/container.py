@@ -6,26 +6,39 @@ Building does no I/O; ``start()`` and ``aclose()`` bracket the container's life.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 
 import httpx
 
 from chatserver.agents.cache import AgentCache
 from chatserver.agents.factory import AgentFactory
+from chatserver.agents.mcp import McpConnections
 from chatserver.agents.registry import ModelRegistry
 from chatserver.agents.tools import ToolRegistry
 from chatserver.auth.jwt import HttpJwksSource, JwtVerifier
 from chatserver.clock import Clock, SystemClock
 from chatserver.config import Settings
+from chatserver.observability.http import BeforeResponse, NothingToSettle
+from chatserver.observability.metrics import Metrics
+from chatserver.observability.tasks import ObservedBackgroundTasks
+from chatserver.redis_bus import RateLimiter, RedisRuntime, build_replication
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
+from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
 from chatserver.services.chat import ChatService, TurnPolicy
 from chatserver.services.chats import ChatHistoryService
+from chatserver.services.events import AuditEventService
 from chatserver.services.identity import IdentityService
+from chatserver.services.memories import MemoryService, ToolBackends
+from chatserver.services.operations import OperationsService
 from chatserver.services.prompt_customization import PromptCustomizationService
+from chatserver.services.sessions import SessionService
 from chatserver.storage.protocols import ChatLocks, Database, UnitOfWorkFactory
 from chatserver.storage.sql.engine import SqlDatabase, create_engine
 from chatserver.storage.sql.locks import make_chat_locks
+from chatserver.storage.sql.maintenance import SqlMaintenanceGate
 from chatserver.storage.sql.uow import SqlUnitOfWorkFactory
 
 log = logging.getLogger("chatserver")
@@ -47,11 +60,47 @@ class Container:
     chat: ChatService
     chats: ChatHistoryService
     customizations: PromptCustomizationService
+    sessions: SessionService
+    background: BackgroundTaskService
+    metrics: Metrics
+    events: AuditEventService
+    operations: OperationsService
+    rate_limiter: RateLimiter
+    redis: RedisRuntime | None
+    memories: MemoryService
+    mcp: McpConnections
+
+    @property
+    def before_response(self) -> BeforeResponse:
+        """Awaited before each response starts: cache invalidations reach the other replicas first."""
+        return self.redis.invalidations if self.redis is not None else NothingToSettle()
 
     async def start(self) -> None:
-        """Hook for what runs beside requests (background tasks arrive here)."""
+        """Hook for what runs beside requests: the background tasks, unless settings turn them off."""
+        if self.redis is not None:
+            await self.redis.start()
+        if self.settings.background_tasks:
+            await self.background.start()
 
     async def readiness(self) -> dict[str, bool]:
+        checks = await self._database_readiness()
+        if checks["database"] and await self._row_level_security_bypassed():
+            checks["row_level_security"] = False
+        if self.redis is not None:
+            checks["redis"] = await self.redis.ready()
+        return checks
+
+    async def _row_level_security_bypassed(self) -> bool:
+        """A superuser or BYPASSRLS role on PostgreSQL silently voids the row-level security policies."""
+        if not isinstance(self.uow, SqlUnitOfWorkFactory):
+            return False
+        try:
+            return await self.uow.row_level_security_bypassed()
+        except Exception:
+            log.warning("readiness: row-level security check failed", exc_info=True)
+            return True
+
+    async def _database_readiness(self) -> dict[str, bool]:
         try:
             await self.database.ping()
             current = await self.database.migrations_current()
@@ -61,8 +110,12 @@ class Container:
         return {"database": True, "migrations": current}
 
     async def aclose(self) -> None:
+        await self.background.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.locks.close()
         await self.models.aclose()
+        await self.mcp.aclose()
         await self.http.aclose()
         await self.database.dispose()
 
@@ -74,8 +127,17 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     http = httpx.AsyncClient(timeout=10.0)
     models = ModelRegistry(settings)
     cache = AgentCache(settings.agent_cache_size, settings.agent_cache_ttl_seconds, clock)
-    loader = AgentLoader(uow, AgentFactory(models, ToolRegistry(clock)), cache)
+    mcp = McpConnections(timeout_seconds=settings.mcp_timeout_seconds, allow_stdio=settings.mcp_allow_stdio)
+    loader = AgentLoader(uow, AgentFactory(models, ToolRegistry(clock), mcp), cache, clock=clock)
+    metrics = Metrics()
+    metrics.watch_agent_cache(cache, loader)
+    events = AuditEventService(uow)
+    redis, rate_limiter = build_replication(
+        settings, cache=cache, loader=loader, feed=events, metrics=metrics
+    )
     customizations = PromptCustomizationService(uow, loader, clock)
+    memories = MemoryService(uow, clock)
+    tool_backends = ToolBackends(customizations, memories)
     jwks = HttpJwksSource(settings.jwks_url, http, clock) if settings.jwks_url else None
     policy = TurnPolicy(
         history_window=settings.history_window,
@@ -96,8 +158,25 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         agent_cache=cache,
         loader=loader,
         identity=IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock),
-        agents=AgentService(uow, models, loader, clock),
-        chat=ChatService(uow, loader, locks, clock, policy, tool_backend=customizations),
+        agents=AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio),
+        chat=ChatService(uow, loader, locks, clock, policy, tool_backend=tool_backends, listener=metrics),
         chats=ChatHistoryService(uow),
         customizations=customizations,
+        sessions=SessionService(uow, clock),
+        background=ObservedBackgroundTasks(
+            uow,
+            SqlMaintenanceGate(uow),
+            cache,
+            clock,
+            MaintenancePolicy(settings.cleanup_interval_seconds, settings.session_ttl_seconds),
+            replica=f"{socket.gethostname()}:{os.getpid()}",
+            metrics=metrics,
+        ),
+        metrics=metrics,
+        events=events,
+        operations=OperationsService(uow),
+        rate_limiter=rate_limiter,
+        redis=redis,
+        memories=memories,
+        mcp=mcp,
     )

@@ -6,15 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from chatserver.domain import (
     AgentConfig,
     ApiKey,
     AuditEvent,
     Chat,
+    Memory,
     Message,
     NewEvent,
     NewMessage,
@@ -23,6 +24,7 @@ from chatserver.domain import (
     User,
 )
 from chatserver.errors import ChatBusy, Conflict
+from chatserver.storage.protocols import MaintenanceWork
 
 
 @dataclass
@@ -36,6 +38,7 @@ class FakeStore:
     sessions: dict[str, SessionInstance] = field(default_factory=dict)
     events: list[AuditEvent] = field(default_factory=list)
     commits: int = 0
+    memories: list[Memory] = field(default_factory=list)
 
 
 class FakeUsers:
@@ -294,6 +297,9 @@ class FakeSessions:
     async def active_pairs(self) -> set[tuple[str, str]]:
         return {(r.user_id, r.agent_name) for r in self.s.sessions.values() if r.is_active}
 
+    async def count_active(self) -> int:
+        return sum(1 for r in self.s.sessions.values() if r.is_active)
+
 
 class FakeEvents:
     def __init__(self, s: FakeStore) -> None:
@@ -322,6 +328,51 @@ class FakeEvents:
         ]
         return rows[:limit]
 
+    async def list_after(self, event_id: int, *, limit: int) -> list[AuditEvent]:
+        return [e for e in self.s.events if e.id > event_id][:limit]
+
+
+class FakeMemories:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def add(self, user_id: str, agent_name: str, content: str, *, now: datetime) -> Memory:
+        next_id = max((m.id for m in self.s.memories), default=0) + 1
+        memory = Memory(next_id, user_id, agent_name, content, now)
+        self.s.memories.append(memory)
+        return memory
+
+    async def count(self, user_id: str, agent_name: str) -> int:
+        return sum(1 for m in self.s.memories if (m.user_id, m.agent_name) == (user_id, agent_name))
+
+    async def search(
+        self, user_id: str, agent_name: str, *, keywords: Sequence[str], limit: int
+    ) -> list[Memory]:
+        rows = [
+            m
+            for m in reversed(self.s.memories)
+            if (m.user_id, m.agent_name) == (user_id, agent_name)
+            and (not keywords or any(k.lower() in m.content.lower() for k in keywords))
+        ]
+        return rows[:limit]
+
+    async def list(self, user_id: str, *, agent_name: str | None, limit: int) -> list[Memory]:
+        mine = (m for m in reversed(self.s.memories) if m.user_id == user_id)
+        rows = [m for m in mine if agent_name in (None, m.agent_name)]
+        return rows[:limit]
+
+    async def delete(self, user_id: str, memory_id: int) -> Memory | None:
+        found = next((m for m in self.s.memories if m.id == memory_id and m.user_id == user_id), None)
+        if found is not None:
+            self.s.memories.remove(found)
+        return found
+
+    async def delete_all(self, user_id: str, agent_name: str) -> int:
+        kept = [m for m in self.s.memories if (m.user_id, m.agent_name) != (user_id, agent_name)]
+        deleted = len(self.s.memories) - len(kept)
+        self.s.memories = kept
+        return deleted
+
 
 class FakeUnitOfWork:
     """Works on a copy of the store and publishes it on commit, so rollback is real."""
@@ -340,6 +391,7 @@ class FakeUnitOfWork:
             customizations=dict(self._store.customizations),
             sessions=dict(self._store.sessions),
             events=list(self._store.events),
+            memories=list(self._store.memories),
         )
         w = self._work
         self.users, self.api_keys, self.agents = FakeUsers(w), FakeApiKeys(w), FakeAgents(w)
@@ -349,6 +401,7 @@ class FakeUnitOfWork:
             FakeSessions(w),
             FakeEvents(w),
         )
+        self.memories = FakeMemories(w)
         return self
 
     async def __aexit__(
@@ -357,7 +410,8 @@ class FakeUnitOfWork:
         return None
 
     async def commit(self) -> None:
-        for name in ("users", "keys", "agents", "chats", "messages", "customizations", "sessions", "events"):
+        names = ("users", "keys", "agents", "chats", "messages", "customizations", "sessions", "events")
+        for name in (*names, "memories"):
             setattr(self._store, name, getattr(self._work, name))
         self._store.commits += 1
 
@@ -401,3 +455,78 @@ class FakeClock:
         from datetime import timedelta
 
         self.current += timedelta(seconds=seconds)
+
+
+class FakeMaintenanceGate:
+    """The SQL gate's contract on the fakes: a job never overlaps itself and runs once per ``min_gap``."""
+
+    def __init__(self, uow: FakeUnitOfWorkFactory) -> None:
+        self._uow = uow
+        self._running: set[str] = set()
+
+    async def run_exclusive(
+        self, job: str, work: MaintenanceWork, *, now: datetime, min_gap: timedelta
+    ) -> dict[str, Any] | None:
+        if job in self._running:
+            return None
+        self._running.add(job)
+        try:
+            async with self._uow() as uow:
+                last = await uow.events.list(type=f"{job}.completed", user_id=None, limit=1, before=None)
+                if last and now - last[0].created_at < min_gap:
+                    return None
+                data = await work(uow)
+                await uow.events.add(NewEvent(f"{job}.completed", data=data), now=now)
+                await uow.commit()
+            return data
+        finally:
+            self._running.discard(job)
+
+
+class FakeSleeper:
+    """Sleeps on a ``FakeClock``: ``advance`` moves the clock and wakes each sleeper at its time."""
+
+    MAX_WAKES = 1000
+
+    def __init__(self, clock: FakeClock, *, settle_seconds: float = 5.0) -> None:
+        self.clock = clock
+        self.settle_seconds = settle_seconds
+        self.sleeping: list[tuple[datetime, asyncio.Future[None]]] = []
+        self._changed = asyncio.Condition()
+
+    async def sleep(self, seconds: float) -> None:
+        entry = (self.clock.now() + timedelta(seconds=seconds), asyncio.get_running_loop().create_future())
+        self.sleeping.append(entry)
+        async with self._changed:
+            self._changed.notify_all()
+        try:
+            await entry[1]
+        finally:
+            if entry in self.sleeping:
+                self.sleeping.remove(entry)
+
+    async def settle(self, count: int) -> None:
+        """Wait (in real time, bounded) until ``count`` sleepers are asleep."""
+        async with asyncio.timeout(self.settle_seconds), self._changed:
+            await self._changed.wait_for(lambda: len(self.sleeping) >= count)
+
+    async def advance(self, seconds: float, *, settle: bool = True) -> None:
+        """Move the clock, waking due sleepers in time order; after each wake, wait until they sleep
+        again. ``settle=False`` wakes the first due sleepers only and returns at once (the clock
+        stays at their time): for a cycle that will not finish soon."""
+        target = self.clock.now() + timedelta(seconds=seconds)
+        for _ in range(self.MAX_WAKES):
+            due = [when for when, _ in self.sleeping if when <= target]
+            if not due:
+                self.clock.current = max(self.clock.current, target)
+                return
+            moment = min(due)
+            self.clock.current = max(self.clock.current, moment)
+            asleep = len(self.sleeping)
+            for entry in [e for e in self.sleeping if e[0] <= moment]:
+                self.sleeping.remove(entry)
+                entry[1].set_result(None)
+            if not settle:
+                return
+            await self.settle(asleep)
+        raise AssertionError(f"sleepers still due after {self.MAX_WAKES} wakes")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic_ai import Agent
+from pydantic_ai.toolsets import AbstractToolset
 
+from chatserver.agents.mcp import McpConnections
 from chatserver.agents.prompt import render_system_prompt
 from chatserver.agents.registry import ModelRegistry
 from chatserver.agents.tools import ToolRegistry
@@ -22,15 +24,19 @@ class AgentFactory:
     share one instance.
     """
 
-    def __init__(self, registry: ModelRegistry, tools: ToolRegistry) -> None:
+    def __init__(
+        self, registry: ModelRegistry, tools: ToolRegistry, mcp: McpConnections | None = None
+    ) -> None:
         self._registry = registry
         self._tools = tools
+        self._mcp = mcp
 
     def build(self, config: AgentConfig, customizations: Sequence[PromptCustomization] = ()) -> BuiltAgent:
         """Raise ``ModelError`` when the stored config cannot be served (missing key, unknown tool)."""
         try:
             model = self._registry.resolve(config.model)
             tools = self._tools.select(config.tools)
+            toolsets = self._mcp_toolsets(config)
         except InvalidInput as exc:
             raise ModelError(f"agent {config.name!r} cannot run: {exc.detail}") from exc
         system_prompt = render_system_prompt(config.system_prompt, customizations)
@@ -39,7 +45,18 @@ class AgentFactory:
             output_type=str,
             instructions=system_prompt or None,
             tools=tools,
+            toolsets=toolsets,
             deps_type=TurnDeps,
             name=config.name,
         )
-        return BuiltAgent(config=config, system_prompt=system_prompt, agent=agent)
+        budget = config.context_tokens
+        if budget is None:
+            budget = self._registry.default_context_tokens(config.model)
+        return BuiltAgent(config=config, system_prompt=system_prompt, agent=agent, context_tokens=budget)
+
+    def _mcp_toolsets(self, config: AgentConfig) -> list[AbstractToolset[TurnDeps]]:
+        if not config.mcp_servers:
+            return []
+        if self._mcp is None:
+            raise InvalidInput("MCP servers are not available in this process", field="mcp_servers")
+        return [self._mcp.toolset(server) for server in config.mcp_servers]

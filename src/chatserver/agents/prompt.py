@@ -7,7 +7,7 @@ Format (stable, documented, deterministic):
   customization in the order given (the caller sorts by priority), sections separated by a blank
   line. A section is a header line ``## <customization_type>`` followed by its content:
 
-  - the key ``instructions`` holding a list renders as bare bullet lines ``- item``;
+  - the key ``instructions`` holding a list renders first, as bare bullet lines ``- item``;
   - any other list renders as a ``key:`` line followed by its bullet lines;
   - a scalar renders as ``key: value`` (strings as written, other values as JSON:
     ``true``, ``false``, ``null``, ``3``);
@@ -15,7 +15,8 @@ Format (stable, documented, deterministic):
     by two spaces per level;
   - a list item that is itself an object or a list renders as compact JSON after the ``- ``;
   - continuation lines of a multi-line string are indented under their first line;
-  - empty lists and empty objects render nothing; keys keep the order of the stored content.
+  - empty lists and empty objects render nothing; other keys keep the order of the stored content
+    (on PostgreSQL that is JSONB's order: shorter keys first, so put ordered items in a list).
 
 Example: the prompt ``You are helpful.`` with one ``instruction_set`` customization whose content
 is ``{"instructions": ["Be brief", "Use metric units"], "tone": "friendly",
@@ -66,8 +67,13 @@ def render_customization(customization: PromptCustomization) -> str:
 
 
 def _render_mapping(content: Mapping[str, Any], *, depth: int, top_level: bool = False) -> list[str]:
+    items = list(content.items())
+    if top_level:
+        # PostgreSQL's JSONB reorders keys (shortest first): leading with the instructions keeps the
+        # main part of a section in the same place on both databases.
+        items.sort(key=lambda item: item[0] != BARE_LIST_KEY)
     lines: list[str] = []
-    for key, value in content.items():
+    for key, value in items:
         lines.extend(_render_entry(str(key), value, depth=depth, top_level=top_level))
     return lines
 

@@ -1,7 +1,8 @@
 """Model strings -> pydantic-ai models, through pydantic-ai's own providers (never hand-rolled HTTP).
 
 Model strings are ``provider:name`` (``openai:gpt-4.1-mini``, ``anthropic:claude-sonnet-4-5``,
-``google:gemini-2.5-flash``; the name may itself contain ``:``, as Ollama tags do) or ``echo``.
+``google:gemini-2.5-flash``; the name may itself contain ``:``, as Ollama tags do), ``echo``, or
+``local:smollm2-135m`` (in-process, with the ``local`` extra: ``agents/local.py``).
 One model instance is cached per string and one provider (so one HTTP client) per provider
 name, shared by every agent and run of this process.
 """
@@ -17,6 +18,16 @@ from pydantic_ai.models import Model
 from pydantic_ai.providers import Provider
 
 from chatserver.agents.echo import ECHO_MODEL_NAME, EchoModel
+from chatserver.agents.local import (
+    INSTALL_HINT,
+    LOCAL_MODELS,
+    LOCAL_PROVIDER,
+    LlamaEngine,
+    LocalModel,
+    local_available,
+    model_file,
+)
+from chatserver.agents.local import default_context_tokens as local_context_tokens
 from chatserver.config import Settings
 from chatserver.errors import InvalidInput
 
@@ -50,12 +61,20 @@ def parse_model(model: str) -> ModelSpec:
             "(for example 'openai:gpt-4.1-mini') or 'echo'",
             field="model",
         )
-    if provider not in _PROVIDERS:
-        known = ", ".join(f"{p}:" for p in sorted(_PROVIDERS))
+    if provider not in _PROVIDERS and provider != LOCAL_PROVIDER:
+        known = ", ".join(f"{p}:" for p in sorted([*_PROVIDERS, LOCAL_PROVIDER]))
         raise InvalidInput(
             f"unknown model provider {provider!r} in {model!r} (known: {known} and echo)", field="model"
         )
     return ModelSpec(provider, name)
+
+
+def _validate_local(model: str, name: str) -> None:
+    if name not in LOCAL_MODELS:
+        known = ", ".join(f"{LOCAL_PROVIDER}:{n}" for n in sorted(LOCAL_MODELS))
+        raise InvalidInput(f"unknown local model {model!r} (known: {known})", field="model")
+    if not local_available(name):
+        raise InvalidInput(f"model {model!r} is not available: {INSTALL_HINT}", field="model")
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -137,6 +156,9 @@ class ModelRegistry:
         spec = parse_model(model)
         if spec.provider == ECHO_MODEL_NAME:
             return
+        if spec.provider == LOCAL_PROVIDER:
+            _validate_local(model, spec.name)
+            return
         if spec.provider == "google" and not google_available():
             raise InvalidInput(f"model {model!r} is not available: {GOOGLE_INSTALL_HINT}", field="model")
         if self._key(spec.provider) is not None:
@@ -155,6 +177,8 @@ class ModelRegistry:
         spec = parse_model(model)
         if spec.provider == ECHO_MODEL_NAME:
             built: Model = EchoModel(latency_ms=self._settings.echo_latency_ms)
+        elif spec.provider == LOCAL_PROVIDER:
+            built = self._local_model(spec.name)
         else:
             info = _PROVIDERS[spec.provider]
             built = info.build_model(spec.name, self._provider(spec.provider, info))
@@ -168,12 +192,35 @@ class ModelRegistry:
             self._providers[name] = provider
         return provider
 
+    def _local_model(self, name: str) -> Model:
+        settings = self._settings
+        path = model_file(name)
+        if path is None:  # pragma: no cover - validate() checked it just before
+            raise InvalidInput(INSTALL_HINT, field="model")
+        engine = LlamaEngine(
+            path,
+            context_window=LOCAL_MODELS[name].context_window,
+            threads=settings.local_threads,
+            max_tokens=settings.local_max_tokens,
+        )
+        return LocalModel(name, engine)
+
+    def default_context_tokens(self, model: str) -> int | None:
+        """The history budget an agent on ``model`` gets when it sets none (local models: their window)."""
+        provider, _, name = model.partition(":")
+        if provider == LOCAL_PROVIDER and name in LOCAL_MODELS:
+            return local_context_tokens(name, self._settings.local_max_tokens)
+        return None
+
     def cached_models(self) -> list[str]:
         return sorted(self._models)
 
     async def aclose(self) -> None:
         """Close the HTTP clients the providers opened (app shutdown); later resolves start afresh."""
         providers, self._providers = list(self._providers.values()), {}
+        for model in self._models.values():
+            if isinstance(model, LocalModel):
+                model.close()
         self._models.clear()
         for provider in providers:
             async with provider:  # entering then leaving the last time closes the provider's own client

@@ -47,6 +47,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
 from pydantic_ai.usage import RunUsage, UsageLimits
 
+from chatserver.agents.context import fit_history
 from chatserver.agents.history import from_new_messages, result_value
 from chatserver.agents.types import (
     BuiltAgent,
@@ -99,18 +100,21 @@ async def run_turn(
     deps: TurnDeps,
     timeout_seconds: float,
     max_requests: int,
+    instructions: str | None = None,
 ) -> TurnResult:
     """One turn: system prompt + ``history`` + ``prompt``.
 
     ``history`` is the model-visible window, oldest first: ``history.to_model_messages(window)``.
+    ``instructions`` are appended to the agent's system prompt for this run only.
     """
     with map_model_errors(timeout_seconds):
         result = await built.agent.run(
             prompt,
-            message_history=list(history),
+            message_history=within_budget(built, prompt, history, instructions),
             deps=deps,
             usage_limits=UsageLimits(request_limit=max_requests),
             timeout=timeout_seconds,
+            instructions=instructions,
         )
     return turn_result(result)
 
@@ -123,6 +127,7 @@ async def stream_turn(
     deps: TurnDeps,
     timeout_seconds: float,
     max_requests: int,
+    instructions: str | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     """Like ``run_turn``, as events: tokens as produced, tool calls and results, then ``DoneEvent``.
 
@@ -132,10 +137,11 @@ async def stream_turn(
     with map_model_errors(timeout_seconds):
         async with built.agent.run_stream_events(
             prompt,
-            message_history=list(history),
+            message_history=within_budget(built, prompt, history, instructions),
             deps=deps,
             usage_limits=UsageLimits(request_limit=max_requests),
             timeout=timeout_seconds,
+            instructions=instructions,
         ) as events:
             async for event in events:
                 if isinstance(event, AgentRunResultEvent):
@@ -144,6 +150,14 @@ async def stream_turn(
                 mapped = stream_event(event)
                 if mapped is not None:
                     yield mapped
+
+
+def within_budget(
+    built: BuiltAgent, prompt: str, history: Sequence[ModelMessage], instructions: str | None = None
+) -> list[ModelMessage]:
+    """The window without its oldest turns when it would overflow the agent's context budget."""
+    fixed = (built.system_prompt, instructions or "", prompt)
+    return fit_history(history, budget=built.context_tokens, fixed=fixed)
 
 
 def stream_event(event: object) -> StreamEvent | None:

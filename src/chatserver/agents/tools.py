@@ -2,8 +2,8 @@
 
 Every tool is a pydantic-ai ``Tool[TurnDeps]``. A tool that acts for a user reads the user from
 ``ctx.deps`` (set by the server for this run), never from an argument the model chose: the model
-cannot name another user. New tools (``remember``, ``recall_memories``, MCP-backed tools) plug in
-by adding a factory to ``BUILTIN_TOOL_FACTORIES`` or by handing ``ToolRegistry`` extra tools.
+cannot name another user. New tools plug in by adding a factory to ``BUILTIN_TOOL_FACTORIES`` or by
+handing ``ToolRegistry`` extra tools; MCP servers' tools come as toolsets (``agents/mcp.py``).
 """
 
 from __future__ import annotations
@@ -57,10 +57,62 @@ def update_instructions_tool(clock: Clock) -> Tool[TurnDeps]:
     return Tool(update_instructions, takes_ctx=True, name="update_instructions")
 
 
+NO_MEMORY_MESSAGE = "error: memories are not available here (no memory backend for this run)"
+NO_NOTES_MESSAGE = "no notes found"
+
+
+def remember_tool(clock: Clock) -> Tool[TurnDeps]:
+    del clock  # the backend stamps notes with the server's clock
+
+    async def remember(ctx: RunContext[TurnDeps], note: str) -> str:
+        """Save a short note about the current user to your long-term memory.
+
+        Notes last across conversations with this user; recall them with recall_memories.
+
+        Args:
+            note: One fact worth remembering, as a short sentence.
+        """
+        memory = ctx.deps.memory_backend()
+        if memory is None:
+            return NO_MEMORY_MESSAGE
+        try:
+            return await memory.remember(ctx.deps.user_id, ctx.deps.agent_name, note)
+        except ChatServerError as exc:
+            return f"error: {exc.detail}"
+
+    return Tool(remember, takes_ctx=True, name="remember")
+
+
+def recall_memories_tool(clock: Clock) -> Tool[TurnDeps]:
+    del clock  # not time-dependent
+
+    async def recall_memories(ctx: RunContext[TurnDeps], query: str = "") -> list[str] | str:
+        """Search your long-term notes about the current user, newest first.
+
+        A note matches when it contains any word of the query (case-insensitive); an empty query
+        returns the newest notes. Answers "no notes found" when nothing matches.
+
+        Args:
+            query: Words to look for, for example "birthday" or "favourite food".
+        """
+        memory = ctx.deps.memory_backend()
+        if memory is None:
+            return NO_MEMORY_MESSAGE
+        try:
+            notes = await memory.recall(ctx.deps.user_id, ctx.deps.agent_name, query)
+        except ChatServerError as exc:
+            return f"error: {exc.detail}"
+        return notes or NO_NOTES_MESSAGE
+
+    return Tool(recall_memories, takes_ctx=True, name="recall_memories")
+
+
 BUILTIN_TOOL_FACTORIES: Mapping[str, ToolFactory] = MappingProxyType(
     {
         "current_time": current_time_tool,
         "update_instructions": update_instructions_tool,
+        "remember": remember_tool,
+        "recall_memories": recall_memories_tool,
     }
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic_ai import Agent
 
@@ -16,6 +16,14 @@ class ToolBackend(Protocol):
     async def set_instructions(self, user_id: str, agent_name: str, instructions: list[str]) -> str: ...
 
 
+@runtime_checkable
+class MemoryBackend(Protocol):
+    """Long-term notes for the memory tools; always for the user in ``TurnDeps``."""
+
+    async def remember(self, user_id: str, agent_name: str, note: str) -> str: ...
+    async def recall(self, user_id: str, agent_name: str, query: str) -> list[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDeps:
     """Per-run dependencies: the cached agent is shared, these are not."""
@@ -24,6 +32,13 @@ class TurnDeps:
     agent_name: str
     chat_id: str | None
     backend: ToolBackend | None = None
+    memory: MemoryBackend | None = None
+    """The memory tools' store; when None, ``backend`` serves if it is a ``MemoryBackend`` too."""
+
+    def memory_backend(self) -> MemoryBackend | None:
+        if self.memory is not None:
+            return self.memory
+        return self.backend if isinstance(self.backend, MemoryBackend) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +48,8 @@ class BuiltAgent:
     config: AgentConfig
     system_prompt: str
     agent: Agent[TurnDeps, str]
+    context_tokens: int | None = None
+    """History budget in estimated tokens (``agents/context.py``); None: the whole window."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,12 @@ from fastapi import FastAPI
 from chatserver import __version__
 from chatserver.api.errors import install_error_handlers
 from chatserver.api.limits import BodySizeLimit
-from chatserver.api.routes import agents, chat, chats, customizations, health
+from chatserver.api.routes import agents, chat, chats, customizations, health, openai, sessions, web
+from chatserver.api.routes import events as audit_events
+from chatserver.api.routes import memories as memory_routes
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
+from chatserver.observability.http import RequestContext
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -37,7 +40,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, chat, agents, chats, customizations):
+    for module in (health, chat, agents, chats, customizations, sessions, openai, memory_routes):
         app.include_router(module.router)
+    app.include_router(audit_events.router)
+    app.include_router(web.build_router())
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: request id, access log and metrics cover every response, a 413 included.
+    app.add_middleware(RequestContext)
     return app

@@ -28,7 +28,10 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token")
-    return await container.identity.authenticate(credentials.credentials)
+    principal = await container.identity.authenticate(credentials.credentials)
+    # Every authenticated request counts once (FastAPI resolves this dependency once per request).
+    await container.rate_limiter.hit(principal.user_id)
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

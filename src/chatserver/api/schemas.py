@@ -5,9 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chatserver.domain import AgentConfig, Chat, Message, PromptCustomization, ToolCallRecord, TurnUsage
+from chatserver.api.text import StoredText
+from chatserver.domain import (
+    AgentConfig,
+    Chat,
+    McpServer,
+    Memory,
+    Message,
+    PromptCustomization,
+    ToolCallRecord,
+    TurnUsage,
+)
+from chatserver.services.prompt_customization import (
+    CUSTOMIZATION_TYPE_PATTERN,
+    INSTRUCTION_SET,
+    MAX_CONTENT_BYTES,
+    MAX_CONTENT_DEPTH,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+)
 
 CHAT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
@@ -17,8 +35,8 @@ class Strict(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    agent_name: str = Field(min_length=1, max_length=64)
-    message: str
+    agent_name: StoredText = Field(min_length=1, max_length=64)
+    message: StoredText
     session_id: str = Field(pattern=CHAT_ID_PATTERN, description="Persistent chat id (UUID recommended)")
 
 
@@ -54,13 +72,42 @@ class ChatResponse(BaseModel):
     usage: UsageOut
 
 
+class McpServerIn(Strict):
+    """An MCP server: ``command`` (stdio argv) or ``url`` (streamable HTTP), exactly one."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]{0,31}$", description="Prefix of its tools: NAME_tool")
+    command: list[StoredText] | None = Field(None, min_length=1, max_length=64)
+    url: str | None = Field(None, pattern=r"^https?://[^\s\x00]+$", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerIn:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of command or url")
+        return self
+
+    def to_domain(self) -> McpServer:
+        return McpServer(name=self.name, command=tuple(self.command or ()), url=self.url)
+
+
+class McpServerOut(BaseModel):
+    name: str
+    command: list[str] | None
+    url: str | None
+
+    @classmethod
+    def of(cls, server: McpServer) -> McpServerOut:
+        return cls(name=server.name, command=list(server.command) or None, url=server.url)
+
+
 class AgentIn(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    description: str = Field("", max_length=2000)
-    model: str = Field(min_length=1, max_length=255)
-    system_prompt: str = Field(max_length=100_000)
-    tools: list[str] = Field(default_factory=list, max_length=64)
+    description: StoredText = Field("", max_length=2000)
+    model: StoredText = Field(min_length=1, max_length=255)
+    system_prompt: StoredText = Field(max_length=100_000)
+    tools: list[StoredText] = Field(default_factory=list, max_length=64)
     history_window: int | None = Field(None, ge=0, le=10_000)
+    mcp_servers: list[McpServerIn] = Field(default_factory=list, max_length=8)
+    context_tokens: int | None = Field(None, ge=1, le=10_000_000, description="History budget, est. tokens")
 
     def to_domain(self, name: str | None = None) -> AgentConfig:
         return AgentConfig(
@@ -70,6 +117,8 @@ class AgentIn(Strict):
             description=self.description,
             tools=tuple(self.tools),
             history_window=self.history_window,
+            mcp_servers=tuple(server.to_domain() for server in self.mcp_servers),
+            context_tokens=self.context_tokens,
         )
 
 
@@ -89,6 +138,8 @@ class AgentOut(AgentSummary):
     history_window: int | None
     created_at: datetime | None
     updated_at: datetime | None
+    mcp_servers: list[McpServerOut] = []
+    context_tokens: int | None = None
 
     @classmethod
     def of(cls, agent: AgentConfig) -> AgentOut:
@@ -101,6 +152,8 @@ class AgentOut(AgentSummary):
             history_window=agent.history_window,
             created_at=agent.created_at,
             updated_at=agent.updated_at,
+            mcp_servers=[McpServerOut.of(server) for server in agent.mcp_servers],
+            context_tokens=agent.context_tokens,
         )
 
 
@@ -162,11 +215,18 @@ class MessagePage(BaseModel):
 
 
 class CustomizationIn(Strict):
-    agent_name: str = Field(min_length=1, max_length=64)
-    customization_type: str = "instruction_set"
-    content: dict[str, Any]
-    is_active: bool = True
-    priority: int = 0
+    """Rules the schema cannot state (content size, depth, finite numbers) are checked by the service."""
+
+    agent_name: StoredText = Field(min_length=1, max_length=64)
+    customization_type: str = Field(INSTRUCTION_SET, pattern=CUSTOMIZATION_TYPE_PATTERN)
+    content: dict[str, Any] = Field(
+        description=f"A JSON object, at most {MAX_CONTENT_BYTES} bytes as compact JSON, "
+        f"nested at most {MAX_CONTENT_DEPTH} levels"
+    )
+    is_active: bool = Field(True, strict=True)
+    priority: int = Field(
+        0, ge=PRIORITY_MIN, le=PRIORITY_MAX, strict=True, description="Lower comes first in the prompt"
+    )
 
 
 class CustomizationOut(BaseModel):
@@ -193,3 +253,20 @@ class CustomizationOut(BaseModel):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+class MemoryOut(BaseModel):
+    id: int
+    agent_name: str
+    content: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, memory: Memory) -> MemoryOut:
+        return cls(
+            id=memory.id, agent_name=memory.agent_name, content=memory.content, created_at=memory.created_at
+        )
+
+
+class MemoriesDeleted(BaseModel):
+    deleted: int

@@ -36,6 +36,18 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class McpServer:
+    """An MCP server an agent may use: a stdio ``command`` (argv) or a streamable-HTTP ``url``.
+
+    ``name`` prefixes its tools: tool ``search`` of server ``docs`` is ``docs_search`` to the model.
+    """
+
+    name: str
+    command: tuple[str, ...] = ()
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     name: str
     model: str
@@ -45,6 +57,9 @@ class AgentConfig:
     history_window: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    mcp_servers: tuple[McpServer, ...] = ()
+    context_tokens: int | None = None
+    """Budget of estimated tokens for system prompt + history + message; None: no budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,4 +162,15 @@ class AuditEvent:
     agent_name: str | None
     chat_id: str | None
     data: JsonObject
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """A long-term note a user's agent saved with the ``remember`` tool."""
+
+    id: int
+    user_id: str
+    agent_name: str
+    content: str
     created_at: datetime

@@ -1,19 +1,57 @@
-"""Cached agents per (user, agent): built from the agent's config and the user's customizations."""
+"""Cached agents per (user, agent): built from the agent's config and the user's customizations.
+
+Each build is audited (``agent.built``) in the transaction that read its inputs and counted in
+``builds`` for metrics. ``invalidate*`` drops this process's cached copies at once and hands the
+change to the invalidation bus, which tells the other replicas (Redis pub/sub) when there are any.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from chatserver.agents.cache import AgentCache
 from chatserver.agents.factory import AgentFactory
 from chatserver.agents.types import BuiltAgent
+from chatserver.clock import Clock, SystemClock
+from chatserver.domain import NewEvent
 from chatserver.errors import NotFound
 from chatserver.storage.protocols import UnitOfWorkFactory
 
 
+class InvalidationBus(Protocol):
+    """Carries cache invalidations to other replicas; must not block or raise."""
+
+    def publish(self, user_id: str | None, agent_name: str) -> None:
+        """``user_id`` None: every user's copy of the agent (an admin changed it)."""
+
+
+class LocalOnly:
+    """One process: nothing to tell anyone."""
+
+    def publish(self, user_id: str | None, agent_name: str) -> None:
+        return None
+
+
 class AgentLoader:
-    def __init__(self, uow: UnitOfWorkFactory, factory: AgentFactory, cache: AgentCache) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        factory: AgentFactory,
+        cache: AgentCache,
+        *,
+        clock: Clock | None = None,
+        bus: InvalidationBus | None = None,
+    ) -> None:
         self._uow = uow
         self._factory = factory
         self._cache = cache
+        self._clock: Clock = clock or SystemClock()
+        self._bus: InvalidationBus = bus or LocalOnly()
+        self.builds = 0
+
+    def use_bus(self, bus: InvalidationBus) -> None:
+        """Set the bus after construction (the Redis bus needs the cache this loader was given)."""
+        self._bus = bus
 
     async def get(self, user_id: str, agent_name: str) -> BuiltAgent:
         """The caller's agent, from the cache or freshly built; ``NotFound`` for an unknown agent."""
@@ -28,10 +66,22 @@ class AgentLoader:
             if config is None:
                 raise NotFound(f"agent '{agent_name}' not found")
             customizations = await uow.customizations.list_active(user_id, agent_name)
-        return self._factory.build(config, customizations)
+            built = self._factory.build(config, customizations)
+            event = NewEvent(
+                "agent.built",
+                user_id=user_id,
+                agent_name=agent_name,
+                data={"customizations": len(customizations), "model": config.model},
+            )
+            await uow.events.add(event, now=self._clock.now())
+            await uow.commit()
+        self.builds += 1
+        return built
 
     def invalidate(self, user_id: str, agent_name: str) -> None:
         self._cache.invalidate(user_id, agent_name)
+        self._bus.publish(user_id, agent_name)
 
     def invalidate_agent(self, agent_name: str) -> None:
         self._cache.invalidate_agent(agent_name)
+        self._bus.publish(None, agent_name)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from chatserver.agents.mcp import validate_mcp_servers
 from chatserver.agents.registry import ModelRegistry
-from chatserver.agents.tools import validate_tools
+from chatserver.agents.tools import BUILTIN_TOOL_FACTORIES, validate_tools
 from chatserver.clock import Clock
 from chatserver.domain import AgentConfig, NewEvent
 from chatserver.errors import InvalidInput, NotFound
@@ -20,12 +21,19 @@ DEFAULT_PROMPT = "You are a helpful assistant."
 
 class AgentService:
     def __init__(
-        self, uow: UnitOfWorkFactory, models: ModelRegistry, loader: AgentLoader, clock: Clock
+        self,
+        uow: UnitOfWorkFactory,
+        models: ModelRegistry,
+        loader: AgentLoader,
+        clock: Clock,
+        *,
+        allow_stdio_mcp: bool = False,
     ) -> None:
         self._uow = uow
         self._models = models
         self._loader = loader
         self._clock = clock
+        self._allow_stdio_mcp = allow_stdio_mcp
 
     async def list(self) -> list[AgentConfig]:
         async with self._uow() as uow:
@@ -93,3 +101,8 @@ class AgentService:
         validate_tools(agent.tools)
         if agent.history_window is not None and agent.history_window < 0:
             raise InvalidInput("history_window must be >= 0", field="history_window")
+        if agent.context_tokens is not None and agent.context_tokens < 1:
+            raise InvalidInput("context_tokens must be >= 1", field="context_tokens")
+        validate_mcp_servers(
+            agent.mcp_servers, allow_stdio=self._allow_stdio_mcp, reserved_tools=BUILTIN_TOOL_FACTORIES
+        )

@@ -7,17 +7,18 @@ protocols. Methods never commit: the unit of work does, once per use case.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from chatserver.domain import (
     AgentConfig,
     ApiKey,
     AuditEvent,
     Chat,
+    Memory,
     Message,
     NewEvent,
     NewMessage,
@@ -118,6 +119,9 @@ class SessionRepository(Protocol):
     async def active_pairs(self) -> set[tuple[str, str]]:
         """System task: the (user_id, agent_name) pairs that have an active instance."""
 
+    async def count_active(self) -> int:
+        """System task (metrics): how many instances are active, across all users."""
+
 
 class EventRepository(Protocol):
     async def add(self, event: NewEvent, *, now: datetime) -> None: ...
@@ -125,6 +129,26 @@ class EventRepository(Protocol):
         self, *, type: str | None, user_id: str | None, limit: int, before: int | None
     ) -> list[AuditEvent]:
         """Newest first; ``before`` is an event id."""
+
+    async def list_after(self, event_id: int, *, limit: int) -> builtins.list[AuditEvent]:
+        """Up to ``limit`` events with an id above ``event_id``, oldest first (feeds, e.g. Redis)."""
+
+
+class MemoryRepository(Protocol):
+    async def add(self, user_id: str, agent_name: str, content: str, *, now: datetime) -> Memory: ...
+    async def count(self, user_id: str, agent_name: str) -> int: ...
+    async def search(
+        self, user_id: str, agent_name: str, *, keywords: Sequence[str], limit: int
+    ) -> builtins.list[Memory]:
+        """Newest first; notes containing any keyword (case-insensitive), or all notes when none."""
+
+    async def list(self, user_id: str, *, agent_name: str | None, limit: int) -> builtins.list[Memory]:
+        """The caller's notes, newest first; every agent's when ``agent_name`` is None."""
+
+    async def delete(self, user_id: str, memory_id: int) -> Memory | None:
+        """Delete the caller's note; the deleted note, or None when the caller has no such note."""
+
+    async def delete_all(self, user_id: str, agent_name: str) -> int: ...
 
 
 class UnitOfWork(Protocol):
@@ -136,6 +160,7 @@ class UnitOfWork(Protocol):
     customizations: CustomizationRepository
     sessions: SessionRepository
     events: EventRepository
+    memories: MemoryRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -168,3 +193,21 @@ class Database(Protocol):
     async def ping(self) -> None: ...
     async def migrations_current(self) -> bool: ...
     async def dispose(self) -> None: ...
+
+
+MaintenanceWork = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
+"""A system job's body: runs in the gate's unit of work, returns what to record on completion."""
+
+
+class MaintenanceGate(Protocol):
+    """Coordinates system jobs (the session sweep) across replicas sharing one database."""
+
+    async def run_exclusive(
+        self, job: str, work: MaintenanceWork, *, now: datetime, min_gap: timedelta
+    ) -> dict[str, Any] | None:
+        """Run ``work`` in one system transaction, unless the job is running elsewhere right now or
+        its last ``<job>.completed`` audit event is younger than ``min_gap``.
+
+        Records ``<job>.completed`` (data: what ``work`` returned) in the same transaction and
+        commits; returns that data, or None when skipped.
+        """

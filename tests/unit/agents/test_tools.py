@@ -21,7 +21,7 @@ async def call_current_time(tool: Tool[TurnDeps]) -> str:
 
 class TestCatalog:
     def test_the_builtin_tools_are_named_as_agents_list_them(self) -> None:
-        assert set(BUILTIN_TOOLS) == {"current_time", "update_instructions"}
+        assert set(BUILTIN_TOOLS) == {"current_time", "update_instructions", "remember", "recall_memories"}
         assert all(tool.name == name for name, tool in BUILTIN_TOOLS.items())
 
     def test_known_tools_validate(self) -> None:
@@ -48,16 +48,16 @@ class TestCatalog:
             ToolRegistry().select(["teleport"])
 
     def test_extra_tools_plug_in_by_name(self) -> None:
-        def remember_tool(clock: object) -> Tool[TurnDeps]:
-            async def remember(note: str) -> str:
-                """Remember a note."""
-                return "ok"
+        def weather_tool(clock: object) -> Tool[TurnDeps]:
+            async def weather(city: str) -> str:
+                """The weather in a city."""
+                return "sunny"
 
-            return Tool(remember)
+            return Tool(weather)
 
-        tools = ToolRegistry(extra={"remember": remember_tool})
-        assert tools.names == ["current_time", "remember", "update_instructions"]
-        assert [tool.name for tool in tools.select(["remember"])] == ["remember"]
+        tools = ToolRegistry(extra={"weather": weather_tool})
+        assert tools.names == sorted([*BUILTIN_TOOLS, "weather"])
+        assert [tool.name for tool in tools.select(["weather"])] == ["weather"]
 
     def test_an_extra_tool_cannot_replace_a_builtin(self) -> None:
         with pytest.raises(ValueError):

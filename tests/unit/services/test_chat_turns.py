@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from chatserver.domain import AuditEvent
 from chatserver.errors import Conflict, InvalidInput, ModelError, ModelTimeout, NotFound, PayloadTooLarge
 from chatserver.services.chat import TurnPolicy
 from tests.unit.services.conftest import World
@@ -20,9 +21,14 @@ async def test_a_turn_stores_the_question_and_the_answer_in_order(world: World) 
     assert world.uow.store.chats["c1"].title == "hello"
 
 
+def turn_events(world: World) -> list[AuditEvent]:
+    """The turn's own audit trail (building the agent is audited too, as ``agent.built``)."""
+    return [e for e in world.uow.store.events if e.type.startswith("turn.")]
+
+
 async def test_a_completed_turn_is_audited_with_its_usage(world: World) -> None:
     await world.chat.process_chat("u1", "assistant", "c1", "hello")
-    [event] = world.uow.store.events
+    [event] = turn_events(world)
     assert (event.type, event.user_id, event.chat_id) == ("turn.completed", "u1", "c1")
     assert event.data["turn"] == 1 and event.data["requests"] == 1
 
@@ -46,15 +52,15 @@ async def test_a_failing_model_keeps_the_users_message_and_audits_the_failure(wo
     with pytest.raises(ModelError):
         await world.chat.process_chat("u1", "assistant", "c1", "/fail")
     assert [(m.role, m.content) for m in world.uow.store.messages] == [("user", "/fail")]
-    assert [e.type for e in world.uow.store.events] == ["turn.failed"]
-    assert world.uow.store.events[0].data["code"] == "model_error"
+    assert [e.type for e in turn_events(world)] == ["turn.failed"]
+    assert turn_events(world)[0].data["code"] == "model_error"
 
 
 async def test_a_model_slower_than_the_timeout_raises_model_timeout(world: World) -> None:
     with pytest.raises(ModelTimeout):
         await world.chat.process_chat("u1", "assistant", "c1", "/sleep 3000 zz")
     assert [m.content for m in world.uow.store.messages] == ["/sleep 3000 zz"]
-    assert world.uow.store.events[0].data["code"] == "model_timeout"
+    assert turn_events(world)[0].data["code"] == "model_timeout"
 
 
 async def test_another_users_chat_id_is_not_found_and_nothing_is_stored(world: World) -> None:

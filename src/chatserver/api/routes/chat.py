@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 
 from chatserver.agents.types import StreamEvent, TokenEvent, ToolCallEvent, ToolResultEvent
 from chatserver.api.deps import ContainerDep, CurrentUser
@@ -15,8 +18,41 @@ from chatserver.api.errors import status_and_code
 from chatserver.api.schemas import ChatRequest, ChatResponse, ToolCallOut, UsageOut
 from chatserver.domain import ToolCallRecord, TurnUsage
 from chatserver.errors import ChatServerError
+from chatserver.services.turn_stream import TurnStream
 
 router = APIRouter(prefix="/api", tags=["chat"])
+log = logging.getLogger("chatserver.api")
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStream(StreamingResponse):
+    """``text/event-stream`` that closes its turn as soon as the response ends, however it ends.
+
+    On a client disconnect Starlette cancels the body iteration (uvicorn reports ASGI 2.3, so
+    Starlette listens for ``http.disconnect`` beside the body; from 2.4 on it would only notice at
+    the next send, which the e2e disconnect tests would catch) but never closes the iterator: a
+    generator caught at a ``yield``, or never started, would hold the turn's chat lock and model
+    run until garbage collection. Closing both here cancels the model run now.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, content: AsyncGenerator[str, None], turn: TurnStream, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(content, headers={**STREAM_HEADERS, **(headers or {})})
+        self._content = content
+        self._turn = turn
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            try:
+                await self._content.aclose()
+            finally:
+                await self._turn.aclose()
 
 
 def chat_response(chat_id: str, text: str, calls: list[ToolCallRecord], usage: TurnUsage) -> ChatResponse:
@@ -46,34 +82,31 @@ async def chat(body: ChatRequest, principal: CurrentUser, container: ContainerDe
     responses={
         200: {
             "content": {"text/event-stream": {}},
-            "description": "token, tool_call, tool_result, done or error events",
+            "description": "token, tool_call, tool_result, then done or error events",
         }
     },
 )
-async def chat_stream(
-    body: ChatRequest, principal: CurrentUser, container: ContainerDep
-) -> StreamingResponse:
-    events = await container.chat.stream_chat(
-        principal.user_id, body.agent_name, body.session_id, body.message
-    )
-    return StreamingResponse(
-        sse_events(body.session_id, events),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+async def chat_stream(body: ChatRequest, principal: CurrentUser, container: ContainerDep) -> EventStream:
+    turn = await container.chat.stream_chat(principal.user_id, body.agent_name, body.session_id, body.message)
+    return EventStream(sse_events(body.session_id, turn), turn)
 
 
 def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-async def sse_events(chat_id: str, events: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:
+async def sse_events(chat_id: str, events: TurnStream) -> AsyncGenerator[str, None]:
     try:
-        async for event in events:
-            yield _encode(chat_id, event)
+        async with aclosing(events):
+            async for event in events:
+                yield _encode(chat_id, event)
     except ChatServerError as error:
         _status, code = status_and_code(error)
         yield sse("error", {"detail": error.detail, "code": code})
+    except Exception:
+        # The 200 is already sent: report the failure as an event rather than cut the stream.
+        log.exception("streamed turn failed", extra={"chat_id": chat_id})
+        yield sse("error", {"detail": "internal server error", "code": "internal_error"})
 
 
 def _encode(chat_id: str, event: StreamEvent) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, RowMapping, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.domain import AgentConfig
+from chatserver.domain import AgentConfig, McpServer
 from chatserver.storage.sql.statements import insert_or_conflict
 from chatserver.storage.sql.tables import agents
 
@@ -22,7 +22,19 @@ def _agent(row: RowMapping) -> AgentConfig:
         history_window=row["history_window"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        mcp_servers=tuple(_mcp_server(item) for item in row["mcp_servers"] or ()),
+        context_tokens=row["context_tokens"],
     )
+
+
+def _mcp_server(item: dict[str, Any]) -> McpServer:
+    return McpServer(name=item["name"], command=tuple(item.get("command") or ()), url=item.get("url"))
+
+
+def _mcp_json(servers: tuple[McpServer, ...]) -> list[dict[str, Any]] | None:
+    if not servers:
+        return None
+    return [{"name": s.name, "command": list(s.command), "url": s.url} for s in servers]
 
 
 def _timestamp(value: Any) -> Any:
@@ -38,6 +50,8 @@ def _editable(agent: AgentConfig) -> dict[str, Any]:
         "system_prompt": agent.system_prompt,
         "tools": list(agent.tools),
         "history_window": agent.history_window,
+        "mcp_servers": _mcp_json(agent.mcp_servers),
+        "context_tokens": agent.context_tokens,
         "updated_at": _timestamp(agent.updated_at),
     }
 

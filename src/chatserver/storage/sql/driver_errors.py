@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
 
-from chatserver.errors import DatabaseUnavailable
+from chatserver.errors import ChatServerError, DatabaseUnavailable, InvalidInput
 
 # SQLSTATEs that mean the server, not the statement, failed: class 08 (connection exception),
 # 53300 (too many connections), 57P01-57P03 (shutdown, crash, cannot connect now).
@@ -17,6 +17,15 @@ _SQLITE_UNIQUE_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAIN
 # SQLite's writer lock still held by another connection after busy_timeout: the database is
 # overloaded, not the statement wrong.
 _SQLITE_BUSY_ERRORS = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+# SQLSTATE class 22 (data exception): a value the database refuses, not a broken server, e.g. 22021
+# character_not_in_repertoire (NUL in text), 22P05 untranslatable_character (NUL in JSON text),
+# 22003 numeric_value_out_of_range. Drivers refuse some values before sending them: text that is not
+# valid UTF-8 (unpaired surrogates) raises UnicodeError, integers past 64 bits OverflowError.
+_DATA_EXCEPTION_CLASS = "22"
+_DRIVER_DATA_ERRORS = (UnicodeError, OverflowError)
+INVALID_VALUE = (
+    "a value cannot be stored: NUL characters or unpaired surrogates in text, or a number out of range"
+)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -46,13 +55,25 @@ def _is_unavailable_one(exc: BaseException) -> bool:
 
 
 def is_connection_error(exc: BaseException) -> bool:
-    """True for failures of the connection or server (never for integrity or programming errors).
+    """True for failures of the connection or server (never for integrity, data or programming errors).
 
     ``OSError`` covers ``ConnectionError`` and, on Python 3.11+, ``TimeoutError``.
     """
-    if isinstance(exc, sa_exc.IntegrityError):
+    if isinstance(exc, sa_exc.IntegrityError) or is_data_error(exc):
         return False
     return any(_is_unavailable_one(e) for e in _chain(exc))
+
+
+def _is_data_error_one(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DataError | _DRIVER_DATA_ERRORS):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_DATA_EXCEPTION_CLASS)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when the database (or its driver) refused a value the caller sent: a 4xx, never a 500."""
+    return any(_is_data_error_one(e) for e in _chain(exc))
 
 
 def is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
@@ -78,4 +99,21 @@ def unavailable_on_connection_errors(*, connecting: bool = False) -> Iterator[No
     except Exception as exc:
         if is_connection_error(exc) or (connecting and isinstance(exc, sa_exc.DBAPIError)):
             raise DatabaseUnavailable("database unavailable") from exc
+        raise
+
+
+@contextmanager
+def invalid_input_on_data_errors() -> Iterator[None]:
+    """Re-raise values the database refuses (``is_data_error``) as ``InvalidInput``, chaining the cause.
+
+    A safety net under the schemas, which refuse such text first: whatever slips past them is the
+    caller's bad input (422), not a server failure (500).
+    """
+    try:
+        yield
+    except ChatServerError:
+        raise
+    except Exception as exc:
+        if is_data_error(exc):
+            raise InvalidInput(INVALID_VALUE) from exc
         raise

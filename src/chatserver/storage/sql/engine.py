@@ -25,6 +25,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
     return {
+        # Statement parameters hold message text and key hashes: never copy them into an error
+        # message, where a log line would carry them.
+        "hide_parameters": True,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_timeout_seconds,
@@ -38,7 +41,8 @@ def _is_memory(url: URL) -> bool:
 def _sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
     # In-memory databases keep SQLAlchemy's single shared connection (StaticPool): one per pool
     # connection would be separate, empty databases.
-    engine = create_async_engine(url, **({} if _is_memory(url) else _pool_options(settings)))
+    options: dict[str, Any] = {"hide_parameters": True} if _is_memory(url) else _pool_options(settings)
+    engine = create_async_engine(url, **options)
     busy_timeout_ms = int(settings.db_timeout_seconds * 1000)
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, RowMapping, select
@@ -49,4 +50,8 @@ class SqlEventRepository:
         if before is not None:
             conditions.append(ae.c.id < before)
         statement = select(ae).where(*conditions).order_by(ae.c.id.desc()).limit(limit)
+        return [_event(row) for row in (await self._conn.execute(statement)).mappings()]
+
+    async def list_after(self, event_id: int, *, limit: int) -> builtins.list[AuditEvent]:
+        statement = select(ae).where(ae.c.id > event_id).order_by(ae.c.id).limit(limit)
         return [_event(row) for row in (await self._conn.execute(statement)).mappings()]

@@ -6,7 +6,7 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, select, true, update
+from sqlalchemy import ColumnElement, RowMapping, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import SessionInstance
@@ -79,6 +79,10 @@ class SqlSessionRepository:
     async def active_pairs(self) -> set[tuple[str, str]]:
         statement = select(csi.c.user_id, csi.c.agent_name).where(csi.c.is_active == true()).distinct()
         return {(row.user_id, row.agent_name) for row in await self._conn.execute(statement)}
+
+    async def count_active(self) -> int:
+        statement = select(func.count()).select_from(csi).where(csi.c.is_active == true())
+        return int((await self._conn.execute(statement)).scalar_one())
 
     async def _set(self, user_id: str, session_id: str, **values: Any) -> SessionInstance | None:
         statement = (

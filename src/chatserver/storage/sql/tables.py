@@ -69,6 +69,9 @@ agents = Table(
     Column("history_window", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Added by migration 0003: [{name, command, url}] (null: none), and the context budget.
+    Column("mcp_servers", json_type(none_as_null=True), nullable=True),
+    Column("context_tokens", Integer, nullable=True),
 )
 
 chats = Table(
@@ -146,4 +149,18 @@ audit_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "type", "id"),
     Index(None, "user_id", "id"),
+)
+
+# Migration 0003. Long-term notes of a user's agent (the ``remember`` tool); row-level security.
+memories = Table(
+    "memories",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _owner(),
+    # No foreign key, like chats: a user's notes outlive an agent's deletion until the user erases them.
+    Column("agent_name", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # Serves recall and listing: one (user, agent), newest first.
+    Index(None, "user_id", "agent_name", "id"),
 )

@@ -6,17 +6,18 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chatserver.errors import DatabaseUnavailable
+from chatserver.errors import ChatServerError, DatabaseUnavailable, InvalidInput
 from chatserver.storage.protocols import (
     AgentRepository,
     ApiKeyRepository,
     ChatRepository,
     CustomizationRepository,
     EventRepository,
+    MemoryRepository,
     MessageRepository,
     SessionRepository,
     UserRepository,
@@ -24,8 +25,15 @@ from chatserver.storage.protocols import (
 from chatserver.storage.sql.agents import SqlAgentRepository
 from chatserver.storage.sql.chats import SqlChatRepository
 from chatserver.storage.sql.customizations import SqlCustomizationRepository
-from chatserver.storage.sql.driver_errors import is_connection_error, unavailable_on_connection_errors
+from chatserver.storage.sql.driver_errors import (
+    INVALID_VALUE,
+    invalid_input_on_data_errors,
+    is_connection_error,
+    is_data_error,
+    unavailable_on_connection_errors,
+)
 from chatserver.storage.sql.events import SqlEventRepository
+from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
@@ -42,6 +50,7 @@ class SqlUnitOfWork:
     customizations: CustomizationRepository
     sessions: SessionRepository
     events: EventRepository
+    memories: MemoryRepository
 
     def __init__(self, engine: AsyncEngine, *, user_id: str | None = None) -> None:
         self._engine = engine
@@ -58,7 +67,9 @@ class SqlUnitOfWork:
         with unavailable_on_connection_errors(connecting=True):
             conn = await self._engine.connect()
         try:
-            with unavailable_on_connection_errors():
+            # The begin hook sets the caller's id for row-level security: a value PostgreSQL refuses
+            # there (a NUL in it) is bad input like any other.
+            with unavailable_on_connection_errors(), invalid_input_on_data_errors():
                 await self._begin(conn)
         except BaseException:
             await conn.close()
@@ -75,15 +86,17 @@ class SqlUnitOfWork:
             await self._close(conn, failing=exc is not None)
         if exc is not None and not isinstance(exc, DatabaseUnavailable) and is_connection_error(exc):
             raise DatabaseUnavailable("database unavailable") from exc
+        if exc is not None and not isinstance(exc, ChatServerError) and is_data_error(exc):
+            raise InvalidInput(INVALID_VALUE) from exc
 
     async def commit(self) -> None:
         with unavailable_on_connection_errors():
             await self.connection.commit()
 
     async def _begin(self, conn: AsyncConnection) -> None:
-        if self._user_id is not None and conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql":
             # set_config(..., true) lasts one transaction; the begin hook renews it for each one, so
-            # row-level security keeps seeing the user after a commit in the same unit of work.
+            # row-level security keeps seeing the caller after a commit in the same unit of work.
             event.listen(conn.sync_connection, "begin", _acting_for(self._user_id))
         await conn.begin()
 
@@ -96,6 +109,7 @@ class SqlUnitOfWork:
         self.customizations = SqlCustomizationRepository(conn)
         self.sessions = SqlSessionRepository(conn)
         self.events = SqlEventRepository(conn)
+        self.memories = SqlMemoryRepository(conn)
 
     @staticmethod
     async def _close(conn: AsyncConnection, *, failing: bool) -> None:
@@ -109,11 +123,20 @@ class SqlUnitOfWork:
                 raise
 
 
-def _acting_for(user_id: str) -> Callable[[Connection], None]:
-    def set_user(connection: Connection) -> None:
-        connection.execute(select(func.set_config("app.user_id", user_id, True)))
+def _acting_for(user_id: str | None) -> Callable[[Connection], None]:
+    """The row-level security context (migration 0002): the caller, or system work when no user.
 
-    return set_user
+    Both settings go in one statement: one round trip per transaction.
+    """
+    statement = select(
+        func.set_config("app.user_id", user_id or "", True),
+        func.set_config("app.system", "off" if user_id is not None else "on", True),
+    )
+
+    def set_context(connection: Connection) -> None:
+        connection.execute(statement)
+
+    return set_context
 
 
 class SqlUnitOfWorkFactory:
@@ -124,3 +147,19 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self, *, user_id: str | None = None) -> SqlUnitOfWork:
         return SqlUnitOfWork(self._engine, user_id=user_id)
+
+    async def row_level_security_bypassed(self) -> bool:
+        """True when PostgreSQL would skip the row-level security policies for this role.
+
+        A superuser or a role with BYPASSRLS sees every user's rows whatever the policies say, so
+        the isolation they add silently disappears; SQLite has no row-level security to bypass.
+        """
+        if self._engine.dialect.name != "postgresql":
+            return False
+        with unavailable_on_connection_errors(connecting=True):
+            async with self._engine.connect() as conn:
+                result = await conn.execute(_ROLE_BYPASSES_RLS)
+                return bool(result.scalar_one())
+
+
+_ROLE_BYPASSES_RLS = text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")

@@ -1,0 +1,41 @@
+"""The caller's long-term memories (notes agents saved with ``remember``): list and erase."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from chatserver.api.deps import ContainerDep, CurrentUser
+from chatserver.api.schemas import MemoriesDeleted, MemoryOut
+from chatserver.services.memories import LIST_LIMIT_MAX
+
+router = APIRouter(prefix="/api/memories", tags=["memories"])
+
+AgentName = Annotated[str, Query(min_length=1, max_length=64, description="The agent whose notes")]
+
+
+@router.get("", response_model=list[MemoryOut])
+async def list_memories(
+    principal: CurrentUser,
+    container: ContainerDep,
+    agent_name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
+) -> list[MemoryOut]:
+    """Your notes, newest first: of one agent, or of every agent when ``agent_name`` is left out."""
+    rows = await container.memories.list(principal.user_id, agent_name, limit=limit)
+    return [MemoryOut.of(row) for row in rows]
+
+
+@router.delete("", response_model=MemoriesDeleted)
+async def erase_memories(
+    agent_name: AgentName, principal: CurrentUser, container: ContainerDep
+) -> MemoriesDeleted:
+    """Erase every note the agent keeps about you."""
+    return MemoriesDeleted(deleted=await container.memories.erase(principal.user_id, agent_name))
+
+
+@router.delete("/{memory_id}", status_code=204, response_class=Response)
+async def delete_memory(memory_id: int, principal: CurrentUser, container: ContainerDep) -> Response:
+    await container.memories.delete(principal.user_id, memory_id)
+    return Response(status_code=204)

@@ -1,0 +1,182 @@
+"""The OpenAI-compatible API: GET /v1/models and POST /v1/chat/completions (model = agent name).
+
+With an ``X-Chat-Id`` header the server keeps the conversation in that chat (only the newest user
+message is read from the request); without it the request's messages are the whole context and
+nothing is stored. Tools run on the server, so answers carry text only (``finish_reason: stop``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, Response
+
+from chatserver.agents.types import DoneEvent, TokenEvent
+from chatserver.api.deps import ContainerDep, CurrentUser
+from chatserver.api.errors import OPENAI_TYPES, status_and_code
+from chatserver.api.openai_schemas import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    ModelList,
+    ModelOut,
+    RequestTurn,
+    UsageOut,
+    error_body,
+)
+from chatserver.api.routes.chat import EventStream
+from chatserver.api.schemas import CHAT_ID_PATTERN
+from chatserver.domain import TurnUsage
+from chatserver.errors import ChatServerError, InvalidInput
+from chatserver.services.chat import AgentNotFound, ChatService
+from chatserver.services.turn_stream import TurnStream
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+log = logging.getLogger("chatserver.api")
+
+ChatIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Chat-Id",
+        pattern=CHAT_ID_PATTERN,
+        description="Keep the conversation in this chat (created on first use); omit for stateless",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Completion:
+    """What every chunk of one completion repeats."""
+
+    id: str
+    created: int
+    model: str
+
+    def chunk(self, delta: dict[str, str], *, last: bool = False) -> str:
+        choice = ChunkChoice(delta=delta, finish_reason="stop" if last else None)
+        body = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[choice])
+        return _data(body.model_dump(mode="json", exclude={"usage"}))
+
+    def answer(self, text: str, usage: TurnUsage) -> dict[str, Any]:
+        body = ChatCompletion(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[Choice(message=AssistantMessage(content=text))],
+            usage=UsageOut.of(usage),
+        )
+        return body.model_dump(mode="json")
+
+    def usage_chunk(self, usage: TurnUsage) -> str:
+        body = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=[], usage=UsageOut.of(usage)
+        )
+        return _data(body.model_dump(mode="json"))
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(_: CurrentUser, container: ContainerDep) -> ModelList:
+    return ModelList(data=[ModelOut.of(agent) for agent in await container.agents.list()])
+
+
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        200: {
+            "model": ChatCompletion,
+            "content": {"text/event-stream": {}},
+            "description": "a chat.completion, or chat.completion.chunk events ending with [DONE]",
+        }
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest, principal: CurrentUser, container: ContainerDep, chat_id: ChatIdHeader = None
+) -> Response:
+    completion = _Completion(
+        f"chatcmpl-{uuid.uuid4().hex}", int(container.clock.now().timestamp()), body.model
+    )
+    headers = {"X-Chat-Id": chat_id} if chat_id else {}
+    try:
+        turn = body.to_turn()
+        if body.stream:
+            events = await _start_stream(container.chat, principal.user_id, body.model, turn, chat_id)
+            return EventStream(_chunks(completion, events, body.include_usage), events, headers)
+        text, usage = await _answer(container.chat, principal.user_id, body.model, turn, chat_id)
+    except AgentNotFound:
+        message = f"The model '{body.model}' does not exist or you do not have access to it."
+        return _error(404, message, code="model_not_found", type_="invalid_request_error", param="model")
+    except InvalidInput as error:
+        return _error(422, error.detail, code="validation_error", param=error.field)
+    return JSONResponse(completion.answer(text, usage), headers=headers)
+
+
+async def _start_stream(
+    chat: ChatService, user_id: str, agent_name: str, turn: RequestTurn, chat_id: str | None
+) -> TurnStream:
+    if chat_id:
+        return await chat.stream_chat(user_id, agent_name, chat_id, turn.prompt)
+    return await chat.stream_complete(
+        user_id, agent_name, turn.prompt, history=turn.history, instructions=turn.instructions
+    )
+
+
+async def _answer(
+    chat: ChatService, user_id: str, agent_name: str, turn: RequestTurn, chat_id: str | None
+) -> tuple[str, TurnUsage]:
+    if chat_id:
+        reply = await chat.process_chat(user_id, agent_name, chat_id, turn.prompt)
+        return reply.response, reply.usage
+    result = await chat.complete(
+        user_id, agent_name, turn.prompt, history=turn.history, instructions=turn.instructions
+    )
+    return result.output, result.usage
+
+
+async def _chunks(
+    completion: _Completion, events: TurnStream, include_usage: bool
+) -> AsyncGenerator[str, None]:
+    yield completion.chunk({"role": "assistant", "content": ""})
+    try:
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, TokenEvent):
+                    yield completion.chunk({"content": event.delta})
+                elif isinstance(event, DoneEvent):
+                    yield completion.chunk({}, last=True)
+                    if include_usage:
+                        yield completion.usage_chunk(event.result.usage)
+    except ChatServerError as error:
+        status, code = status_and_code(error)
+        yield _data(error_body(error.detail, type_=_error_type(status), code=code))
+        return
+    except Exception:
+        log.exception("streamed completion failed")
+        yield _data(error_body("internal server error", type_="api_error", code="internal_error"))
+        return
+    yield "data: [DONE]\n\n"
+
+
+def _data(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+def _error_type(status: int) -> str:
+    return OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+
+
+def _error(
+    status: int, message: str, *, code: str, type_: str | None = None, param: str | None = None
+) -> JSONResponse:
+    body = error_body(message, type_=type_ or _error_type(status), code=code, param=param)
+    return JSONResponse(body, status)

@@ -1,0 +1,27 @@
+"""Text a request may carry into storage: refused at the schema when a database cannot hold it.
+
+PostgreSQL text and JSON cannot hold NUL (``\\x00``), and no database driver can encode an unpaired
+surrogate (``"\\ud800"`` is valid JSON, but not UTF-8). Both are a 422 naming the field, on SQLite
+too, so the two databases accept the same requests. The NUL rule is a ``pattern`` so the OpenAPI
+schema states it; the storage layer maps whatever still slips through to a 4xx as well.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def _encodable(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+StoredText = Annotated[str, Field(pattern=NO_NUL_PATTERN), AfterValidator(_encodable)]
+"""A string field whose value may be stored or looked up: no NUL, no unpaired surrogate."""

@@ -1,0 +1,145 @@
+"""Cross-replica invalidation of cached agents over Redis pub/sub.
+
+The loader invalidates its own cache at once and hands the change to ``publish``, which sends it in
+a task (services stay synchronous); the HTTP layer awaits ``settle()`` before a response starts, so
+once a client sees the change acknowledged every subscribed replica has been sent it.
+
+Pub/sub delivers at most once: a replica whose subscription drops may miss messages. Each time
+the subscription is (re)confirmed the whole local cache is invalidated, so what was missed while
+disconnected can never be served afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("chatserver.invalidation")
+
+SETTLE_SECONDS = 2.0
+RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class InvalidatableCache(Protocol):
+    def invalidate(self, user_id: str, agent_name: str) -> bool: ...
+    def invalidate_agent(self, agent_name: str) -> int: ...
+    def keys(self) -> list[tuple[str, str]]: ...
+
+
+class Counter(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class RedisInvalidationBus:
+    """Publishes this replica's invalidations and applies the other replicas' to ``cache``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        cache: InvalidatableCache,
+        *,
+        sent: Counter | None = None,
+        received: Counter | None = None,
+    ) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._cache = cache
+        self._sent = sent
+        self._received = received
+        self.origin = uuid.uuid4().hex
+        self._pending: set[asyncio.Task[None]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    def publish(self, user_id: str | None, agent_name: str) -> None:
+        """Tell the other replicas; ``user_id`` None means every user's copy of the agent."""
+        message = json.dumps({"origin": self.origin, "user_id": user_id, "agent_name": agent_name})
+        task = asyncio.get_running_loop().create_task(self._send(message))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _send(self, message: str) -> None:
+        try:
+            await self._redis.publish(self._channel, message)
+        except (RedisError, OSError):
+            log.warning("cache invalidation not sent to other replicas: Redis unavailable")
+            return
+        if self._sent is not None:
+            self._sent.inc()
+
+    async def settle(self) -> None:
+        """Wait (at most ``SETTLE_SECONDS``) until the invalidations published so far have been sent."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=SETTLE_SECONDS)
+
+    async def start(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen_forever(), name="chatserver-invalidations")
+
+    async def aclose(self) -> None:
+        await self.settle()
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+
+    async def _listen_forever(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._listen()
+                delay = RETRY_SECONDS[0]
+            except Exception as error:
+                # The listener must outlive any failure: a dead one would serve stale agents forever.
+                failures = 0 if self.subscribed.is_set() else failures + 1
+                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                if isinstance(error, RedisError | OSError):
+                    log.warning("cache invalidation subscription lost; retrying in %ss", delay)
+                else:
+                    log.exception("cache invalidation listener failed; retrying in %ss", delay)
+            self.subscribed.clear()
+            await asyncio.sleep(delay)
+
+    async def _listen(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(self._channel)
+            async for message in pubsub.listen():
+                self.handle(message)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """Apply one pub/sub message (a subscription confirmation clears the whole cache)."""
+        if message.get("type") == "subscribe":
+            self._drop_everything()
+            self.subscribed.set()
+            return
+        if message.get("type") != "message":
+            return
+        try:
+            body = json.loads(message["data"])
+            origin, user_id, agent_name = body["origin"], body["user_id"], body["agent_name"]
+        except (TypeError, ValueError, KeyError):
+            log.warning("ignored a malformed cache invalidation message")
+            return
+        if origin == self.origin or not isinstance(agent_name, str):
+            return
+        if isinstance(user_id, str):
+            self._cache.invalidate(user_id, agent_name)
+        else:
+            self._cache.invalidate_agent(agent_name)
+        if self._received is not None:
+            self._received.inc()
+
+    def _drop_everything(self) -> None:
+        cached = self._cache.keys()
+        for agent_name in {agent for _user, agent in cached}:
+            self._cache.invalidate_agent(agent_name)

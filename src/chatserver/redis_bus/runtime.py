@@ -1,0 +1,98 @@
+"""Everything chatserver does with Redis, built from settings and started with the container."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from chatserver.config import Settings
+from chatserver.observability.metrics import Metrics
+from chatserver.redis_bus.connection import RedisKeys, connect
+from chatserver.redis_bus.events import TASK_NAME, AuditEventPublisher, EventFeed
+from chatserver.redis_bus.invalidation import InvalidatableCache, RedisInvalidationBus
+from chatserver.redis_bus.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, Unlimited
+from chatserver.services.agent_loader import InvalidationBus
+
+log = logging.getLogger("chatserver.redis")
+
+
+@dataclass
+class RedisRuntime:
+    client: Redis
+    keys: RedisKeys
+    invalidations: RedisInvalidationBus
+    publisher: AuditEventPublisher
+    publish_interval_seconds: float
+    metrics: Metrics
+    ping_timeout_seconds: float = 2.0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.invalidations.start()
+        if not self._tasks:
+            run = self.publisher.run(
+                self.publish_interval_seconds, lambda ok: self.metrics.task_run(TASK_NAME, ok=ok)
+            )
+            self._tasks.append(asyncio.create_task(run, name="chatserver-audit-publisher"))
+
+    async def ready(self) -> bool:
+        try:
+            async with asyncio.timeout(self.ping_timeout_seconds):
+                return bool(await self.client.ping())
+        except (RedisError, OSError, TimeoutError):
+            log.warning("readiness: Redis did not answer")
+            return False
+
+    async def aclose(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.invalidations.aclose()
+        await self.client.aclose()
+
+
+class Loader(Protocol):
+    def use_bus(self, bus: InvalidationBus) -> None: ...
+
+
+def build_replication(
+    settings: Settings, *, cache: InvalidatableCache, loader: Loader, feed: EventFeed, metrics: Metrics
+) -> tuple[RedisRuntime | None, RateLimiter]:
+    """Redis (when configured) and the rate limiter; no I/O until ``RedisRuntime.start``.
+
+    Without ``redis_url`` nothing is shared: invalidations stay local and requests are counted in
+    this process.
+    """
+    limit = settings.rate_limit_per_minute
+    if settings.redis_url is None:
+        local = MemoryRateLimiter(limit, on_refused=metrics.rate_limited.inc) if limit else Unlimited()
+        return None, local
+    client = connect(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
+    keys = RedisKeys(settings.redis_prefix)
+    bus = RedisInvalidationBus(
+        client,
+        keys.invalidations,
+        cache,
+        sent=metrics.invalidations_sent,
+        received=metrics.invalidations_received,
+    )
+    loader.use_bus(bus)
+    runtime = RedisRuntime(
+        client=client,
+        keys=keys,
+        invalidations=bus,
+        publisher=AuditEventPublisher(client, keys, feed, on_published=metrics.events_published.inc),
+        publish_interval_seconds=settings.event_stream_interval_seconds,
+        metrics=metrics,
+        ping_timeout_seconds=settings.redis_timeout_seconds,
+    )
+    shared: RateLimiter = (
+        RedisRateLimiter(client, keys, limit, on_refused=metrics.rate_limited.inc) if limit else Unlimited()
+    )
+    return runtime, shared

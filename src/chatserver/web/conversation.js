@@ -1,0 +1,204 @@
+// The message list: user messages as plain text, assistant answers as sanitized Markdown with
+// their tool calls inline (collapsible: name, arguments, result), live while a turn streams.
+
+import { formatJson, h } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+
+const RENDER_EVERY_MS = 40;
+
+function toolCard(name, args) {
+  const status = h("span", { class: "tool-status" }, "running");
+  const result = h("pre", { class: "tool-result" }, "(waiting for the result)");
+  const card = h(
+    "details",
+    { class: "tool" },
+    h("summary", {}, "Tool ", h("code", {}, name), " ", status),
+    h("div", { class: "tool-body" },
+      h("p", { class: "tool-heading" }, "Arguments"),
+      h("pre", { class: "tool-args" }, formatJson(args ?? {})),
+      h("p", { class: "tool-heading" }, "Result"),
+      result),
+  );
+  return {
+    element: card,
+    name,
+    done: false,
+    setResult(value) {
+      result.textContent = formatJson(value);
+      status.textContent = "done";
+      this.done = true;
+    },
+    setMissing() {
+      result.textContent = "(no result)";
+      status.textContent = "no result";
+      this.done = true;
+    },
+  };
+}
+
+/** One assistant answer: text blocks and tool cards in the order they arrived. */
+class AssistantTurn {
+  constructor(element, onGrow) {
+    this.element = element;
+    this.onGrow = onGrow;
+    this.cards = [];
+    this.byCallId = new Map();
+    this.block = null;
+    this.text = "";
+    this.timer = null;
+  }
+
+  appendDelta(delta) {
+    if (!this.block) {
+      this.block = h("div", { class: "md" });
+      this.text = "";
+      this.element.append(this.block);
+    }
+    this.text += delta;
+    this.timer ??= setTimeout(() => this.render(), RENDER_EVERY_MS);
+  }
+
+  /** A finished piece of text (from history). */
+  addText(text) {
+    if (!text) return;
+    this.appendDelta(text);
+    this.render();
+    this.block = null;
+  }
+
+  render() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.block) renderMarkdown(this.block, this.text);
+    this.onGrow();
+  }
+
+  toolCall(name, args, callId) {
+    this.render();
+    this.block = null;
+    const card = toolCard(name, args);
+    this.cards.push(card);
+    if (callId) this.byCallId.set(callId, card);
+    this.element.append(card.element);
+    this.onGrow();
+  }
+
+  toolResult(name, result, callId) {
+    let card = callId ? this.byCallId.get(callId) : undefined;
+    card ??= this.cards.find((c) => !c.done && c.name === name);
+    if (!card) {
+      this.toolCall(name, undefined, callId);
+      card = this.cards[this.cards.length - 1];
+    }
+    card.setResult(result);
+    this.onGrow();
+  }
+
+  fail({ text, retry }, onRetry) {
+    this.render();
+    const box = h("div", { class: "turn-error", role: "alert" }, h("span", {}, text));
+    if (retry && onRetry) {
+      const button = h("button", { type: "button", class: "retry", onclick: () => { button.remove(); onRetry(); } }, "Retry");
+      box.append(button);
+    }
+    this.element.append(box);
+    this.onGrow();
+  }
+
+  finish() {
+    this.render();
+    this.block = null;
+    this.element.classList.remove("streaming");
+    for (const card of this.cards) if (!card.done) card.setMissing();
+    if (!this.element.querySelector(".md, .tool, .turn-error")) {
+      this.element.append(h("p", { class: "hint" }, "(no answer)"));
+    }
+  }
+}
+
+export class Conversation {
+  constructor(list, scroller, empty) {
+    this.list = list;
+    this.scroller = scroller;
+    this.empty = empty;
+    this.stick = true;
+    scroller.addEventListener("scroll", () => { this.stick = this.atBottom(); }, { passive: true });
+  }
+
+  /** aria-busy tells assistive technology (and tests) that messages are still being loaded. */
+  setLoading(loading) {
+    this.list.setAttribute("aria-busy", String(loading));
+  }
+
+  clear() {
+    this.list.replaceChildren();
+    this.empty.hidden = false;
+  }
+
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  }
+
+  follow(wasAtBottom) {
+    if (wasAtBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  userItem(text) {
+    return h("li", { class: "msg user" }, h("span", { class: "visually-hidden" }, "You: "),
+      h("div", { class: "plain" }, text));
+  }
+
+  assistantItem() {
+    return h("li", { class: "msg assistant" }, h("span", { class: "visually-hidden" }, "Assistant: "));
+  }
+
+  addUser(text) {
+    this.empty.hidden = true;
+    this.list.append(this.userItem(text));
+    this.follow(true);
+  }
+
+  startAssistant() {
+    const item = this.assistantItem();
+    item.classList.add("streaming");
+    this.list.append(item);
+    this.stick = true;
+    return new AssistantTurn(item, () => this.follow(this.stick));
+  }
+
+  /** Render stored messages (oldest first); `prepend` puts them above what is shown. */
+  showHistory(items, { prepend = false } = {}) {
+    const fragment = document.createDocumentFragment();
+    let turn = null;
+    for (const message of items) {
+      if (message.role === "user") {
+        turn?.finish();
+        turn = null;
+        fragment.append(this.userItem(message.content));
+        continue;
+      }
+      if (!turn) {
+        const item = this.assistantItem();
+        fragment.append(item);
+        turn = new AssistantTurn(item, () => {});
+      }
+      if (message.role === "assistant") {
+        turn.addText(message.content);
+        for (const call of message.tool_calls ?? []) turn.toolCall(call.name, call.args, call.id);
+      } else if (message.role === "tool") {
+        turn.toolResult(message.tool_name ?? "tool", message.content, message.tool_call_id);
+      }
+    }
+    turn?.finish();
+    if (items.length) this.empty.hidden = true;
+    if (prepend) {
+      const before = this.scroller.scrollHeight;
+      this.list.prepend(fragment);
+      this.scroller.scrollTop += this.scroller.scrollHeight - before;
+    } else {
+      this.list.append(fragment);
+      this.follow(true);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+// Markdown to safe DOM. Two independent layers keep model and user text from becoming markup:
+// 1. marked renders any raw HTML in the text as escaped text (so `<img onerror=...>` reads as
+//    itself), and images as plain links (no remote loads);
+// 2. DOMPurify then allows only a small set of formatting tags and http(s)/mailto links.
+// Its result is a Trusted Types value: the page's CSP refuses any other string as HTML.
+
+import { Marked } from "./vendor/marked.esm.js";
+
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+export function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (char) => ESCAPES[char]);
+}
+
+const marked = new Marked({
+  gfm: true,
+  breaks: true,
+  async: false,
+  renderer: {
+    html(token) {
+      const text = escapeHtml(token.text);
+      return token.block ? `<p class="raw">${text}</p>` : text;
+    },
+    image(token) {
+      const label = escapeHtml(token.text || token.href);
+      return `<a href="${escapeHtml(token.href)}">${label}</a>`;
+    },
+  },
+});
+
+const PURIFY_CONFIG = {
+  ALLOWED_TAGS: [
+    "a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "i", "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul",
+  ],
+  ALLOWED_ATTR: ["href", "title", "start", "align", "class"],
+  ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
+  ALLOW_DATA_ATTR: false,
+  RETURN_TRUSTED_TYPE: true,
+};
+
+const purify = globalThis.DOMPurify;
+purify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A") {
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer nofollow");
+  }
+});
+
+/** Replace the children of `element` with `text` rendered as sanitized Markdown. */
+export function renderMarkdown(element, text) {
+  element.innerHTML = purify.sanitize(marked.parse(text), PURIFY_CONFIG);
+}

@@ -8,8 +8,11 @@ an unreachable server into a usage error.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,8 +24,11 @@ from tests.support.databases import (
     postgres_reachable,
     throwaway_database,
 )
+from tests.support.redis import redis_url
 
 _DESELECTION_NOTE = pytest.StashKey[str]()
+BROWSER_TESTS = Path(__file__).parent / "browser"
+CHROMIUM = os.environ.get("CHATSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -40,31 +46,84 @@ async def postgres_url() -> AsyncIterator[str]:
         yield url
 
 
+@dataclass(frozen=True)
+class ExternalService:
+    """A service some tests need: marker, how to tell it is there, and where it was looked for."""
+
+    marker: str
+    name: str
+    available: Callable[[], bool]
+    where: Callable[[], str]
+    hint: str
+
+
+def _tcp_open(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _redis_address() -> tuple[str, int]:
+    url = urlsplit(redis_url())
+    return url.hostname or "127.0.0.1", url.port or 6379
+
+
+SERVICES = (
+    ExternalService(
+        "postgres",
+        "PostgreSQL",
+        lambda: postgres_reachable(postgres_admin_url()),
+        lambda: "{}:{}".format(*postgres_address(postgres_admin_url())),
+        "CHATSERVER_TEST_POSTGRES_URL",
+    ),
+    ExternalService(
+        "redis",
+        "Redis",
+        lambda: _tcp_open(_redis_address()),
+        lambda: "{}:{}".format(*_redis_address()),
+        "CHATSERVER_TEST_REDIS_URL",
+    ),
+    ExternalService(
+        "browser",
+        "browser",
+        lambda: Path(CHROMIUM).is_file(),
+        lambda: CHROMIUM,
+        "apt-get install chromium",
+    ),
+)
+
+
+def _required(service: ExternalService) -> bool:
+    flags = (f"CHATSERVER_TEST_REQUIRE_{service.marker.upper()}", "CHATSERVER_TEST_REQUIRE_ALL")
+    return any(os.environ.get(flag) == "1" for flag in flags)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Set aside, loudly, the tests of a service that is not there; CI requires every service."""
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
-    needs_postgres = [item for item in items if item.get_closest_marker("postgres")]
-    if not needs_postgres:
-        return
-    admin_url = postgres_admin_url()
-    if postgres_reachable(admin_url):
-        return
-    host, port = postgres_address(admin_url)
-    if os.environ.get("CHATSERVER_TEST_REQUIRE_POSTGRES") == "1":
-        raise pytest.UsageError(
-            f"CHATSERVER_TEST_REQUIRE_POSTGRES=1 but no PostgreSQL server answers at {host}:{port} "
-            "(set CHATSERVER_TEST_POSTGRES_URL)"
+        if BROWSER_TESTS in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.browser)
+    notes = []
+    for service in SERVICES:
+        needing = [item for item in items if item.get_closest_marker(service.marker)]
+        if not needing or service.available():
+            continue
+        flag = f"CHATSERVER_TEST_REQUIRE_{service.marker.upper()}"
+        if _required(service):
+            raise pytest.UsageError(f"{flag}=1 but no {service.name} at {service.where()} ({service.hint})")
+        config.hook.pytest_deselected(items=needing)
+        items[:] = [item for item in items if not item.get_closest_marker(service.marker)]
+        notes.append(
+            f"{len(needing)} {service.name} tests deselected: none at {service.where()} "
+            f"({service.hint}; or {flag}=1 to fail instead)"
         )
-    config.hook.pytest_deselected(items=needs_postgres)
-    items[:] = [item for item in items if not item.get_closest_marker("postgres")]
-    config.stash[_DESELECTION_NOTE] = (
-        f"{len(needs_postgres)} PostgreSQL tests deselected: no server at {host}:{port} "
-        "(set CHATSERVER_TEST_POSTGRES_URL, or CHATSERVER_TEST_REQUIRE_POSTGRES=1 to fail instead)"
-    )
+    config.stash[_DESELECTION_NOTE] = "\n".join(notes)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    note = config.stash.get(_DESELECTION_NOTE, None)
-    if note:
+    for note in config.stash.get(_DESELECTION_NOTE, "").splitlines():
         terminalreporter.write_line(note, yellow=True, bold=True)

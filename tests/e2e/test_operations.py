@@ -265,6 +265,7 @@ class TestReadiness:
         assert up["checks"] == {"database": "ok", "migrations": "ok"}
         assert after.status_code == 200 and after.json()["response"] == "echo: after"
 
+    @pytest.mark.redis
     async def test_readiness_names_redis_while_a_configured_redis_is_unreachable(
         self, proxied_redis: tuple[LiveServer, TcpProxy]
     ) -> None:

@@ -23,7 +23,7 @@ from tests.support.databases import throwaway_database
 from tests.support.drain import Drain
 from tests.support.redis import redis_client, redis_prefix, redis_url
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 RATE_LIMIT = 40
 WAIT_SECONDS = 20.0

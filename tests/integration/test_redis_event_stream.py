@@ -24,6 +24,8 @@ from tests.e2e.harness import free_port
 from tests.support.builders import at
 from tests.support.redis import redis_client, redis_prefix, redis_url
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 async def keys() -> AsyncIterator[RedisKeys]:

@@ -24,6 +24,8 @@ from tests.support.redis import redis_client, redis_prefix, redis_url
 from tests.unit.fakes import FakeClock
 from tests.unit.observability.test_metrics import value
 
+pytestmark = pytest.mark.redis
+
 WAIT_SECONDS = 10.0
 
 

@@ -14,6 +14,8 @@ from chatserver.redis_bus import RedisKeys, RedisRateLimiter, connect
 from tests.e2e.harness import free_port
 from tests.support.redis import redis_client, redis_prefix, redis_url
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 async def keys() -> AsyncIterator[RedisKeys]:

@@ -13,8 +13,9 @@ algorithm is applied to a given key.
 
 Claims: ``exp`` required, ``exp``/``nbf``/``iat`` checked with ``jwt_leeway_seconds`` against the
 system time; ``aud`` must contain ``jwt_audience``; ``iss`` must equal ``jwt_issuer`` when that is
-set; ``sub`` must be a non-blank string of at most 255 characters. The caller is an admin when the
-claim named by ``admin_claim`` equals ``"admin"`` or is a list containing ``"admin"``.
+set; ``sub`` must be a non-blank string of at most 255 characters, without NUL or unpaired
+surrogates. The caller is an admin when the claim named by ``admin_claim`` equals ``"admin"`` or is
+a list containing ``"admin"``.
 
 Failures raise ``Unauthorized`` with a short detail; neither the token nor a secret is ever put in
 a message or a log line.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -80,6 +81,18 @@ def _is_admin(claims: Mapping[str, Any], admin_claim: str) -> bool:
     if isinstance(value, list):
         return "admin" in value
     return value == "admin"
+
+
+def _valid_subject(sub: object) -> TypeGuard[str]:
+    """A non-blank string of at most 255 characters that a database can store and compare: no NUL,
+    no unpaired surrogate (valid JSON, but not UTF-8)."""
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH or "\x00" in sub:
+        return False
+    try:
+        sub.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _detail_for(exc: jwt.PyJWTError) -> str:
@@ -190,6 +203,6 @@ class JwtVerifier:
 
     def _principal(self, claims: Mapping[str, Any]) -> Principal:
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH:
+        if not _valid_subject(sub):
             raise Unauthorized("invalid token subject")
         return Principal(user_id=sub, is_admin=_is_admin(claims, self._admin_claim))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from chatserver.api.deps import ContainerDep, CurrentUser
 from chatserver.api.schemas import MemoriesDeleted, MemoryOut
@@ -13,6 +13,9 @@ from chatserver.services.memories import LIST_LIMIT_MAX
 router = APIRouter(prefix="/api/memories", tags=["memories"])
 
 AgentName = Annotated[str, Query(min_length=1, max_length=64, description="The agent whose notes")]
+# Ids are 64-bit integers in both databases: a larger one can name no memory, and the driver would
+# refuse to send it.
+MemoryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("", response_model=list[MemoryOut])
@@ -36,6 +39,6 @@ async def erase_memories(
 
 
 @router.delete("/{memory_id}", status_code=204, response_class=Response)
-async def delete_memory(memory_id: int, principal: CurrentUser, container: ContainerDep) -> Response:
+async def delete_memory(memory_id: MemoryId, principal: CurrentUser, container: ContainerDep) -> Response:
     await container.memories.delete(principal.user_id, memory_id)
     return Response(status_code=204)

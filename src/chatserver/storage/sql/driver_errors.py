@@ -65,7 +65,7 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def _is_data_error_one(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DataError | _DRIVER_DATA_ERRORS):
+    if isinstance(exc, (sa_exc.DataError, *_DRIVER_DATA_ERRORS)):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate.startswith(_DATA_EXCEPTION_CLASS)

@@ -107,7 +107,7 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def _print_first_run(url: str, key: str) -> None:
     typer.echo(
         f"\nFirst run: created admin user '{FIRST_ADMIN}'. Its API key is shown once; keep it safe.\n"
-        f"Server: {url}\n"
+        f"Server: {url}  (open it in a browser and sign in with the key below)\n"
         f"Try it:\n  curl -s {url}/api/chat -H 'Authorization: Bearer {key}' "
         f"-H 'Content-Type: application/json' "
         f'-d \'{{"agent_name": "{DEFAULT_AGENT}", "message": "hello", "session_id": "{uuid.uuid4()}"}}\'\n'

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     )
     echo_latency_ms: int = Field(0, ge=0)
     model_timeout_seconds: float = Field(60.0, gt=0)
+    model_retries: int = Field(2, ge=0, le=10, description="retries of a failed model request, where safe")
+    model_retry_backoff_seconds: float = Field(0.5, gt=0, le=60, description="first retry wait; doubles")
     max_model_requests: int = Field(10, ge=1, description="model requests (tool steps) per turn")
     local_threads: int | None = Field(None, ge=1, description="llama.cpp threads; unset: its default")
     local_max_tokens: int = Field(512, ge=1, le=4096, description="longest answer of a local model")

@@ -123,7 +123,7 @@ class Container:
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
     engine = create_engine(settings)
-    uow = SqlUnitOfWorkFactory(engine)
+    uow = SqlUnitOfWorkFactory(engine, timeout_seconds=settings.db_timeout_seconds)
     http = httpx.AsyncClient(timeout=10.0)
     models = ModelRegistry(settings)
     cache = AgentCache(settings.agent_cache_size, settings.agent_cache_ttl_seconds, clock)

@@ -211,7 +211,11 @@ async def test_a_lost_lock_connection_is_replaced_and_its_locks_are_gone(
     replicas: tuple[PostgresChatLocks, PostgresChatLocks, AsyncEngine],
 ) -> None:
     first, second, admin = replicas
-    holders = text("SELECT pid FROM pg_locks WHERE locktype = 'advisory'")
+    # pg_locks is server-wide: only this test database's locks are ours to count and cut.
+    holders = text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     async with asyncio.timeout(BOUND):
         async with first.hold("chat-1", wait=True), admin.connect() as conn:
             pids = (await conn.execute(holders)).scalars().all()

@@ -2,7 +2,9 @@
 
 It runs its own event loop in a thread, so it keeps forwarding while the test blocks or runs a
 server on another loop. ``cut()`` stops listening and drops every open connection (a connect is
-then refused at once); ``restore()`` listens on the same port again.
+then refused at once); ``stall()`` keeps every connection open, and accepts new ones, but forwards
+nothing (a black hole: only timeouts end a wait); ``restore()`` listens on the same port again and
+forwards what a stall held back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -48,12 +51,25 @@ class TcpProxy:
     def restore(self) -> None:
         self._call(self._listen())
 
+    def stall(self) -> None:
+        self._call(self._stall())
+
     def _call(self, work: Coroutine[Any, Any, None]) -> None:
         asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=CONTROL_TIMEOUT)
 
     async def _listen(self) -> None:
+        self._gate().set()
         if self._server is None:
             self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def _stall(self) -> None:
+        self._gate().clear()
+
+    def _gate(self) -> asyncio.Event:
+        """Set while data flows; made on the proxy's own loop, the only one that waits on it."""
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+        return self._flowing
 
     async def _cut(self) -> None:
         server, self._server = self._server, None
@@ -64,6 +80,8 @@ class TcpProxy:
         self._open.clear()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._open.add(client_writer)
+        await self._gate().wait()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -77,6 +95,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(CHUNK):
+                await self._gate().wait()
                 writer.write(data)
                 await writer.drain()
         except OSError:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 from pydantic import SecretStr
 from pydantic_ai.models import Model
 from pydantic_ai.providers import Provider
@@ -28,6 +29,7 @@ from chatserver.agents.local import (
     model_file,
 )
 from chatserver.agents.local import default_context_tokens as local_context_tokens
+from chatserver.agents.retries import RetryPolicy, retrying_client
 from chatserver.config import Settings
 from chatserver.errors import InvalidInput
 
@@ -46,7 +48,8 @@ class ModelSpec:
 @dataclass(frozen=True, slots=True)
 class _ProviderInfo:
     key_env: str
-    build_provider: Callable[[Settings, str | None], Provider[Any]]
+    build_provider: Callable[[Settings, str | None, httpx2.AsyncClient], Provider[Any]]
+    """Settings, API key, and the HTTP client that retries (``agents/retries.py``): SDK retries off."""
     build_model: Callable[[str, Provider[Any]], Model]
 
 
@@ -83,10 +86,17 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() or None
 
 
-def _openai_provider(settings: Settings, key: str | None) -> Provider[Any]:
+def _openai_provider(settings: Settings, key: str | None, http: httpx2.AsyncClient) -> Provider[Any]:
+    from openai import AsyncOpenAI
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    return OpenAIProvider(base_url=settings.openai_base_url or None, api_key=key or OPENAI_PLACEHOLDER_KEY)
+    client = AsyncOpenAI(
+        base_url=settings.openai_base_url or None,
+        api_key=key or OPENAI_PLACEHOLDER_KEY,
+        http_client=http,
+        max_retries=0,
+    )
+    return OpenAIProvider(openai_client=client)
 
 
 def _openai_model(name: str, provider: Provider[Any]) -> Model:
@@ -95,10 +105,11 @@ def _openai_model(name: str, provider: Provider[Any]) -> Model:
     return OpenAIChatModel(name, provider=provider)
 
 
-def _anthropic_provider(settings: Settings, key: str | None) -> Provider[Any]:
+def _anthropic_provider(settings: Settings, key: str | None, http: httpx2.AsyncClient) -> Provider[Any]:
+    from anthropic import AsyncAnthropic
     from pydantic_ai.providers.anthropic import AnthropicProvider
 
-    return AnthropicProvider(api_key=key)
+    return AnthropicProvider(anthropic_client=AsyncAnthropic(api_key=key, http_client=http, max_retries=0))
 
 
 def _anthropic_model(name: str, provider: Provider[Any]) -> Model:
@@ -107,10 +118,11 @@ def _anthropic_model(name: str, provider: Provider[Any]) -> Model:
     return AnthropicModel(name, provider=provider)
 
 
-def _google_provider(settings: Settings, key: str | None) -> Provider[Any]:
+def _google_provider(settings: Settings, key: str | None, http: httpx2.AsyncClient) -> Provider[Any]:
     from pydantic_ai.providers.google import GoogleProvider
 
-    return GoogleProvider(api_key=key)
+    # Without retry_options google-genai makes one attempt: the retries are the client's.
+    return GoogleProvider(api_key=key, http_client=http)
 
 
 def _google_model(name: str, provider: Provider[Any]) -> Model:
@@ -141,6 +153,8 @@ class ModelRegistry:
         self._settings = settings
         self._models: dict[str, Model] = {}
         self._providers: dict[str, Provider[Any]] = {}
+        self._clients: list[httpx2.AsyncClient] = []
+        self._retry_policy = RetryPolicy(settings.model_retries, settings.model_retry_backoff_seconds)
 
     def _key(self, provider: str) -> str | None:
         settings = self._settings
@@ -188,7 +202,9 @@ class ModelRegistry:
     def _provider(self, name: str, info: _ProviderInfo) -> Provider[Any]:
         provider = self._providers.get(name)
         if provider is None:
-            provider = info.build_provider(self._settings, self._key(name))
+            client = retrying_client(self._retry_policy)
+            self._clients.append(client)
+            provider = info.build_provider(self._settings, self._key(name), client)
             self._providers[name] = provider
         return provider
 
@@ -225,3 +241,6 @@ class ModelRegistry:
         for provider in providers:
             async with provider:  # entering then leaving the last time closes the provider's own client
                 pass
+        clients, self._clients = self._clients, []
+        for client in clients:  # ours, not the providers': they never close a client they were given
+            await client.aclose()

@@ -7,7 +7,8 @@
                                               carries a response body, header or key
 * ``asyncio.CancelledError``                -> propagates unchanged (the client went away)
 
-History and deps are per run; the built agent is shared and never modified.
+History and deps are per run; the built agent is shared and never modified. Provider requests are
+retried within the turn's timeout where it is safe (``agents/retries.py``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chatserver.agents.context import fit_history
 from chatserver.agents.history import from_new_messages, result_value
+from chatserver.agents.retries import turn_deadline
 from chatserver.agents.types import (
     BuiltAgent,
     DoneEvent,
@@ -107,7 +109,7 @@ async def run_turn(
     ``history`` is the model-visible window, oldest first: ``history.to_model_messages(window)``.
     ``instructions`` are appended to the agent's system prompt for this run only.
     """
-    with map_model_errors(timeout_seconds):
+    with map_model_errors(timeout_seconds), turn_deadline(timeout_seconds):
         result = await built.agent.run(
             prompt,
             message_history=within_budget(built, prompt, history, instructions),
@@ -134,7 +136,7 @@ async def stream_turn(
     Close the generator (``aclose()``, e.g. through ``contextlib.aclosing``) to stop early: the
     model run is cancelled and awaited before ``aclose()`` returns.
     """
-    with map_model_errors(timeout_seconds):
+    with map_model_errors(timeout_seconds), turn_deadline(timeout_seconds):
         async with built.agent.run_stream_events(
             prompt,
             message_history=within_budget(built, prompt, history, instructions),

@@ -14,7 +14,8 @@ from chatserver.errors import PermissionDenied, Unauthorized
 bearer = HTTPBearer(auto_error=False, description="A JWT or an API key issued by `chatserver keys create`")
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop per request.
     container: Container = request.app.state.container
     return container
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import RowMapping, delete, func, select, tuple_, update
+from sqlalchemy import RowMapping, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import Chat
@@ -12,6 +12,18 @@ from chatserver.storage.sql.statements import insert_unless_taken
 from chatserver.storage.sql.tables import chats
 
 TITLE_MAX_CHARS = 200
+
+# Built once (the turn's hot path); parameters are named apart from the columns they fill.
+_CLAIM_TURN = (
+    update(chats)
+    .where(chats.c.id == bindparam("p_chat_id"), chats.c.user_id == bindparam("p_user_id"))
+    .values(
+        turn_count=chats.c.turn_count + 1,
+        title=func.coalesce(chats.c.title, bindparam("p_title", type_=chats.c.title.type)),
+        updated_at=bindparam("p_now", type_=chats.c.updated_at.type),
+    )
+    .returning(*chats.c)
+)
 
 
 def _chat(row: RowMapping) -> Chat:
@@ -48,17 +60,8 @@ class SqlChatRepository:
         return await insert_unless_taken(self._conn, chats, values)
 
     async def claim_turn(self, user_id: str, chat_id: str, *, title: str, now: datetime) -> Chat | None:
-        statement = (
-            update(chats)
-            .where(chats.c.id == chat_id, chats.c.user_id == user_id)
-            .values(
-                turn_count=chats.c.turn_count + 1,
-                title=func.coalesce(chats.c.title, _fit_title(title)),
-                updated_at=now,
-            )
-            .returning(*chats.c)
-        )
-        row = (await self._conn.execute(statement)).mappings().first()
+        params = {"p_chat_id": chat_id, "p_user_id": user_id, "p_title": _fit_title(title), "p_now": now}
+        row = (await self._conn.execute(_CLAIM_TURN, params)).mappings().first()
         return _chat(row) if row else None
 
     async def list(self, user_id: str, *, limit: int, before: tuple[datetime, str] | None) -> list[Chat]:

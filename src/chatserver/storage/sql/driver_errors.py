@@ -46,6 +46,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _is_unavailable_one(exc: BaseException) -> bool:
     if isinstance(exc, OSError | sa_exc.TimeoutError | sa_exc.InterfaceError):
         return True
+    # A connection an earlier failure invalidated, used again before its rollback: it is lost too.
+    if isinstance(exc, sa_exc.PendingRollbackError):
+        return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     if getattr(exc, "sqlite_errorname", None) in _SQLITE_BUSY_ERRORS:

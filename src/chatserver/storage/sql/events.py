@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chatserver.domain import AuditEvent, NewEvent
 from chatserver.storage.sql.tables import audit_events as ae
 
+_INSERT = ae.insert()
+"""Built once: every turn records an event."""
+
 
 def _event(row: RowMapping) -> AuditEvent:
     return AuditEvent(
@@ -37,7 +40,7 @@ class SqlEventRepository:
             "data": event.data,
             "created_at": now,
         }
-        await self._conn.execute(ae.insert().values(values))
+        await self._conn.execute(_INSERT, values)
 
     async def list(
         self, *, type: str | None, user_id: str | None, limit: int, before: int | None

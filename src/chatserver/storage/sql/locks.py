@@ -82,10 +82,14 @@ class _AdvisorySession:
     Session-level locks belong to a connection, so it is detached from the request pool (no request
     ever inherits a lock, and holding locks costs no pool slot). It runs in AUTOCOMMIT and one query
     at a time. If it is lost the server has released its locks; the next query reconnects.
+
+    A turn waits for its query's turn at most ``wait_seconds`` (the database timeout): when the
+    connection stalls, turns fail (503) instead of queueing behind it for as long as it lasts.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, wait_seconds: float = 5.0) -> None:
         self._engine = engine
+        self._wait_seconds = wait_seconds
         self._conn: AsyncConnection | None = None
         self._guard = asyncio.Lock()
         self._closed = False
@@ -109,7 +113,7 @@ class _AdvisorySession:
             except Exception as exc:
                 if not is_connection_error(exc):
                     raise
-                await self._discard()  # the lost session released the lock already
+                await self._discard(lost=True)  # the lost session released the lock already
 
     async def close(self) -> None:
         async with self._guard:
@@ -117,7 +121,7 @@ class _AdvisorySession:
             await self._discard()
 
     async def _try_lock(self, key: int) -> bool:
-        async with self._guard:
+        async with self._queue():
             if self._closed:
                 raise DatabaseUnavailable("chat locks are closed")
             try:
@@ -125,10 +129,28 @@ class _AdvisorySession:
             except Exception as exc:
                 if not is_connection_error(exc):
                     raise
-                await self._discard()
-            # The connection was lost (e.g. a server restart): one retry on a fresh one.
-            with unavailable_on_connection_errors(connecting=True):
-                return await self._query_lock(key)
+                await self._discard(lost=True)
+            # The connection was lost (e.g. a server restart): one retry on a fresh one, which is
+            # dropped in turn if it fails, or every later turn would meet a dead connection.
+            try:
+                with unavailable_on_connection_errors(connecting=True):
+                    return await self._query_lock(key)
+            except DatabaseUnavailable:
+                await self._discard(lost=True)
+                raise
+
+    @asynccontextmanager
+    async def _queue(self) -> AsyncIterator[None]:
+        """The guard, waited for at most ``wait_seconds``; then the database counts as unavailable."""
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                await self._guard.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable("database unavailable: chat locks are not answering") from None
+        try:
+            yield
+        finally:
+            self._guard.release()
 
     async def _query_lock(self, key: int) -> bool:
         conn = await self._connection()
@@ -145,12 +167,16 @@ class _AdvisorySession:
             self._conn = conn
         return self._conn
 
-    async def _discard(self) -> None:
+    async def _discard(self, *, lost: bool = False) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             # close(), not invalidate(): a detached connection has no pool record to close it through,
             # so invalidating would drop the driver connection unclosed. close() terminates it.
             with contextlib.suppress(Exception):
+                if lost:
+                    # A polite close waits for the server, which a stalled connection never answers:
+                    # the driver drops a lost one at once.
+                    await _terminate(conn)
                 await conn.close()
 
     def _unlock_if_taken(self, key: int, attempt: asyncio.Future[bool]) -> None:
@@ -159,6 +185,13 @@ class _AdvisorySession:
         cleanup = asyncio.ensure_future(self.unlock(key))
         self._cleanups.add(cleanup)
         cleanup.add_done_callback(self._cleanups.discard)
+
+
+async def _terminate(conn: AsyncConnection) -> None:
+    raw = await conn.get_raw_connection()
+    terminate = getattr(raw.driver_connection, "terminate", None)  # asyncpg's; other drivers close
+    if callable(terminate):
+        terminate()
 
 
 def _detach_in_autocommit(conn: Connection) -> None:
@@ -181,10 +214,10 @@ class PostgresChatLocks:
     blocking ``pg_advisory_lock`` would tie up the shared lock connection for every other chat.
     """
 
-    def __init__(self, engine: AsyncEngine, timeout_seconds: float) -> None:
+    def __init__(self, engine: AsyncEngine, timeout_seconds: float, db_timeout_seconds: float = 5.0) -> None:
         self._timeout = timeout_seconds
         self._local = LocalChatLocks(timeout_seconds)
-        self._session = _AdvisorySession(engine)
+        self._session = _AdvisorySession(engine, db_timeout_seconds)
 
     @asynccontextmanager
     async def hold(self, chat_id: str, *, wait: bool) -> AsyncIterator[None]:
@@ -215,5 +248,5 @@ class PostgresChatLocks:
 
 def make_chat_locks(engine: AsyncEngine, settings: Settings) -> ChatLocks:
     if engine.dialect.name == "postgresql":
-        return PostgresChatLocks(engine, settings.chat_lock_timeout_seconds)
+        return PostgresChatLocks(engine, settings.chat_lock_timeout_seconds, settings.db_timeout_seconds)
     return LocalChatLocks(settings.chat_lock_timeout_seconds)

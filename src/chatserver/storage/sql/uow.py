@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,6 +36,29 @@ from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
+from chatserver.storage.sql.write_gate import WriteGate
+
+_ACTING_FOR = "chatserver_acting_for"
+"""Execution option naming whom a connection works for: only a unit of work's connection has it."""
+
+_SET_CONTEXT = select(
+    func.set_config("app.user_id", bindparam("user_id"), True),
+    func.set_config("app.system", bindparam("system"), True),
+)
+"""The row-level security context (migration 0002), both settings in one round trip."""
+
+
+def _renew_context(connection: Connection) -> None:
+    """On each transaction's begin: set_config(..., true) lasts one transaction, so this renews it,
+    and row-level security keeps seeing the caller after a commit in the same unit of work."""
+    context = connection.get_execution_options().get(_ACTING_FOR)
+    if context is not None:
+        connection.execute(_SET_CONTEXT, context)
+
+
+def _context_params(user_id: str | None) -> dict[str, str]:
+    """The caller, or system work when there is no user."""
+    return {"user_id": user_id or "", "system": "off" if user_id is not None else "on"}
 
 
 class SqlUnitOfWork:
@@ -52,9 +74,12 @@ class SqlUnitOfWork:
     events: EventRepository
     memories: MemoryRepository
 
-    def __init__(self, engine: AsyncEngine, *, user_id: str | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, user_id: str | None = None, gate: WriteGate | None = None
+    ) -> None:
         self._engine = engine
         self._user_id = user_id
+        self._gate = gate
         self._conn: AsyncConnection | None = None
 
     @property
@@ -95,9 +120,8 @@ class SqlUnitOfWork:
 
     async def _begin(self, conn: AsyncConnection) -> None:
         if conn.dialect.name == "postgresql":
-            # set_config(..., true) lasts one transaction; the begin hook renews it for each one, so
-            # row-level security keeps seeing the caller after a commit in the same unit of work.
-            event.listen(conn.sync_connection, "begin", _acting_for(self._user_id))
+            # The engine's begin hook (installed by the factory) reads this: no listener per unit of work.
+            conn.sync_connection.execution_options(**{_ACTING_FOR: _context_params(self._user_id)})
         await conn.begin()
 
     def _build_repositories(self, conn: AsyncConnection) -> None:
@@ -123,30 +147,22 @@ class SqlUnitOfWork:
                 raise
 
 
-def _acting_for(user_id: str | None) -> Callable[[Connection], None]:
-    """The row-level security context (migration 0002): the caller, or system work when no user.
-
-    Both settings go in one statement: one round trip per transaction.
-    """
-    statement = select(
-        func.set_config("app.user_id", user_id or "", True),
-        func.set_config("app.system", "off" if user_id is not None else "on", True),
-    )
-
-    def set_context(connection: Connection) -> None:
-        connection.execute(statement)
-
-    return set_context
-
-
 class SqlUnitOfWorkFactory:
-    """Implements ``storage.protocols.UnitOfWorkFactory``."""
+    """Implements ``storage.protocols.UnitOfWorkFactory``.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    On SQLite, units of work of this process take turns (``WriteGate``): SQLite has one writer at a
+    time, and queueing here is fair and immediate where its busy timeout polls and can starve.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, timeout_seconds: float = 5.0) -> None:
         self._engine = engine
+        dialect = engine.dialect.name
+        self._gate = WriteGate(timeout_seconds) if dialect == "sqlite" else None
+        if dialect == "postgresql" and not event.contains(engine.sync_engine, "begin", _renew_context):
+            event.listen(engine.sync_engine, "begin", _renew_context)
 
     def __call__(self, *, user_id: str | None = None) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, user_id=user_id)
+        return SqlUnitOfWork(self._engine, user_id=user_id, gate=self._gate)
 
     async def row_level_security_bypassed(self) -> bool:
         """True when PostgreSQL would skip the row-level security policies for this role.

@@ -1,6 +1,11 @@
 """A concurrent load driver: W workers, each on its own chat, driving POST {path} for N turns.
 
 It runs on uvloop (the server's loop too), so the driver takes as little of the shared CPU as it can.
+
+Workers start spread over ``ramp_seconds`` (one model latency in the latency scenario): started all
+at once with an identical model latency, every worker would finish its turn in the same instant,
+turn after turn, and the server would meet one burst of W turns per model latency instead of the
+steady stream real users make. Throughput is turns over the time the workers ran, ramp excluded.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ class LoadResult:
     latencies_ms: list[float]
     error_kinds: Counter[str] = field(default_factory=Counter)
     """HTTP status and error code (or transport error class) -> count."""
+    ramp_seconds: float = 0.0
 
     @property
     def turns_per_second(self) -> float:
-        return self.turns / self.seconds if self.seconds else 0.0
+        running = self.seconds - self.ramp_seconds
+        return self.turns / running if running > 0 else 0.0
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -67,9 +74,17 @@ def _error_kind(response: httpx.Response) -> str:
 
 
 async def drive(
-    url: str, *, path: str, agent: str, chats: list[str], users: int, turns: int, message: str
+    url: str,
+    *,
+    path: str,
+    agent: str,
+    chats: list[str],
+    users: int,
+    turns: int,
+    message: str,
+    ramp_seconds: float = 0.0,
 ) -> LoadResult:
-    """Send ``turns`` turns in total, spread over one worker per chat, all at once."""
+    """Send ``turns`` turns in total, spread over one worker per chat, started over ``ramp_seconds``."""
     workers = len(chats)
     headers = [{"Authorization": f"Bearer {token(user_of(w, users))}"} for w in range(workers)]
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
@@ -80,6 +95,7 @@ async def drive(
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
 
         async def worker(w: int) -> None:
+            await asyncio.sleep(ramp_seconds * w / workers)
             for _ in range(per_worker[w]):
                 body = {"agent_name": agent, "message": message, "session_id": chats[w]}
                 started = time.perf_counter()
@@ -102,4 +118,5 @@ async def drive(
         seconds=elapsed,
         latencies_ms=latencies,
         error_kinds=kinds,
+        ramp_seconds=ramp_seconds,
     )

@@ -95,7 +95,6 @@ def record(server: Server, args: argparse.Namespace) -> None:
     argv = [
         py_spy,
         "record",
-        "--nonblocking",
         "--pid",
         str(server.process.pid),
         "--format",
@@ -107,6 +106,8 @@ def record(server: Server, args: argparse.Namespace) -> None:
     ]
     if args.idle:
         argv.append("--idle")
+    # Sampling without pausing the server disturbs it least; native frames need the pause.
+    argv.append("--native" if args.native else "--nonblocking")
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         load(args.turns)
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/profile.txt"))
     parser.add_argument("--idle", action="store_true", help="include samples of an idle event loop")
+    parser.add_argument("--native", action="store_true", help="include C and Cython frames")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     parser.add_argument("--focus", help="only stacks through this function (name prefix)")
     parser.add_argument("--summarize", action="store_true", help="summarize --out again, do not record")

@@ -29,6 +29,8 @@ from benchmarks.seed import seed_long_chats
 ZERO_CONCURRENCY = (1, 16, 64)
 TURNS = {1: 400, 16: 1600, 64: 3200}
 USERS = 50
+ECHO_LATENCY_S = 1.0
+LATENCY_TURNS_PER_CHAT = {128: 8, 1000: 3}
 WARMUP_TURNS_PER_CHAT = 2
 MIN_WARMUP_TURNS = 50
 LONG_MESSAGES = 10_000
@@ -57,11 +59,19 @@ def measure(
     turns: int,
     *,
     path: str = "/api/chat",
+    ramp_seconds: float = 0.0,
 ) -> Row:
     def load(n: int) -> LoadResult:
         return run_on_uvloop(
             drive(
-                server.url, path=path, agent="assistant", chats=chats, users=USERS, turns=n, message="hello"
+                server.url,
+                path=path,
+                agent="assistant",
+                chats=chats,
+                users=USERS,
+                turns=n,
+                message="hello",
+                ramp_seconds=ramp_seconds,
             )
         )
 
@@ -131,15 +141,18 @@ def zero_long_floor(db: str, directory: Path, scenarios: set[str], levels: Level
     return rows
 
 
-def latency(db: str, directory: Path) -> list[Row]:
+def latency(db: str, directory: Path, levels: tuple[int, ...]) -> list[Row]:
+    """Echo latency 1 s, default settings (database pool included), one server for every level."""
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmp,
         database(db, Path(tmp)) as url,
-        chatserver(url, directory, CHATSERVER_ECHO_LATENCY_MS="1000") as server,
+        chatserver(url, directory, CHATSERVER_ECHO_LATENCY_MS=str(int(ECHO_LATENCY_S * 1000))) as server,
     ):
-        rows.append(measure(server, "latency 1s", db, 128, chat_ids("lat128", 128), 128 * 8))
-        rows.append(measure(server, "latency 1s", db, 1000, chat_ids("lat1000", 1000), 1000 * 3))
+        for c in levels:
+            turns = c * LATENCY_TURNS_PER_CHAT[c]
+            chats = chat_ids(f"lat{c}", c)
+            rows.append(measure(server, "latency 1s", db, c, chats, turns, ramp_seconds=ECHO_LATENCY_S))
     return rows
 
 
@@ -217,6 +230,9 @@ def main() -> None:
         "--concurrency", type=int, action="append", choices=ZERO_CONCURRENCY, help="zero/long/floor levels"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the turns measured per level")
+    parser.add_argument(
+        "--latency-concurrency", type=int, action="append", choices=list(LATENCY_TURNS_PER_CHAT)
+    )
     args = parser.parse_args()
     levels = Levels(tuple(args.concurrency or ZERO_CONCURRENCY), args.scale)
     scenarios = set(args.scenario or ["zero", "long", "floor", "latency", "cache"])
@@ -229,7 +245,7 @@ def main() -> None:
                 if scenarios & {"zero", "long", "floor"}:
                     rows += zero_long_floor(db, Path(work), scenarios, levels)
                 if "latency" in scenarios:
-                    rows += latency(db, Path(work))
+                    rows += latency(db, Path(work), tuple(args.latency_concurrency or LATENCY_TURNS_PER_CHAT))
             print_table(rows, f"run {n + 1} of {args.runs}")
             runs.append(rows)
     if args.runs > 1:

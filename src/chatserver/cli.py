@@ -21,6 +21,7 @@ from chatserver.container import Container, build_container
 from chatserver.domain import AgentConfig, McpServer
 from chatserver.errors import ChatServerError
 from chatserver.observability.logs import configure_logging
+from chatserver.runtime import tune_garbage_collector
 from chatserver.services.agents import DEFAULT_AGENT
 from chatserver.storage.sql.migrate import upgrade_to_head
 
@@ -84,9 +85,11 @@ def serve(
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal into the handler that
     # was installed before it started: this one, so a graceful stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    api = create_app(settings)
+    tune_garbage_collector()
     try:
         uvicorn.run(
-            create_app(settings),
+            api,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),

@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 from chatserver.errors import Conflict, DatabaseUnavailable
 from chatserver.storage.sql import SqlDatabase, SqlUnitOfWorkFactory, create_engine
 from tests.support.builders import NOW, chat, customization, user
-from tests.support.databases import settings_for
+from tests.support.databases import settings_for, sqlite_database
 
 
 def _closed_port() -> int:
@@ -179,3 +179,30 @@ async def test_a_unit_of_work_acting_for_a_user_tells_postgres_who_it_is(postgre
     finally:
         await engine.dispose()
     assert (first, after_commit, system or None) == ("alice", "alice", None)
+
+
+async def test_on_sqlite_units_of_work_take_turns_in_arrival_order_and_all_commit(tmp_path: Path) -> None:
+    # SQLite has one writer: concurrent writers queue in this process instead of racing for the
+    # file lock, so none fails with "database is locked" however many there are.
+    async with sqlite_database(tmp_path) as url:
+        engine = create_engine(settings_for(url))
+        uow_factory = SqlUnitOfWorkFactory(engine, timeout_seconds=30.0)
+        log: list[tuple[str, int]] = []
+
+        async def write(n: int) -> None:
+            async with uow_factory() as uow:
+                log.append(("in", n))
+                await uow.users.add(user(f"writer-{n}"))
+                await asyncio.sleep(0.002)  # other writers get the event loop meanwhile
+                await uow.commit()
+                log.append(("out", n))
+
+        try:
+            async with asyncio.timeout(60):
+                await asyncio.gather(*(write(n) for n in range(40)))
+            async with uow_factory() as uow:
+                stored = await uow.users.count()
+        finally:
+            await engine.dispose()
+    assert log == [(side, n) for n in range(40) for side in ("in", "out")]
+    assert stored == 40

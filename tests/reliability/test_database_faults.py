@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,9 +29,11 @@ from tests.support.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.postgres
 
 DB_TIMEOUT = 1.0
-LATENCY_BOUND = 5 * DB_TIMEOUT + 3
+LATENCY_BOUND = 4 * DB_TIMEOUT + 2
 """A request touches the database a few times, each step bounded by the database timeout."""
-WORKERS = 6
+OUTAGE_SECONDS = LATENCY_BOUND + 2
+"""Longer than the bound: a request that waited for the database to come back would break it."""
+WORKERS = 8
 WAIT_SECONDS = 30.0
 MAX_TURNS_PER_WORKER = 2000
 
@@ -88,7 +91,7 @@ class Load:
         return Counter((o.status, o.code) for o in self.outcomes)
 
 
-async def readiness(client: httpx.AsyncClient, status: int) -> dict[str, object]:
+async def readiness(client: httpx.AsyncClient, status: int) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         response = await client.get("/readyz")
@@ -124,6 +127,7 @@ async def test_a_database_outage_mid_load_is_503_while_it_lasts_and_heals_withou
             down = await readiness(raw, 503)
             await load.until("503s during the fault", load.every_worker(down_at, 503, 1))
             alive = await raw.get("/healthz")
+            await asyncio.sleep(max(0.0, down_at + OUTAGE_SECONDS - time.monotonic()))
             await asyncio.to_thread(proxy.restore)
             up_at = time.monotonic()
             up = await readiness(raw, 200)
@@ -138,7 +142,7 @@ async def test_a_database_outage_mid_load_is_503_while_it_lasts_and_heals_withou
     )
     slowest = max(outcomes, key=lambda o: o.seconds)
     assert slowest.seconds <= LATENCY_BOUND, slowest
-    assert down["checks"] == {"database": "failing", "migrations": "failing"}
+    assert down["checks"]["database"] == "failing" and "database" in down["failing"]
     assert alive.status_code == 200, "liveness needs no database"
     assert up["failing"] == []
     for n, messages in chats.items():

@@ -44,6 +44,8 @@ class FakeOpenAI:
     retry_after: str = "1"
     arrivals: list[float] = field(default_factory=list)
     """``time.monotonic()`` at each request, to measure the waits between retries."""
+    authorizations: list[str] = field(default_factory=list)
+    """The ``Authorization`` header of each request: the API key the provider client sent."""
 
     def next_behaviour(self) -> Behaviour:
         return self.script.pop(0) if self.script else self.behaviour
@@ -133,6 +135,7 @@ def _app(fake: FakeOpenAI) -> Starlette:
         body = json.loads(await request.body())
         fake.requests.append(body)
         fake.arrivals.append(time.monotonic())
+        fake.authorizations.append(request.headers.get("authorization", ""))
         behaviour = fake.next_behaviour()
         if behaviour == "error_500":
             return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, status_code=500)
@@ -169,6 +172,7 @@ def fake_openai_server() -> Iterator[FakeOpenAI]:
     try:
         yield fake
     finally:
-        server.should_exit = True
+        # Forced: a "hang" request never ends by itself, and a graceful stop would wait for it.
+        server.should_exit = server.force_exit = True
         thread.join(timeout=10)
         logging.getLogger("uvicorn.error").removeFilter(quiet)

@@ -126,8 +126,8 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
         """One try, its body read whole (so a cut connection fails this try), but a successful stream."""
         response = await self._wrapped.handle_async_request(request)
         streamed = response.headers.get("content-type", "").startswith(EVENT_STREAM)
-        if streamed and response.status_code < 400:
-            return response
+        if (streamed and response.status_code < 400) or response.is_stream_consumed:
+            return response  # a stream goes on unread; a body already in memory needs no reading
         response.request = request
         try:
             body = b"".join([chunk async for chunk in response.aiter_raw()])

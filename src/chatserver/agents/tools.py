@@ -8,6 +8,7 @@ handing ``ToolRegistry`` extra tools; MCP servers' tools come as toolsets (``age
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
 from types import MappingProxyType
@@ -148,8 +149,11 @@ def validate_tools(names: Iterable[str], available: Mapping[str, object] = BUILT
 class ToolRegistry:
     """The tools agents may use: the built-ins plus extra factories (for example MCP-backed tools).
 
-    ``select`` builds fresh ``Tool`` objects for every agent: pydantic-ai's toolsets adjust a tool
-    they are given (its retry budget), so instances are never shared between agents.
+    ``select`` gives every agent its own ``Tool`` objects: pydantic-ai's toolsets adjust a tool they
+    are given (its retry budget), so instances are never shared between agents. What they share is
+    each tool's function schema (signature, docstring, JSON schema, argument validator), built once
+    per registry: it is most of what building an agent costs, it never changes, and it holds no
+    user's data (a tool reads the user from its run context).
     """
 
     def __init__(
@@ -165,6 +169,7 @@ class ToolRegistry:
                 raise ValueError(f"tool {name!r} is already registered")
             factories[name] = factory
         self._factories: Mapping[str, ToolFactory] = MappingProxyType(factories)
+        self._templates: dict[str, Tool[TurnDeps]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -178,4 +183,11 @@ class ToolRegistry:
         """New tools with these names, in the order given (duplicates once); unknown -> InvalidInput."""
         ordered = list(dict.fromkeys(names))
         self.validate(ordered)
-        return [self._factories[name](self._clock) for name in ordered]
+        # A shallow copy: a new Tool whose settings the toolset may change, on the shared schema.
+        return [copy.copy(self._template(name)) for name in ordered]
+
+    def _template(self, name: str) -> Tool[TurnDeps]:
+        template = self._templates.get(name)
+        if template is None:
+            template = self._templates[name] = self._factories[name](self._clock)
+        return template

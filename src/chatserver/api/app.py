@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from chatserver import __version__
 from chatserver.api.errors import install_error_handlers
 from chatserver.api.limits import BodySizeLimit
+from chatserver.api.responses import API_ERRORS, OPENAI_ERRORS
 from chatserver.api.routes import agents, chat, chats, customizations, health, openai, sessions, web
 from chatserver.api.routes import events as audit_events
 from chatserver.api.routes import memories as memory_routes
@@ -40,9 +41,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, chat, agents, chats, customizations, sessions, openai, memory_routes):
-        app.include_router(module.router)
-    app.include_router(audit_events.router)
+    app.include_router(health.router)
+    # The error responses are documented so that the OpenAPI schema describes every answer but a 500.
+    for module in (chat, agents, chats, customizations, sessions):
+        app.include_router(module.router, responses=API_ERRORS)
+    app.include_router(openai.router, responses=OPENAI_ERRORS)
+    app.include_router(memory_routes.router, responses=API_ERRORS)
+    app.include_router(audit_events.router, responses=API_ERRORS)
     app.include_router(web.build_router())
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outermost: request id, access log and metrics cover every response, a 413 included.

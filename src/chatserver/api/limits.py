@@ -1,14 +1,27 @@
-"""Reject request bodies over the limit before they are read whole (413)."""
+"""Reject request bodies over the limit before they are read whole (413).
+
+A declared ``Content-Length`` over the limit is refused before the body is read; a body without one
+(chunked) as soon as it passes the limit, while the client may still be sending.
+"""
 
 from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """An HTTP error, not a plain exception: FastAPI turns any other error raised while it reads a
+    body into a 400, and lets HTTP errors through to the error handlers (which answer 413)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, _detail(max_bytes))
+
+
+def _detail(max_bytes: int) -> str:
+    return f"request body exceeds {max_bytes} bytes"
 
 
 class BodySizeLimit:
@@ -33,7 +46,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -48,9 +61,7 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"request body exceeds {self.max_bytes} bytes", "code": "payload_too_large"}
-        ).encode()
+        body = json.dumps({"detail": _detail(self.max_bytes), "code": "payload_too_large"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -39,6 +39,15 @@ class TestCatalog:
         first, second = tools.select(["current_time"]), tools.select(["current_time"])
         assert first[0] is not second[0]
 
+    def test_a_toolset_changing_one_agents_tool_leaves_the_next_agents_alone(self) -> None:
+        tools = ToolRegistry(FakeClock())
+        first = tools.select(["current_time"])[0]
+        first.max_retries, first.requires_approval = 7, True
+        second = tools.select(["current_time"])[0]
+        assert (second.max_retries, second.requires_approval) == (None, False)
+        # The costly, unchanging part is built once and shared.
+        assert second.function_schema is first.function_schema
+
     def test_the_registry_keeps_the_requested_order_without_duplicates(self) -> None:
         selected = ToolRegistry().select(["update_instructions", "current_time", "update_instructions"])
         assert [tool.name for tool in selected] == ["update_instructions", "current_time"]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from chatserver.api.deps import ContainerDep
+from chatserver.api.responses import READINESS_ERRORS
 from chatserver.errors import ChatServerError
 from chatserver.observability.metrics import CONTENT_TYPE
 
@@ -21,7 +22,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=READINESS_ERRORS)
 async def readyz(container: ContainerDep) -> JSONResponse:
     """200 when the database answers, migrations are current and Redis (if configured) answers.
 

@@ -83,8 +83,10 @@ class _AdvisorySession:
     ever inherits a lock, and holding locks costs no pool slot). It runs in AUTOCOMMIT and one query
     at a time. If it is lost the server has released its locks; the next query reconnects.
 
-    A turn waits for its query's turn at most ``wait_seconds`` (the database timeout): when the
-    connection stalls, turns fail (503) instead of queueing behind it for as long as it lasts.
+    A turn waits for its query's turn in order, as long as the connection makes progress: under load
+    many turns queue here, each served in a few milliseconds. When no query has finished for
+    ``wait_seconds`` (the database timeout), the connection has stalled: turns fail (503) instead of
+    queueing behind it for as long as it lasts.
     """
 
     def __init__(self, engine: AsyncEngine, wait_seconds: float = 5.0) -> None:
@@ -92,6 +94,8 @@ class _AdvisorySession:
         self._wait_seconds = wait_seconds
         self._conn: AsyncConnection | None = None
         self._guard = asyncio.Lock()
+        self._progress = 0.0
+        """Loop time the guard last changed hands: a query finished, or one started."""
         self._closed = False
         self._cleanups: set[asyncio.Task[None]] = set()
 
@@ -105,7 +109,7 @@ class _AdvisorySession:
             raise
 
     async def unlock(self, key: int) -> None:
-        async with self._guard:
+        async with self._queue(patient=True):
             if self._closed or self._conn is None:
                 return
             try:
@@ -140,17 +144,36 @@ class _AdvisorySession:
                 raise
 
     @asynccontextmanager
-    async def _queue(self) -> AsyncIterator[None]:
-        """The guard, waited for at most ``wait_seconds``; then the database counts as unavailable."""
-        try:
-            async with asyncio.timeout(self._wait_seconds):
-                await self._guard.acquire()
-        except TimeoutError:
-            raise DatabaseUnavailable("database unavailable: chat locks are not answering") from None
+    async def _queue(self, *, patient: bool = False) -> AsyncIterator[None]:
+        """The guard, first come first served; impatient waiters give up once the connection stalls."""
+        if patient:
+            await self._guard.acquire()
+        else:
+            await self._wait_while_progressing()
+        loop = asyncio.get_running_loop()
+        self._progress = loop.time()
         try:
             yield
         finally:
+            self._progress = loop.time()
             self._guard.release()
+
+    async def _wait_while_progressing(self) -> None:
+        loop = asyncio.get_running_loop()
+        # A task keeps this waiter's place in the guard's queue while the stall check wakes up.
+        turn = asyncio.ensure_future(self._guard.acquire())
+        try:
+            while not turn.done():
+                stalled_at = self._progress + self._wait_seconds
+                await asyncio.wait([turn], timeout=max(stalled_at - loop.time(), 0.0))
+                if not turn.done() and loop.time() >= self._progress + self._wait_seconds:
+                    raise DatabaseUnavailable("database unavailable: chat locks are not answering")
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self._guard.release()  # taken just as this waiter gave up: hand it on
+            else:
+                turn.cancel()
+            raise
 
     async def _query_lock(self, key: int) -> bool:
         conn = await self._connection()

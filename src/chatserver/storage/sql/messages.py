@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Row, Select, bindparam, exists, insert, select
+from sqlalchemy import Integer, Select, bindparam, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import Message, NewMessage, ToolCall
@@ -79,7 +79,7 @@ def _window_params(user_id: str, chat_id: str, *, before_turn: int, turns: int) 
     }
 
 
-def _message(row: Row[Any]) -> Message:
+def _message(row: Sequence[Any]) -> Message:
     # Unpacked by position (the order of _COLUMNS): a window reads ~100 rows per turn.
     message_id, chat_id, _owner, turn, role, content, calls, tool_call_id, tool_name, created_at = row
     return Message(

@@ -89,6 +89,31 @@ class SqlUnitOfWork:
         return self._conn
 
     async def __aenter__(self) -> Self:
+        if self._gate is not None:
+            await self._gate.acquire()
+        try:
+            self._conn = await self._open()
+        except BaseException:
+            self._release_gate()
+            raise
+        self._build_repositories(self._conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None:
+                await self._close(conn, failing=exc is not None)
+        finally:
+            self._release_gate()
+        if exc is not None and not isinstance(exc, DatabaseUnavailable) and is_connection_error(exc):
+            raise DatabaseUnavailable("database unavailable") from exc
+        if exc is not None and not isinstance(exc, ChatServerError) and is_data_error(exc):
+            raise InvalidInput(INVALID_VALUE) from exc
+
+    async def _open(self) -> AsyncConnection:
         with unavailable_on_connection_errors(connecting=True):
             conn = await self._engine.connect()
         try:
@@ -99,20 +124,11 @@ class SqlUnitOfWork:
         except BaseException:
             await conn.close()
             raise
-        self._conn = conn
-        self._build_repositories(conn)
-        return self
+        return conn
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await self._close(conn, failing=exc is not None)
-        if exc is not None and not isinstance(exc, DatabaseUnavailable) and is_connection_error(exc):
-            raise DatabaseUnavailable("database unavailable") from exc
-        if exc is not None and not isinstance(exc, ChatServerError) and is_data_error(exc):
-            raise InvalidInput(INVALID_VALUE) from exc
+    def _release_gate(self) -> None:
+        if self._gate is not None:
+            self._gate.release()
 
     async def commit(self) -> None:
         with unavailable_on_connection_errors():
@@ -121,7 +137,10 @@ class SqlUnitOfWork:
     async def _begin(self, conn: AsyncConnection) -> None:
         if conn.dialect.name == "postgresql":
             # The engine's begin hook (installed by the factory) reads this: no listener per unit of work.
-            conn.sync_connection.execution_options(**{_ACTING_FOR: _context_params(self._user_id)})
+            sync_connection = conn.sync_connection
+            if sync_connection is None:  # pragma: no cover - set once connect() returned
+                raise RuntimeError("the unit of work's connection is not open")
+            sync_connection.execution_options(**{_ACTING_FOR: _context_params(self._user_id)})
         await conn.begin()
 
     def _build_repositories(self, conn: AsyncConnection) -> None:

@@ -87,7 +87,9 @@ async def drive(
     """Send ``turns`` turns in total, spread over one worker per chat, started over ``ramp_seconds``."""
     workers = len(chats)
     headers = [{"Authorization": f"Bearer {token(user_of(w, users))}"} for w in range(workers)]
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    # Idle connections expire before uvicorn's 5 s keep-alive does: with equal timeouts the server may
+    # close a connection just as the client reuses it (httpx.ReadError, floor and chatserver alike).
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers, keepalive_expiry=2.0)
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
     per_worker = [turns // workers + (1 if w < turns % workers else 0) for w in range(workers)]

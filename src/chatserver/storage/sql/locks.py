@@ -96,6 +96,8 @@ class _AdvisorySession:
         self._guard = asyncio.Lock()
         self._progress = 0.0
         """Loop time the guard last changed hands: a query finished, or one started."""
+        self._queued = 0
+        """Callers waiting for the guard: none, and a free guard is taken without queueing."""
         self._closed = False
         self._cleanups: set[asyncio.Task[None]] = set()
 
@@ -146,10 +148,14 @@ class _AdvisorySession:
     @asynccontextmanager
     async def _queue(self, *, patient: bool = False) -> AsyncIterator[None]:
         """The guard, first come first served; impatient waiters give up once the connection stalls."""
-        if patient:
-            await self._guard.acquire()
+        if not self._guard.locked() and not self._queued:
+            await self._guard.acquire()  # free and nobody waiting: taken at once, no task, no timer
         else:
-            await self._wait_while_progressing()
+            self._queued += 1
+            try:
+                await (self._guard.acquire() if patient else self._wait_while_progressing())
+            finally:
+                self._queued -= 1
         loop = asyncio.get_running_loop()
         self._progress = loop.time()
         try:

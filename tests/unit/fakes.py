@@ -25,6 +25,7 @@ from chatserver.domain import (
 )
 from chatserver.errors import ChatBusy, Conflict
 from chatserver.storage.protocols import MaintenanceWork
+from chatserver.storage.turns import ComposedTurnRepository
 
 
 @dataclass
@@ -402,6 +403,7 @@ class FakeUnitOfWork:
             FakeEvents(w),
         )
         self.memories = FakeMemories(w)
+        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events)
         return self
 
     async def __aexit__(

@@ -34,7 +34,7 @@ from chatserver.domain import Chat, NewEvent, NewMessage, ToolCallRecord, TurnUs
 from chatserver.errors import Conflict, InvalidInput, ModelError, ModelTimeout, NotFound, PayloadTooLarge
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.turn_stream import TurnStream as TurnStream  # re-exported: callers type against it
-from chatserver.storage.protocols import ChatLocks, UnitOfWorkFactory
+from chatserver.storage.protocols import ChatLocks, ClaimedTurn, UnitOfWorkFactory
 
 TITLE_CHARS = 80
 CANCEL_RECORD_SECONDS = 5.0
@@ -239,24 +239,27 @@ class ChatService:
         """Store the user's message (committed before the model runs) and read the window."""
         now = self._clock.now()
         config = built.config
+        title, window_turns = message[:TITLE_CHARS], self._window_turns(built)
         async with self._uow(user_id=user_id) as uow:
-            chat = await uow.chats.claim_turn(user_id, chat_id, title=message[:TITLE_CHARS], now=now)
-            if chat is None:
+
+            async def claim() -> ClaimedTurn | None:
+                return await uow.turns.open(
+                    user_id, chat_id, message, title=title, now=now, window_turns=window_turns
+                )
+
+            claimed = await claim()
+            if claimed is None:
                 await uow.chats.create_if_absent(
                     Chat(chat_id, user_id, config.name, None, 0, created_at=now, updated_at=now)
                 )
-                chat = await uow.chats.claim_turn(user_id, chat_id, title=message[:TITLE_CHARS], now=now)
-            if chat is None:
+                claimed = await claim()
+            if claimed is None:
                 raise NotFound(f"chat '{chat_id}' not found")
-            if chat.agent_name != config.name:
-                raise Conflict(f"chat '{chat_id}' belongs to agent '{chat.agent_name}'")
-            await uow.messages.add(user_id, chat_id, chat.turn_count, [NewMessage("user", message)], now=now)
-            window = await uow.messages.window(
-                user_id, chat_id, before_turn=chat.turn_count, turns=self._window_turns(built)
-            )
+            if claimed.chat.agent_name != config.name:
+                raise Conflict(f"chat '{chat_id}' belongs to agent '{claimed.chat.agent_name}'")
             await uow.commit()
-        history = to_model_messages(window)
-        return _OpenTurn(built, chat_id, chat.turn_count, history, None, time.perf_counter())
+        history = to_model_messages(claimed.window)
+        return _OpenTurn(built, chat_id, claimed.chat.turn_count, history, None, time.perf_counter())
 
     def _window_turns(self, built: BuiltAgent) -> int:
         configured = built.config.history_window
@@ -275,9 +278,7 @@ class ChatService:
         )
         now = self._clock.now()
         async with self._uow(user_id=user_id) as uow:
-            if opened.chat_id is not None:
-                await uow.messages.add(user_id, opened.chat_id, opened.turn, result.new_messages, now=now)
-            await uow.events.add(event, now=now)
+            await uow.turns.close(user_id, opened.chat_id, opened.turn, result.new_messages, event, now=now)
             await uow.commit()
         self._listener.turn_completed(opened.built.config.name, result, _seconds_since(opened))
 

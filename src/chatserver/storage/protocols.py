@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -87,6 +88,42 @@ class MessageRepository(Protocol):
         """Up to ``limit`` messages with id < ``before`` (newest page), returned oldest first."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedTurn:
+    chat: Chat
+    """The chat after the claim: ``turn_count`` is the number of the turn just claimed."""
+    window: list[Message]
+    """The turns before it, oldest first (``MessageRepository.window``)."""
+
+
+class TurnRepository(Protocol):
+    """A chat turn's two transactions, each in as few round trips as the database allows."""
+
+    async def open(
+        self, user_id: str, chat_id: str, message: str, *, title: str, now: datetime, window_turns: int
+    ) -> ClaimedTurn | None:
+        """Claim the next turn of the caller's chat (``ChatRepository.claim_turn``), store the user's
+        ``message`` in it, and read the ``window_turns`` turns before it.
+
+        None, with nothing written, when the caller owns no such chat.
+        """
+
+    async def close(
+        self,
+        user_id: str,
+        chat_id: str | None,
+        turn: int,
+        messages: Sequence[NewMessage],
+        event: NewEvent,
+        *,
+        now: datetime,
+    ) -> None:
+        """Store the turn's answer (``chat_id`` None: a stateless turn, no messages) and its audit event.
+
+        Raises ``NotFound`` when the caller owns no such chat.
+        """
+
+
 class CustomizationRepository(Protocol):
     async def add(self, customization: PromptCustomization) -> None:
         """Insert; raises ``Conflict`` on a second (user, agent, type)."""
@@ -161,6 +198,7 @@ class UnitOfWork(Protocol):
     sessions: SessionRepository
     events: EventRepository
     memories: MemoryRepository
+    turns: TurnRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

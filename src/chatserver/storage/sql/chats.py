@@ -52,7 +52,7 @@ class SqlChatRepository:
             "id": chat.id,
             "user_id": chat.user_id,
             "agent_name": chat.agent_name,
-            "title": _fit_title(chat.title),
+            "title": fit_title(chat.title),
             "turn_count": chat.turn_count,
             "created_at": chat.created_at,
             "updated_at": chat.updated_at,
@@ -60,7 +60,7 @@ class SqlChatRepository:
         return await insert_unless_taken(self._conn, chats, values)
 
     async def claim_turn(self, user_id: str, chat_id: str, *, title: str, now: datetime) -> Chat | None:
-        params = {"p_chat_id": chat_id, "p_user_id": user_id, "p_title": _fit_title(title), "p_now": now}
+        params = {"p_chat_id": chat_id, "p_user_id": user_id, "p_title": fit_title(title), "p_now": now}
         row = (await self._conn.execute(_CLAIM_TURN, params)).mappings().first()
         return _chat(row) if row else None
 
@@ -81,5 +81,5 @@ class SqlChatRepository:
         return (await self._conn.execute(statement)).rowcount > 0
 
 
-def _fit_title(title: str | None) -> str | None:
+def fit_title(title: str | None) -> str | None:
     return None if title is None else title[:TITLE_MAX_CHARS]

@@ -43,8 +43,20 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 pending.append(nxt)
 
 
+def _driver_interface_errors() -> tuple[type[BaseException], ...]:
+    """asyncpg's "connection is closed" and kin, met unwrapped where a query goes to the driver."""
+    try:
+        from asyncpg.exceptions import InterfaceError
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return ()
+    return (InterfaceError,)
+
+
+_DRIVER_INTERFACE_ERRORS = _driver_interface_errors()
+
+
 def _is_unavailable_one(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | sa_exc.TimeoutError | sa_exc.InterfaceError):
+    if isinstance(exc, (OSError, sa_exc.TimeoutError, sa_exc.InterfaceError, *_DRIVER_INTERFACE_ERRORS)):
         return True
     # A connection an earlier failure invalidated, used again before its rollback: it is lost too.
     if isinstance(exc, sa_exc.PendingRollbackError):

@@ -7,8 +7,8 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -21,9 +21,11 @@ _BUSY = "chat is busy with another turn"
 _FIRST_POLL_SECONDS = 0.005
 _MAX_POLL_SECONDS = 0.1
 
-_KEY = bindparam("key", type_=BigInteger())
-_TRY_LOCK = select(func.pg_try_advisory_lock(_KEY))
-_UNLOCK = select(func.pg_advisory_unlock(_KEY))
+# Sent to the driver directly: two of these run per turn, and SQLAlchemy's execution machinery
+# costs several times what the driver does for a one-value query (the connection is detached and in
+# autocommit, so SQLAlchemy has no transaction or pool state to keep in step).
+_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+_UNLOCK = "SELECT pg_advisory_unlock($1)"
 
 
 def advisory_key(chat_id: str) -> int:
@@ -93,6 +95,8 @@ class _AdvisorySession:
         self._engine = engine
         self._wait_seconds = wait_seconds
         self._conn: AsyncConnection | None = None
+        self._driver: Any = None
+        """The asyncpg connection under ``_conn``."""
         self._guard = asyncio.Lock()
         self._progress = 0.0
         """Loop time the guard last changed hands: a query finished, or one started."""
@@ -115,7 +119,7 @@ class _AdvisorySession:
             if self._closed or self._conn is None:
                 return
             try:
-                await self._conn.execute(_UNLOCK, {"key": key})
+                await self._driver_connection().fetchval(_UNLOCK, key)
             except Exception as exc:
                 if not is_connection_error(exc):
                     raise
@@ -182,22 +186,30 @@ class _AdvisorySession:
             raise
 
     async def _query_lock(self, key: int) -> bool:
-        conn = await self._connection()
-        return bool((await conn.execute(_TRY_LOCK, {"key": key})).scalar_one())
+        await self._connect()
+        return bool(await self._driver_connection().fetchval(_TRY_LOCK, key))
 
-    async def _connection(self) -> AsyncConnection:
+    async def _connect(self) -> None:
         if self._conn is None:
             conn = await self._engine.connect()
             try:
                 await conn.run_sync(_detach_in_autocommit)
+                # The pool record that names the driver connection went with the detach.
+                adapted = (await conn.get_raw_connection()).dbapi_connection
+                self._driver = getattr(adapted, "driver_connection", None)
             except BaseException:
                 await conn.close()
                 raise
             self._conn = conn
-        return self._conn
+
+    def _driver_connection(self) -> Any:
+        if self._driver is None:
+            raise RuntimeError("the lock connection is not open")
+        return self._driver
 
     async def _discard(self, *, lost: bool = False) -> None:
-        conn, self._conn = self._conn, None
+        conn, driver = self._conn, self._driver
+        self._conn = self._driver = None
         if conn is not None:
             # close(), not invalidate(): a detached connection has no pool record to close it through,
             # so invalidating would drop the driver connection unclosed. close() terminates it.
@@ -205,7 +217,7 @@ class _AdvisorySession:
                 if lost:
                     # A polite close waits for the server, which a stalled connection never answers:
                     # the driver drops a lost one at once.
-                    await _terminate(conn)
+                    _terminate(driver)
                 await conn.close()
 
     def _unlock_if_taken(self, key: int, attempt: asyncio.Future[bool]) -> None:
@@ -216,9 +228,8 @@ class _AdvisorySession:
         cleanup.add_done_callback(self._cleanups.discard)
 
 
-async def _terminate(conn: AsyncConnection) -> None:
-    raw = await conn.get_raw_connection()
-    terminate = getattr(raw.driver_connection, "terminate", None)  # asyncpg's; other drivers close
+def _terminate(driver: Any) -> None:
+    terminate = getattr(driver, "terminate", None)  # asyncpg's; other drivers close
     if callable(terminate):
         terminate()
 

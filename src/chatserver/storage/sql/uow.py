@@ -19,6 +19,7 @@ from chatserver.storage.protocols import (
     MemoryRepository,
     MessageRepository,
     SessionRepository,
+    TurnRepository,
     UserRepository,
 )
 from chatserver.storage.sql.agents import SqlAgentRepository
@@ -35,8 +36,10 @@ from chatserver.storage.sql.events import SqlEventRepository
 from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
+from chatserver.storage.sql.turns import PostgresTurnRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
 from chatserver.storage.sql.write_gate import WriteGate
+from chatserver.storage.turns import ComposedTurnRepository
 
 _ACTING_FOR = "chatserver_acting_for"
 """Execution option naming whom a connection works for: only a unit of work's connection has it."""
@@ -73,6 +76,7 @@ class SqlUnitOfWork:
     sessions: SessionRepository
     events: EventRepository
     memories: MemoryRepository
+    turns: TurnRepository
 
     def __init__(
         self, engine: AsyncEngine, *, user_id: str | None = None, gate: WriteGate | None = None
@@ -153,6 +157,10 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(conn)
         self.events = SqlEventRepository(conn)
         self.memories = SqlMemoryRepository(conn)
+        if conn.dialect.name == "postgresql":
+            self.turns = PostgresTurnRepository(conn, self.events)
+        else:
+            self.turns = ComposedTurnRepository(self.chats, self.messages, self.events)
 
     @staticmethod
     async def _close(conn: AsyncConnection, *, failing: bool) -> None:

@@ -1,0 +1,133 @@
+"""Where one turn's CPU goes, in process: each stage of a turn timed alone, on a real database.
+
+    python -m benchmarks.breakdown --db postgres --turns 500
+
+Builds the container as `chatserver serve` does (same settings, composition root and garbage
+collector tuning), fills a chat's window (50 turns), then prints the CPU milliseconds per call
+(`time.process_time`: this process only, not the database server) of a whole `process_chat` (a
+turn without HTTP) and of the stages it is made of, each timed alone. The last rows run a bare
+pydantic-ai agent on the same `echo` model (no chatserver code at all), with the same 100-message
+history and with none: the agent framework's own cost per run, which no change to chatserver
+can remove.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import uvloop
+from pydantic_ai import Agent
+
+from benchmarks.common import JWT_SECRET, token
+from benchmarks.run import database
+from chatserver.agents.echo import EchoModel
+from chatserver.agents.history import to_model_messages
+from chatserver.agents.runner import run_turn
+from chatserver.agents.types import TurnDeps
+from chatserver.bootstrap import prepare
+from chatserver.config import Settings
+from chatserver.container import Container, build_container
+from chatserver.domain import Message
+from chatserver.runtime import tune_garbage_collector
+
+WINDOW_TURNS = 50
+AGENT = "assistant"
+
+Step = Callable[[int], Awaitable[object]]
+
+
+async def _timed(label: str, calls: int, step: Step) -> None:
+    for i in range(min(calls, 20)):
+        await step(i)
+    start = time.process_time()
+    for i in range(calls):
+        await step(i)
+    print(f"| {label} | {1000 * (time.process_time() - start) / calls:.3f} |", flush=True)
+
+
+async def measure(url: str, calls: int) -> None:
+    settings = Settings(database_url=url, jwt_secret=JWT_SECRET, default_model="echo")
+    await prepare(settings)
+    container = build_container(settings)
+    await container.start()
+    try:
+        for label, step in await _stages(container):
+            await _timed(label, calls, step)
+    finally:
+        await container.aclose()
+
+
+async def _stages(container: Container) -> list[tuple[str, Step]]:
+    chat, jwt = container.chat, token("breakdown-user")
+    user = (await container.identity.authenticate(jwt)).user_id
+    for chat_id in ("bench-chat", "answered-chat"):
+        for _ in range(WINDOW_TURNS):
+            await chat.process_chat(user, AGENT, chat_id, "hello")
+    built = await container.loader.get(user, AGENT)
+    opened = await chat._open_turn(user, built, "answered-chat", "hello")
+    window = await _window(container, user)
+    history = to_model_messages(window)
+    deps = TurnDeps(user, AGENT, "bench-chat", None)
+
+    def run(messages: list[object]) -> Step:
+        return lambda _: run_turn(
+            built, "hello", history=messages, deps=deps, timeout_seconds=30, max_requests=5  # type: ignore[arg-type]
+        )
+
+    result = await run(history)(0)
+
+    def whole_turn(_: int) -> Awaitable[object]:
+        return chat.process_chat(user, AGENT, "bench-chat", "hello")
+
+    bare = Agent(EchoModel(), output_type=str, instructions=built.system_prompt or None)
+    tune_garbage_collector()
+    print(f"| stage ({len(history)} history messages) | CPU ms per call |\n|---|---:|")
+    return [
+        ("process_chat: a whole turn, without HTTP", whole_turn),
+        ("authenticate a JWT", lambda _: container.identity.authenticate(jwt)),
+        ("agent cache hit", lambda _: container.loader.get(user, AGENT)),
+        ("chat lock: take and give back", lambda i: _hold(container, f"lock-{i}")),
+        ("store the message, read the window", lambda _: chat._open_turn(user, built, "bench-chat", "hi")),
+        ("history codec", lambda _: _codec(window)),
+        ("agent run", run(history)),  # type: ignore[arg-type]
+        ("store the answer and the event", lambda _: chat._close_turn(user, opened, result)),
+        ("bare pydantic-ai agent run, same history", lambda _: bare.run("hello", message_history=history)),
+        ("bare pydantic-ai agent run, no history", lambda _: bare.run("hello")),
+        ("process_chat again", whole_turn),
+    ]
+
+
+async def _codec(window: list[Message]) -> object:
+    return to_model_messages(window)
+
+
+async def _hold(container: Container, chat_id: str) -> None:
+    async with container.locks.hold(chat_id, wait=True):
+        pass
+
+
+async def _window(container: Container, user: str) -> list[Message]:
+    async with container.uow(user_id=user) as uow:
+        chat = await uow.chats.get(user, "bench-chat")
+        assert chat is not None
+        turn = chat.turn_count + 1
+        return await uow.messages.window(user, "bench-chat", before_turn=turn, turns=WINDOW_TURNS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--turns", type=int, default=500, help="calls timed per stage")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as url:
+        uvloop.run(measure(url, args.turns))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""A turn's two transactions (``uow.turns``): one statement each on PostgreSQL, composed on SQLite.
+
+Both must write and read exactly what the chat and message repositories would, for the caller only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chatserver.domain import Message, NewEvent, NewMessage, ToolCall
+from chatserver.errors import NotFound
+from chatserver.storage.sql import SqlUnitOfWorkFactory
+from chatserver.storage.sql.chats import TITLE_MAX_CHARS
+from tests.support.builders import NOW, chat
+
+LATER = NOW + timedelta(minutes=5)
+CALL = ToolCall(id="call-1", name="current_time", args={"tz": "UTC", "nested": {"n": [1, 2]}})
+ANSWER = [
+    NewMessage("assistant", "", tool_calls=(CALL,)),
+    NewMessage("tool", "12:00", tool_call_id="call-1", tool_name="current_time"),
+    NewMessage("assistant", "It is noon."),
+]
+
+
+def _event(user_id: str = "alice", chat_id: str | None = "c1") -> NewEvent:
+    return NewEvent("turn.completed", user_id=user_id, agent_name="helper", chat_id=chat_id, data={"turn": 1})
+
+
+async def _turn(uow_factory: SqlUnitOfWorkFactory, n: int, answer: list[NewMessage]) -> None:
+    async with uow_factory(user_id="alice") as uow:
+        claimed = await uow.turns.open("alice", "c1", f"u{n}", title=f"u{n}", now=NOW, window_turns=50)
+        assert claimed is not None
+        await uow.turns.close("alice", "c1", claimed.chat.turn_count, answer, _event(), now=NOW)
+        await uow.commit()
+
+
+def _shape(messages: list[Message]) -> list[tuple[object, ...]]:
+    return [(m.turn, m.role, m.content, m.tool_calls, m.tool_call_id, m.tool_name) for m in messages]
+
+
+@pytest.fixture
+async def alices_chat(uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]) -> None:
+    async with uow_factory(user_id="alice") as uow:
+        await uow.chats.create_if_absent(chat("c1", "alice"))
+        await uow.commit()
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_opening_a_turn_claims_it_stores_the_message_and_reads_the_turns_before_it(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    await _turn(uow_factory, 1, ANSWER)
+    async with uow_factory(user_id="alice") as uow:
+        claimed = await uow.turns.open("alice", "c1", "u2", title="ignored", now=LATER, window_turns=50)
+        await uow.commit()
+    assert claimed is not None
+    assert (claimed.chat.turn_count, claimed.chat.title, claimed.chat.agent_name) == (2, "u1", "helper")
+    assert (claimed.chat.created_at, claimed.chat.updated_at) == (NOW, LATER)
+    assert _shape(claimed.window) == [
+        (1, "user", "u1", (), None, None),
+        (1, "assistant", "", (CALL,), None, None),
+        (1, "tool", "12:00", (), "call-1", "current_time"),
+        (1, "assistant", "It is noon.", (), None, None),
+    ]
+    assert {(m.chat_id, m.created_at) for m in claimed.window} == {("c1", NOW)}
+    async with uow_factory(user_id="alice") as uow:
+        page = await uow.messages.page("alice", "c1", limit=10, before=None)
+    assert page[:4] == claimed.window
+    assert (page[-1].turn, page[-1].role, page[-1].content, page[-1].created_at) == (2, "user", "u2", LATER)
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_the_window_holds_only_the_last_turns_asked_for(uow_factory: SqlUnitOfWorkFactory) -> None:
+    for n in range(1, 6):
+        await _turn(uow_factory, n, [NewMessage("assistant", f"a{n}")])
+    async with uow_factory(user_id="alice") as uow:
+        two = await uow.turns.open("alice", "c1", "u6", title="t", now=NOW, window_turns=2)
+        none = await uow.turns.open("alice", "c1", "u7", title="t", now=NOW, window_turns=0)
+    assert two is not None and none is not None
+    assert [m.content for m in two.window] == ["u4", "a4", "u5", "a5"]
+    assert none.window == []
+    assert none.chat.turn_count == 7
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_the_first_turn_has_an_empty_window_and_a_title_cut_to_size(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    async with uow_factory(user_id="alice") as uow:
+        claimed = await uow.turns.open("alice", "c1", "hi", title="x" * 500, now=NOW, window_turns=50)
+    assert claimed is not None
+    assert claimed.window == []
+    assert claimed.chat.turn_count == 1
+    assert claimed.chat.title == "x" * TITLE_MAX_CHARS
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_another_users_chat_cannot_be_opened_and_is_left_untouched(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    await _turn(uow_factory, 1, [NewMessage("assistant", "a1")])
+    async with uow_factory(user_id="bob") as uow:
+        foreign = await uow.turns.open("bob", "c1", "intrusion", title="mine", now=LATER, window_turns=50)
+        missing = await uow.turns.open("bob", "nope", "hello", title="t", now=LATER, window_turns=50)
+        await uow.commit()
+    assert foreign is None and missing is None
+    async with uow_factory(user_id="alice") as uow:
+        stored = await uow.chats.get("alice", "c1")
+        page = await uow.messages.page("alice", "c1", limit=10, before=None)
+    assert stored is not None and stored.turn_count == 1 and stored.title == "u1"
+    assert [m.content for m in page] == ["u1", "a1"]
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_closing_a_turn_stores_the_answer_in_order_and_its_event(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    await _turn(uow_factory, 1, ANSWER)
+    async with uow_factory(user_id="alice") as uow:
+        page = await uow.messages.page("alice", "c1", limit=10, before=None)
+    async with uow_factory() as uow:
+        events = await uow.events.list(type="turn.completed", user_id="alice", limit=10, before=None)
+    assert _shape(page[1:]) == [(1, m.role, m.content, m.tool_calls, m.tool_call_id, m.tool_name) for m in ANSWER]
+    assert [m.id for m in page] == sorted(m.id for m in page)
+    assert [(e.chat_id, e.agent_name, e.data) for e in events] == [("c1", "helper", {"turn": 1})]
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_closing_a_turn_of_a_chat_that_is_gone_writes_nothing(uow_factory: SqlUnitOfWorkFactory) -> None:
+    with pytest.raises(NotFound):
+        async with uow_factory(user_id="bob") as uow:
+            await uow.turns.close("bob", "c1", 1, ANSWER, _event("bob"), now=NOW)
+            await uow.commit()
+    with pytest.raises(NotFound):
+        async with uow_factory(user_id="alice") as uow:
+            await uow.turns.close("alice", "deleted", 1, [], _event(chat_id="deleted"), now=NOW)
+    async with uow_factory() as uow:
+        events = await uow.events.list(type=None, user_id=None, limit=10, before=None)
+    async with uow_factory(user_id="alice") as uow:
+        page = await uow.messages.page("alice", "c1", limit=10, before=None)
+    assert events == [] and page == []
+
+
+async def test_a_stateless_turn_leaves_only_its_event(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    async with uow_factory(user_id="alice") as uow:
+        await uow.turns.close("alice", None, 0, [], _event(chat_id=None), now=NOW)
+        await uow.commit()
+    async with uow_factory() as uow:
+        events = await uow.events.list(type=None, user_id="alice", limit=10, before=None)
+    assert [(e.type, e.chat_id) for e in events] == [("turn.completed", None)]

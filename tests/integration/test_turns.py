@@ -5,15 +5,22 @@ Both must write and read exactly what the chat and message repositories would, f
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from chatserver.domain import Message, NewEvent, NewMessage, ToolCall
 from chatserver.errors import NotFound
-from chatserver.storage.sql import SqlUnitOfWorkFactory
+from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
 from chatserver.storage.sql.chats import TITLE_MAX_CHARS
+from chatserver.storage.sql.tables import chat_messages
+from chatserver.storage.sql.turns import _OPEN
 from tests.support.builders import NOW, chat
+from tests.support.databases import settings_for
 
 LATER = NOW + timedelta(minutes=5)
 CALL = ToolCall(id="call-1", name="current_time", args={"tz": "UTC", "nested": {"n": [1, 2]}})
@@ -122,13 +129,16 @@ async def test_closing_a_turn_stores_the_answer_in_order_and_its_event(
         page = await uow.messages.page("alice", "c1", limit=10, before=None)
     async with uow_factory() as uow:
         events = await uow.events.list(type="turn.completed", user_id="alice", limit=10, before=None)
-    assert _shape(page[1:]) == [(1, m.role, m.content, m.tool_calls, m.tool_call_id, m.tool_name) for m in ANSWER]
+    expected = [(1, m.role, m.content, m.tool_calls, m.tool_call_id, m.tool_name) for m in ANSWER]
+    assert _shape(page[1:]) == expected
     assert [m.id for m in page] == sorted(m.id for m in page)
     assert [(e.chat_id, e.agent_name, e.data) for e in events] == [("c1", "helper", {"turn": 1})]
 
 
 @pytest.mark.usefixtures("alices_chat")
-async def test_closing_a_turn_of_a_chat_that_is_gone_writes_nothing(uow_factory: SqlUnitOfWorkFactory) -> None:
+async def test_closing_a_turn_of_a_chat_that_is_gone_writes_nothing(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
     with pytest.raises(NotFound):
         async with uow_factory(user_id="bob") as uow:
             await uow.turns.close("bob", "c1", 1, ANSWER, _event("bob"), now=NOW)
@@ -152,3 +162,49 @@ async def test_a_stateless_turn_leaves_only_its_event(
     async with uow_factory() as uow:
         events = await uow.events.list(type=None, user_id="alice", limit=10, before=None)
     assert [(e.type, e.chat_id) for e in events] == [("turn.completed", None)]
+
+
+@pytest.mark.postgres
+async def test_on_postgres_opening_a_turn_reads_only_the_windows_rows_however_long_the_chat(
+    postgres_url: str,
+) -> None:
+    """Row-level security is on (the app role): its policy is checked before any condition that
+    could raise, so a window bound computed inside the scan's condition would not bound the index
+    scan, and the scan would walk the whole chat."""
+    engine = create_engine(settings_for(postgres_url))
+    try:
+        uow_factory = SqlUnitOfWorkFactory(engine)
+        async with uow_factory() as uow:
+            await uow.users.ensure("alice", is_admin=False, now=NOW)
+            await uow.commit()
+        async with uow_factory(user_id="alice") as uow:
+            await uow.chats.create_if_absent(chat("c1", "alice", turn_count=400))
+            rows = [
+                {"chat_id": "c1", "user_id": "alice", "turn": n, "role": r, "content": r, "created_at": NOW}
+                for n in range(1, 401)
+                for r in ("user", "assistant")
+            ]
+            await uow.connection.execute(insert(chat_messages), rows)
+            await uow.commit()
+        async with uow_factory(user_id="alice") as uow:
+            driver = (await uow.connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            plan_json = await driver.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {_OPEN}", "c1", "alice", "t", NOW, "hi", 5, 5 * 64
+            )
+    finally:
+        await engine.dispose()
+    plan = json.loads(plan_json) if isinstance(plan_json, str) else plan_json
+    scans = list(_nodes(plan[0]["Plan"], "chat_messages"))
+    assert scans, plan_json
+    for scan in scans:
+        assert scan["Actual Rows"] == 10, plan_json
+        assert scan.get("Rows Removed by Filter", 0) == 0, plan_json
+
+
+def _nodes(plan: dict[str, Any], relation: str) -> Iterator[dict[str, Any]]:
+    """Plan nodes that scan ``relation`` (inserts aside)."""
+    if plan.get("Relation Name") == relation and "Scan" in plan["Node Type"]:
+        yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child, relation)

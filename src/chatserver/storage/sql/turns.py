@@ -30,7 +30,7 @@ WITH claimed AS (
     UPDATE chats
     SET turn_count = turn_count + 1, title = coalesce(title, $3), updated_at = $4
     WHERE id = $1 AND user_id = $2
-    RETURNING agent_name, title, turn_count, created_at, updated_at
+    RETURNING agent_name, title, turn_count, created_at, updated_at, turn_count - $6 AS first_turn
 ), added AS (
     INSERT INTO chat_messages (chat_id, user_id, turn, role, content, created_at)
     SELECT $1, $2, turn_count, 'user', $5, $4 FROM claimed
@@ -41,13 +41,17 @@ FROM claimed AS c
 LEFT JOIN LATERAL (
     SELECT m.id, m.turn, m.role, m.content, m.tool_calls, m.tool_call_id, m.tool_name, m.created_at
     FROM chat_messages AS m
-    WHERE m.chat_id = $1 AND m.user_id = $2 AND m.turn >= c.turn_count - $6 AND m.turn < c.turn_count
+    WHERE m.chat_id = $1 AND m.user_id = $2 AND m.turn >= c.first_turn AND m.turn < c.turn_count
     ORDER BY m.turn DESC, m.id DESC
     LIMIT $7
 ) AS w ON true
 """
 """One row per window message, newest first (the index is scanned backwards), or one row with no
-message when the window is empty; no row when the caller owns no such chat."""
+message when the window is empty; no row when the caller owns no such chat.
+
+The window's first turn is computed in the CTE: under row-level security PostgreSQL may not use a
+condition holding an arithmetic expression as an index bound (the expression could raise, and the
+policy must be checked first), and the scan would then walk the chat's whole history."""
 
 _CLOSE = """
 WITH owned AS (

@@ -244,7 +244,7 @@ class ChatService:
 
             async def claim() -> ClaimedTurn | None:
                 return await uow.turns.open(
-                    user_id, chat_id, message, title=title, now=now, window_turns=window_turns
+                    user_id, chat_id, config.name, message, title=title, now=now, window_turns=window_turns
                 )
 
             claimed = await claim()

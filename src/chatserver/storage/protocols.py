@@ -100,12 +100,21 @@ class TurnRepository(Protocol):
     """A chat turn's two transactions, each in as few round trips as the database allows."""
 
     async def open(
-        self, user_id: str, chat_id: str, message: str, *, title: str, now: datetime, window_turns: int
+        self,
+        user_id: str,
+        chat_id: str,
+        agent_name: str,
+        message: str,
+        *,
+        title: str,
+        now: datetime,
+        window_turns: int,
     ) -> ClaimedTurn | None:
         """Claim the next turn of the caller's chat (``ChatRepository.claim_turn``), store the user's
         ``message`` in it, and read the ``window_turns`` turns before it.
 
-        None, with nothing written, when the caller owns no such chat.
+        None, with nothing written, when the caller owns no such chat. A chat of another agent comes
+        back with its ``agent_name``: the turn must not go on, and nothing of it may be committed.
         """
 
     async def close(

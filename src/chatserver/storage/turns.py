@@ -26,11 +26,22 @@ class ComposedTurnRepository:
         self._events = events
 
     async def open(
-        self, user_id: str, chat_id: str, message: str, *, title: str, now: datetime, window_turns: int
+        self,
+        user_id: str,
+        chat_id: str,
+        agent_name: str,
+        message: str,
+        *,
+        title: str,
+        now: datetime,
+        window_turns: int,
     ) -> ClaimedTurn | None:
+        """Claims before it knows the chat's agent: of another agent, the caller's error rolls it back."""
         chat = await self._chats.claim_turn(user_id, chat_id, title=title, now=now)
         if chat is None:
             return None
+        if chat.agent_name != agent_name:
+            return ClaimedTurn(chat, [])
         turn = chat.turn_count
         await self._messages.add(user_id, chat_id, turn, [NewMessage("user", message)], now=now)
         window = await self._messages.window(user_id, chat_id, before_turn=turn, turns=window_turns)

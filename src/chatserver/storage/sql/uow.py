@@ -27,7 +27,6 @@ from chatserver.storage.sql.chats import SqlChatRepository
 from chatserver.storage.sql.customizations import SqlCustomizationRepository
 from chatserver.storage.sql.driver_errors import (
     INVALID_VALUE,
-    invalid_input_on_data_errors,
     is_connection_error,
     is_data_error,
     unavailable_on_connection_errors,
@@ -118,16 +117,17 @@ class SqlUnitOfWork:
             raise InvalidInput(INVALID_VALUE) from exc
 
     async def _open(self) -> AsyncConnection:
+        """A connection whose transaction begins with its first statement (SQLAlchemy's autobegin).
+
+        The begin hook then sets the caller's id for row-level security; a value PostgreSQL refuses
+        there (a NUL in it) fails that statement, and ``__aexit__`` makes it bad input like any other.
+        Beginning late lets a unit of work whose first step is one of the turn functions
+        (``storage.sql.turns``), atomic on their own, run it without BEGIN and COMMIT round trips.
+        """
         with unavailable_on_connection_errors(connecting=True):
             conn = await self._engine.connect()
-        try:
-            # The begin hook sets the caller's id for row-level security: a value PostgreSQL refuses
-            # there (a NUL in it) is bad input like any other.
-            with unavailable_on_connection_errors(), invalid_input_on_data_errors():
-                await self._begin(conn)
-        except BaseException:
-            await conn.close()
-            raise
+        if conn.dialect.name == "postgresql":
+            self._act_for_caller(conn)
         return conn
 
     def _release_gate(self) -> None:
@@ -138,14 +138,12 @@ class SqlUnitOfWork:
         with unavailable_on_connection_errors():
             await self.connection.commit()
 
-    async def _begin(self, conn: AsyncConnection) -> None:
-        if conn.dialect.name == "postgresql":
-            # The engine's begin hook (installed by the factory) reads this: no listener per unit of work.
-            sync_connection = conn.sync_connection
-            if sync_connection is None:  # pragma: no cover - set once connect() returned
-                raise RuntimeError("the unit of work's connection is not open")
-            sync_connection.execution_options(**{_ACTING_FOR: _context_params(self._user_id)})
-        await conn.begin()
+    def _act_for_caller(self, conn: AsyncConnection) -> None:
+        # The engine's begin hook (installed by the factory) reads this: no listener per unit of work.
+        sync_connection = conn.sync_connection
+        if sync_connection is None:  # pragma: no cover - set once connect() returned
+            raise RuntimeError("the unit of work's connection is not open")
+        sync_connection.execution_options(**{_ACTING_FOR: _context_params(self._user_id)})
 
     def _build_repositories(self, conn: AsyncConnection) -> None:
         self.users = SqlUserRepository(conn)

@@ -129,6 +129,22 @@ async def test_another_users_chat_cannot_be_opened_and_is_left_untouched(
 
 
 @pytest.mark.usefixtures("alices_chat")
+async def test_a_chat_of_another_agent_comes_back_as_it_is_and_nothing_of_the_turn_is_kept(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    await _turn(uow_factory, 1, [NewMessage("assistant", "a1")])
+    async with uow_factory(user_id="alice") as uow:
+        other = await uow.turns.open("alice", "c1", "other", "hi", title="t", now=LATER, window_turns=50)
+    assert other is not None
+    assert (other.chat.agent_name, other.window) == ("helper", [])
+    async with uow_factory(user_id="alice") as uow:
+        stored = await uow.chats.get("alice", "c1")
+        page = await uow.messages.page("alice", "c1", limit=10, before=None)
+    assert stored is not None and (stored.turn_count, stored.updated_at) == (1, NOW)
+    assert [m.content for m in page] == ["u1", "a1"]
+
+
+@pytest.mark.usefixtures("alices_chat")
 async def test_closing_a_turn_stores_the_answer_in_order_and_its_event(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:

@@ -38,7 +38,7 @@ caller owns no such chat."""
 
 
 class PostgresTurnRepository:
-    """Implements ``storage.protocols.TurnRepository`` on an asyncpg connection in a transaction."""
+    """Implements ``storage.protocols.TurnRepository`` on the unit of work's asyncpg connection."""
 
     def __init__(self, conn: AsyncConnection, events: EventRepository) -> None:
         self._conn = conn

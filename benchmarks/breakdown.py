@@ -21,6 +21,7 @@ from pathlib import Path
 
 import uvloop
 from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage
 
 from benchmarks.common import JWT_SECRET, token
 from benchmarks.run import database
@@ -73,9 +74,9 @@ async def _stages(container: Container) -> list[tuple[str, Step]]:
     history = to_model_messages(window)
     deps = TurnDeps(user, AGENT, "bench-chat", None)
 
-    def run(messages: list[object]) -> Step:
+    def run(messages: list[ModelMessage]) -> Step:
         return lambda _: run_turn(
-            built, "hello", history=messages, deps=deps, timeout_seconds=30, max_requests=5  # type: ignore[arg-type]
+            built, "hello", history=messages, deps=deps, timeout_seconds=30, max_requests=5
         )
 
     result = await run(history)(0)
@@ -93,7 +94,7 @@ async def _stages(container: Container) -> list[tuple[str, Step]]:
         ("chat lock: take and give back", lambda i: _hold(container, f"lock-{i}")),
         ("store the message, read the window", lambda _: chat._open_turn(user, built, "bench-chat", "hi")),
         ("history codec", lambda _: _codec(window)),
-        ("agent run", run(history)),  # type: ignore[arg-type]
+        ("agent run", run(history)),
         ("store the answer and the event", lambda _: chat._close_turn(user, opened, result)),
         ("bare pydantic-ai agent run, same history", lambda _: bare.run("hello", message_history=history)),
         ("bare pydantic-ai agent run, no history", lambda _: bare.run("hello")),

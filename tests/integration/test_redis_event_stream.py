@@ -12,12 +12,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from chatserver.domain import AuditEvent, NewEvent
 from chatserver.redis_bus import AuditEventPublisher, RedisKeys, connect
+from chatserver.redis_bus.events import EventFeed
 from chatserver.services.events import AuditEventService
 from chatserver.storage.sql import SqlUnitOfWorkFactory
 from tests.e2e.harness import free_port
@@ -52,10 +54,10 @@ async def stream(raw: Redis, keys: RedisKeys) -> list[tuple[str, dict[str, str]]
 
 
 @asynccontextmanager
-async def publisher(keys: RedisKeys, feed: object, **options: object) -> AsyncIterator[AuditEventPublisher]:
+async def publisher(keys: RedisKeys, feed: EventFeed, **options: Any) -> AsyncIterator[AuditEventPublisher]:
     client = connect(redis_url(), timeout_seconds=2)
     try:
-        yield AuditEventPublisher(client, keys, feed, **options)  # type: ignore[arg-type]
+        yield AuditEventPublisher(client, keys, feed, **options)
     finally:
         await client.aclose()
 

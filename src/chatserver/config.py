@@ -51,8 +51,12 @@ class Settings(BaseSettings):
     history_window: int = Field(50, ge=0)
     max_message_chars: int = Field(32000, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
-    busy_chat_policy: Literal["wait", "reject"] = "wait"
-    chat_lock_timeout_seconds: float = Field(120.0, gt=0)
+    busy_chat_policy: Literal["enqueue", "wait", "reject", "interrupt", "steer"] = "enqueue"
+    run_lease_seconds: float = Field(30.0, ge=0.3, description="a dead replica's runs end within 2x this")
+    run_events_ttl_seconds: float = Field(3600.0, gt=0, description="event logs kept after a run ends")
+    run_token_flush_seconds: float | None = Field(
+        None, ge=0, le=5, description="a run's tokens batched this long; unset: 0.05 with Redis, else 0"
+    )
 
     agent_cache_size: int = Field(100, ge=1)
     agent_cache_ttl_seconds: float = Field(900.0, gt=0)

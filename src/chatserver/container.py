@@ -27,17 +27,20 @@ from chatserver.redis_bus import RateLimiter, RedisRuntime, build_replication
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
 from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
-from chatserver.services.chat import ChatService, TurnPolicy
 from chatserver.services.chats import ChatHistoryService
 from chatserver.services.events import AuditEventService
 from chatserver.services.identity import IdentityService
 from chatserver.services.memories import MemoryService, ToolBackends
 from chatserver.services.operations import OperationsService
 from chatserver.services.prompt_customization import PromptCustomizationService
+from chatserver.services.run_events import MemoryRunEvents, RunEventLog
+from chatserver.services.run_executor import RunExecutor
+from chatserver.services.run_supervisor import RunSupervisor
+from chatserver.services.runs import LocalRunSignals, RunService, RunSignals
 from chatserver.services.sessions import SessionService
-from chatserver.storage.protocols import ChatLocks, Database, UnitOfWorkFactory
+from chatserver.services.turn_policy import TurnPolicy
+from chatserver.storage.protocols import Database, UnitOfWorkFactory
 from chatserver.storage.sql.engine import SqlDatabase, create_engine
-from chatserver.storage.sql.locks import make_chat_locks
 from chatserver.storage.sql.maintenance import SqlMaintenanceGate
 from chatserver.storage.sql.uow import SqlUnitOfWorkFactory
 
@@ -50,14 +53,15 @@ class Container:
     clock: Clock
     database: Database
     uow: UnitOfWorkFactory
-    locks: ChatLocks
     http: httpx.AsyncClient
     models: ModelRegistry
     agent_cache: AgentCache
     loader: AgentLoader
     identity: IdentityService
     agents: AgentService
-    chat: ChatService
+    runs: RunService
+    executor: RunExecutor
+    supervisor: RunSupervisor
     chats: ChatHistoryService
     customizations: PromptCustomizationService
     sessions: SessionService
@@ -81,6 +85,7 @@ class Container:
             await self.redis.start()
         if self.settings.background_tasks:
             await self.background.start()
+            await self.supervisor.start()
 
     async def readiness(self) -> dict[str, bool]:
         checks = await self._database_readiness()
@@ -111,17 +116,26 @@ class Container:
 
     async def aclose(self) -> None:
         await self.background.stop()
+        await self.executor.aclose(self.settings.shutdown_grace_seconds)
+        await self.supervisor.stop()
         if self.redis is not None:
             await self.redis.aclose()
-        await self.locks.close()
         await self.models.aclose()
         await self.mcp.aclose()
         await self.http.aclose()
         await self.database.dispose()
 
 
-def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
+def build_container(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    run_events: RunEventLog | None = None,
+    replica: str | None = None,
+) -> Container:
+    """``run_events`` and ``replica`` default to Redis streams (or memory) and host:pid."""
     clock = clock or SystemClock()
+    replica = replica or f"{socket.gethostname()}:{os.getpid()}"
     engine = create_engine(settings)
     uow = SqlUnitOfWorkFactory(engine, timeout_seconds=settings.db_timeout_seconds)
     http = httpx.AsyncClient(timeout=10.0)
@@ -144,22 +158,33 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         max_message_chars=settings.max_message_chars,
         model_timeout_seconds=settings.model_timeout_seconds,
         max_model_requests=settings.max_model_requests,
-        wait_when_busy=settings.busy_chat_policy == "wait",
+        busy_policy=settings.busy_chat_policy,
+        lease_seconds=settings.run_lease_seconds,
+        token_flush_seconds=_token_flush_seconds(settings),
     )
-    locks = make_chat_locks(engine, settings)
+    events_log = run_events or (
+        redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)
+    )
+    executor = RunExecutor(
+        uow, loader, events_log, clock, policy, replica=replica, tool_backend=tool_backends, listener=metrics
+    )
+    signals: RunSignals = (
+        redis.run_signals(executor.cancel_local) if redis is not None else LocalRunSignals(executor)
+    )
     return Container(
         settings=settings,
         clock=clock,
         database=SqlDatabase(engine),
         uow=uow,
-        locks=locks,
         http=http,
         models=models,
         agent_cache=cache,
         loader=loader,
         identity=IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock),
         agents=AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio),
-        chat=ChatService(uow, loader, locks, clock, policy, tool_backend=tool_backends, listener=metrics),
+        runs=RunService(uow, loader, executor, events_log, signals, clock, policy),
+        executor=executor,
+        supervisor=RunSupervisor(uow, executor, events_log, clock, lease_seconds=settings.run_lease_seconds),
         chats=ChatHistoryService(uow),
         customizations=customizations,
         sessions=SessionService(uow, clock),
@@ -169,7 +194,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
             cache,
             clock,
             MaintenancePolicy(settings.cleanup_interval_seconds, settings.session_ttl_seconds),
-            replica=f"{socket.gethostname()}:{os.getpid()}",
+            replica=replica,
             metrics=metrics,
         ),
         metrics=metrics,
@@ -180,3 +205,10 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         memories=memories,
         mcp=mcp,
     )
+
+
+def _token_flush_seconds(settings: Settings) -> float:
+    """Tokens are batched where each write costs a round trip (Redis); in memory they are free."""
+    if settings.run_token_flush_seconds is not None:
+        return settings.run_token_flush_seconds
+    return 0.05 if settings.redis_url else 0.0

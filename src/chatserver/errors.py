@@ -59,3 +59,7 @@ class ModelTimeout(ModelError):
 
 class DatabaseUnavailable(ChatServerError):
     pass
+
+
+class RunInterrupted(ChatServerError):
+    """The server running a run stopped before the run ended (``server_restarted``)."""

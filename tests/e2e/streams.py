@@ -16,20 +16,24 @@ import httpx
 class Event:
     name: str
     data: Any
+    id: str | None = None
 
 
 async def events_of(response: httpx.Response) -> AsyncIterator[Event]:
-    """Each event as it arrives: ``event:`` names it (default ``message``), ``data:`` lines are JSON."""
-    name, data = "message", []
+    """Each event as it arrives: ``event:`` names it (default ``message``), ``data:`` lines are JSON,
+    ``id:`` is its id (a browser's ``lastEventId``)."""
+    name, data, event_id = "message", [], None
     async for line in response.aiter_lines():
         if line.startswith("event:"):
             name = line[len("event:") :].strip()
+        elif line.startswith("id:"):
+            event_id = line[len("id:") :].strip()
         elif line.startswith("data:"):
             data.append(line[len("data:") :].strip())
         elif not line and data:
             text = "\n".join(data)
-            yield Event(name, text if text == "[DONE]" else json.loads(text))
-            name, data = "message", []
+            yield Event(name, text if text == "[DONE]" else json.loads(text), event_id)
+            name, data, event_id = "message", [], None
 
 
 async def stream_turn(client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[httpx.Response, list[Event]]:

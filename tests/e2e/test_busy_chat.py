@@ -155,11 +155,11 @@ class TestReplicas:
         assert reply.status_code == 200
         assert messages == serialized(800, "second")
 
-    async def test_a_client_leaving_one_replica_frees_the_chat_for_the_other(
+    async def test_a_client_leaving_one_replica_with_on_disconnect_cancel_frees_the_chat_for_the_other(
         self, replicas: Replicas
     ) -> None:
         chat_id = new_chat_id()
-        body = turn("/sleep 30000 never", chat_id)
+        body = {**turn("/sleep 30000 never", chat_id), "on_disconnect": "cancel"}
         async with (
             replicas.first.client("lea") as leaving,
             leaving.stream("POST", "/api/chat/stream", json=body) as r,

@@ -27,6 +27,9 @@ async def test_a_chat_turn_answers_in_the_seed_response_shape(live: LiveServer) 
         "error": None,
         "tool_calls": [],
         "usage": body["usage"],
+        "run_id": body["run_id"],
+        "model": "echo",
+        "status": "completed",
     }
     assert body["usage"]["requests"] == 1
     assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0

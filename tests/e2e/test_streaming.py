@@ -1,4 +1,4 @@
-"""POST /api/chat/stream over real HTTP: events, errors, and what a client that leaves cancels."""
+"""POST /api/chat/stream over real HTTP: events, errors, and what a client that leaves stops (nothing, unless asked)."""
 
 from __future__ import annotations
 
@@ -71,8 +71,11 @@ class TestEvents:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
-        assert [event.name for event in events] == ["token"] * 5 + ["done"]
-        assert [event.data["delta"] for event in events[:-1]] == ["echo: ", "the ", "quick ", "brown ", "fox"]
+        assert [event.name for event in events] == ["run"] + ["token"] * 5 + ["done"]
+        assert [event.data["delta"] for event in events[1:-1]] == ["echo: ", "the ", "quick ", "brown ", "fox"]
+        assert events[0].data == {"run_id": events[-1].data["run_id"], "chat_id": chat_id, "status": "running"}
+        ids = [int(event.id) for event in events]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
         done = events[-1].data
         assert tokens(events) == done["response"] == "echo: the quick brown fox"
         assert messages == [("user", "the quick brown fox"), ("assistant", "echo: the quick brown fox")]
@@ -85,7 +88,8 @@ class TestEvents:
         assert events[-1].name == "done"
         done, expected = events[-1].data, {**plain.json(), "session_id": streamed_id}
         # Token counts are the model's estimates, which differ between its streaming and plain paths.
-        assert {**done, "usage": None} == {**expected, "usage": None}
+        assert {**done, "usage": None, "run_id": None} == {**expected, "usage": None, "run_id": None}
+        assert done["run_id"] != expected["run_id"]
         assert done["usage"].keys() == expected["usage"].keys() and done["usage"]["requests"] == 1
         assert done["usage"]["input_tokens"] > 0 and done["usage"]["output_tokens"] > 0
 
@@ -94,7 +98,8 @@ class TestEvents:
         async with live.client("uma") as client:
             _, events = await stream_turn(client, turn("/tool current_time {}", chat_id))
             messages = await stored(client, chat_id)
-        call, result, *rest = events
+        run, call, result, *rest = events
+        assert run.name == "run"
         assert (call.name, call.data) == ("tool_call", {"name": "current_time", "args": {}})
         assert result.name == "tool_result" and result.data["name"] == "current_time"
         assert result.data["result"].endswith("+00:00")
@@ -124,8 +129,8 @@ class TestFailures:
             messages = await stored(client, chat_id)
             _, recall = await stream_turn(client, turn("/recall", chat_id))
         assert response.status_code == 200
-        [error] = events
-        assert error.name == "error"
+        run, error = events
+        assert (run.name, error.name) == ("run", "error")
         assert error.data["code"] == "model_error" and "echo" in error.data["detail"]
         assert messages == [("user", "/fail")]
         assert recall[-1].data["response"] == "recall: /fail"
@@ -140,7 +145,7 @@ class TestFailures:
         async with live.client("xena") as client:
             _, events = await stream_turn(client, turn("/sleep 5000 late", chat_id))
             messages = await stored(client, chat_id)
-        assert [(e.name, e.data["code"]) for e in events] == [("error", "model_timeout")]
+        assert [(e.name, e.data.get("code")) for e in events] == [("run", None), ("error", "model_timeout")]
         assert messages == [("user", "/sleep 5000 late")]
 
     @pytest.mark.parametrize(
@@ -193,7 +198,7 @@ class TestLiveDelivery:
                     if event.name == "tool_result":
                         seen_before_done = await stored(client, chat_id)
             assert seen_before_done == [("user", "/tool current_time {}")]
-            assert names[:2] == ["tool_call", "tool_result"] and names[-1] == "done"
+            assert names[:3] == ["run", "tool_call", "tool_result"] and names[-1] == "done"
             assert [role for role, _ in await stored(client, chat_id)] == [
                 "user",
                 "assistant",
@@ -203,11 +208,11 @@ class TestLiveDelivery:
 
 
 class TestDisconnect:
-    async def test_a_client_that_leaves_mid_stream_frees_the_chat_at_once(
+    async def test_a_client_that_leaves_with_on_disconnect_cancel_frees_the_chat_at_once(
         self, slow_live: LiveServer
     ) -> None:
         chat_id = new_chat_id()
-        body = turn("/sleep 30000 never", chat_id)
+        body = {**turn("/sleep 30000 never", chat_id), "on_disconnect": "cancel"}
         async with slow_live.client("bea") as client:
             # The leaving client has its own connection, closed as it leaves.
             async with (
@@ -229,11 +234,13 @@ class TestDisconnect:
         cancelled = await audit_events(slow_live.settings, "bea", "turn.cancelled")
         assert [(e.chat_id, e.data["turn"]) for e in cancelled] == [(chat_id, 1)]
 
-    async def test_a_partial_answer_is_never_stored(self, slow_live: LiveServer) -> None:
+    async def test_a_run_cancelled_before_its_answer_began_keeps_only_the_users_message(
+        self, slow_live: LiveServer
+    ) -> None:
         chat_id = new_chat_id()
         async with slow_live.client("cid") as client:
             async with slow_live.client("cid") as leaving:
-                body = turn("/tool current_time {}", chat_id)
+                body = {**turn("/tool current_time {}", chat_id), "on_disconnect": "cancel"}
                 async with leaving.stream("POST", "/api/chat/stream", json=body) as r:
                     async for event in events_of(r):
                         if event.name == "tool_result":

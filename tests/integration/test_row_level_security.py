@@ -23,7 +23,14 @@ from chatserver.storage.sql.tables import metadata
 from tests.support.builders import NOW
 from tests.support.databases import APP_ROLE, postgres_admin_url, settings_for
 
-USER_OWNED_TABLES = ("prompt_customizations", "chats", "chat_messages", "chat_session_instances", "memories")
+USER_OWNED_TABLES = (
+    "prompt_customizations",
+    "chats",
+    "chat_messages",
+    "chat_session_instances",
+    "memories",
+    "runs",
+)
 # Tables with a user_id column that are read without a caller: API keys are looked up by hash to
 # find the user, and audit events are written and listed system-wide.
 SYSTEM_TABLES_WITH_A_USER = {"api_keys", "audit_events"}

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert
 
-from chatserver.domain import Message, NewEvent, NewMessage, ToolCall
-from chatserver.errors import NotFound
+from chatserver.domain import Message, NewEvent, NewMessage, Run, RunOutcome, ToolCall, TurnUsage
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
 from chatserver.storage.sql.chats import TITLE_MAX_CHARS
 from chatserver.storage.sql.tables import chat_messages
+from chatserver.storage.protocols import UnitOfWork
 from chatserver.storage.sql.turns import _OPEN
 from tests.integration.test_messages import WINDOW_INDEX
 from tests.support.builders import NOW, chat
@@ -33,13 +33,25 @@ def _event(user_id: str = "alice", chat_id: str | None = "c1") -> NewEvent:
     return NewEvent("turn.completed", user_id=user_id, agent_name="helper", chat_id=chat_id, data={"turn": 1})
 
 
+OWNER = "replica-1"
+
+
+async def _running(uow: UnitOfWork, user_id: str, chat_id: str | None, run_id: str) -> RunOutcome:
+    """A run of ``user_id`` held by ``OWNER``, and the outcome that ends it."""
+    run = Run(run_id, user_id, chat_id, "helper", "running", "hi", NOW, started_at=NOW)
+    assert await uow.runs.add(run, owner=OWNER, lease_until=LATER)
+    return RunOutcome(run_id, OWNER, "completed", "echo", TurnUsage(3, 4, 1), result={"response": "ok"})
+
+
 async def _turn(uow_factory: SqlUnitOfWorkFactory, n: int, answer: list[NewMessage]) -> None:
     async with uow_factory(user_id="alice") as uow:
+        outcome = await _running(uow, "alice", "c1", f"run-{n}")
         claimed = await uow.turns.open(
             "alice", "c1", "helper", f"u{n}", title=f"u{n}", now=NOW, window_turns=50
         )
         assert claimed is not None
-        await uow.turns.close("alice", "c1", claimed.chat.turn_count, answer, _event(), now=NOW)
+        turn = claimed.chat.turn_count
+        assert await uow.turns.close("alice", "c1", turn, answer, _event(), now=NOW, outcome=outcome)
         await uow.commit()
 
 
@@ -160,28 +172,59 @@ async def test_closing_a_turn_stores_the_answer_in_order_and_its_event(
 
 
 @pytest.mark.usefixtures("alices_chat")
-async def test_closing_a_turn_of_a_chat_that_is_gone_writes_nothing(
-    uow_factory: SqlUnitOfWorkFactory,
-) -> None:
-    with pytest.raises(NotFound):
-        async with uow_factory(user_id="bob") as uow:
-            await uow.turns.close("bob", "c1", 1, ANSWER, _event("bob"), now=NOW)
-            await uow.commit()
-    with pytest.raises(NotFound):
-        async with uow_factory(user_id="alice") as uow:
-            await uow.turns.close("alice", "deleted", 1, [], _event(chat_id="deleted"), now=NOW)
+async def test_closing_a_turn_ends_its_run_with_the_outcome(uow_factory: SqlUnitOfWorkFactory) -> None:
+    await _turn(uow_factory, 1, ANSWER)
+    async with uow_factory(user_id="alice") as uow:
+        run = await uow.runs.get("alice", "run-1")
+    assert run is not None
+    assert (run.status, run.model, run.usage, run.result) == (
+        "completed",
+        "echo",
+        TurnUsage(3, 4, 1),
+        {"response": "ok"},
+    )
+    assert run.finished_at == NOW
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_closing_a_turn_whose_run_is_not_held_writes_nothing(uow_factory: SqlUnitOfWorkFactory) -> None:
+    async with uow_factory(user_id="alice") as uow:
+        outcome = await _running(uow, "alice", "c1", "run-1")
+        await uow.commit()
+    taken = RunOutcome("run-1", "replica-2", "completed", "echo", TurnUsage())
+    async with uow_factory(user_id="alice") as uow:
+        assert not await uow.turns.close("alice", "c1", 1, ANSWER, _event(), now=NOW, outcome=taken)
+        await uow.commit()
+    async with uow_factory(user_id="bob") as uow:
+        assert not await uow.turns.close("bob", "c1", 1, ANSWER, _event("bob"), now=NOW, outcome=outcome)
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        assert await uow.turns.close("alice", "c1", 1, [], _event(), now=NOW, outcome=outcome)
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        assert not await uow.turns.close("alice", "c1", 1, ANSWER, _event(), now=NOW, outcome=outcome)
+        await uow.commit()
     async with uow_factory() as uow:
         events = await uow.events.list(type=None, user_id=None, limit=10, before=None)
     async with uow_factory(user_id="alice") as uow:
         page = await uow.messages.page("alice", "c1", limit=10, before=None)
-    assert events == [] and page == []
+    assert len(events) == 1 and page == []
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_a_partial_answer_is_stored_as_incomplete(uow_factory: SqlUnitOfWorkFactory) -> None:
+    await _turn(uow_factory, 1, [NewMessage("assistant", "half an ans", incomplete=True)])
+    async with uow_factory(user_id="alice") as uow:
+        page = await uow.messages.page("alice", "c1", limit=10, before=None)
+    assert [(m.role, m.incomplete) for m in page] == [("user", False), ("assistant", True)]
 
 
 async def test_a_stateless_turn_leaves_only_its_event(
     uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
 ) -> None:
     async with uow_factory(user_id="alice") as uow:
-        await uow.turns.close("alice", None, 0, [], _event(chat_id=None), now=NOW)
+        outcome = await _running(uow, "alice", None, "run-1")
+        assert await uow.turns.close("alice", None, 0, [], _event(chat_id=None), now=NOW, outcome=outcome)
         await uow.commit()
     async with uow_factory() as uow:
         events = await uow.events.list(type=None, user_id="alice", limit=10, before=None)

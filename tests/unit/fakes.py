@@ -20,10 +20,13 @@ from chatserver.domain import (
     NewEvent,
     NewMessage,
     PromptCustomization,
+    Run,
+    RunError,
+    RunOutcome,
     SessionInstance,
     User,
 )
-from chatserver.errors import ChatBusy, Conflict
+from chatserver.errors import Conflict
 from chatserver.storage.protocols import MaintenanceWork
 from chatserver.storage.turns import ComposedTurnRepository
 
@@ -40,6 +43,10 @@ class FakeStore:
     events: list[AuditEvent] = field(default_factory=list)
     commits: int = 0
     memories: list[Memory] = field(default_factory=list)
+    runs: dict[str, Run] = field(default_factory=dict)
+    leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    """run id -> (owner, lease until), for running runs."""
+    cancel_requested: set[str] = field(default_factory=set)
 
 
 class FakeUsers:
@@ -174,6 +181,7 @@ class FakeMessages:
                 m.tool_calls,
                 m.tool_call_id,
                 m.tool_name,
+                m.incomplete,
             )
             for i, m in enumerate(messages)
         ]
@@ -375,6 +383,121 @@ class FakeMemories:
         return deleted
 
 
+class FakeRuns:
+    """``RunRepository`` on the fake store: one running run per chat, the oldest queued starts next."""
+
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def add(self, run: Run, *, owner: str | None = None, lease_until: datetime | None = None) -> bool:
+        key = run.idempotency_key
+        if key is not None and any(
+            r.user_id == run.user_id and r.idempotency_key == key for r in self.s.runs.values()
+        ):
+            return False
+        self.s.runs[run.id] = run
+        if owner is not None and lease_until is not None:
+            self.s.leases[run.id] = (owner, lease_until)
+        return True
+
+    async def get(self, user_id: str, run_id: str) -> Run | None:
+        run = self.s.runs.get(run_id)
+        return run if run is not None and run.user_id == user_id else None
+
+    async def by_idempotency_key(self, user_id: str, key: str) -> Run | None:
+        return next((r for r in self.s.runs.values() if r.user_id == user_id and r.idempotency_key == key), None)
+
+    async def forget_idempotency_key(self, user_id: str, key: str) -> None:
+        run = await self.by_idempotency_key(user_id, key)
+        if run is not None:
+            self.s.runs[run.id] = replace(run, idempotency_key=None)
+
+    async def list(
+        self, user_id: str, chat_id: str, *, status: str | None, limit: int, before: tuple[datetime, str] | None
+    ) -> list[Run]:
+        rows = [
+            r
+            for r in self.s.runs.values()
+            if r.user_id == user_id
+            and r.chat_id == chat_id
+            and (status is None or r.status == status)
+            and (before is None or (r.created_at, r.id) < before)
+        ]
+        return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
+
+    async def active(self, user_id: str, chat_id: str) -> list[Run]:
+        rows = [
+            r
+            for r in self.s.runs.values()
+            if r.user_id == user_id and r.chat_id == chat_id and r.status in ("queued", "running")
+        ]
+        return sorted(rows, key=lambda r: (r.created_at, r.id))
+
+    async def claim_next(
+        self, user_id: str, chat_id: str, *, owner: str, now: datetime, lease_until: datetime
+    ) -> Run | None:
+        active = await self.active(user_id, chat_id)
+        if not active or any(r.status == "running" for r in active):
+            return None
+        claimed = replace(active[0], status="running", started_at=now)
+        self.s.runs[claimed.id] = claimed
+        self.s.leases[claimed.id] = (owner, lease_until)
+        return claimed
+
+    async def request_cancel(self, user_id: str, run_id: str) -> None:
+        run = await self.get(user_id, run_id)
+        if run is not None and run.status == "running":
+            self.s.cancel_requested.add(run_id)
+
+    async def finish(self, user_id: str, outcome: RunOutcome, *, now: datetime, fenced: bool = True) -> bool:
+        run = await self.get(user_id, outcome.run_id)
+        if run is None:
+            return False
+        held = run.status == "running" and self.s.leases.get(run.id, ("", now))[0] == outcome.owner
+        if not (held if fenced else run.status == "queued"):
+            return False
+        self.s.runs[run.id] = replace(
+            run,
+            status=outcome.status,
+            finished_at=now,
+            model=outcome.model,
+            usage=outcome.usage,
+            error=outcome.error,
+            result=outcome.result,
+        )
+        self.s.leases.pop(run.id, None)
+        return True
+
+    async def renew(self, owner: str, run_ids: Sequence[str], *, lease_until: datetime) -> list[tuple[str, bool]]:
+        held = []
+        for run_id in run_ids:
+            run = self.s.runs.get(run_id)
+            if run is not None and run.status == "running" and self.s.leases.get(run_id, ("",))[0] == owner:
+                self.s.leases[run_id] = (owner, lease_until)
+                held.append((run_id, run_id in self.s.cancel_requested))
+        return held
+
+    async def expire(self, *, now: datetime, limit: int = 100) -> list[Run]:
+        ended = []
+        for run_id, (_owner, until) in list(self.s.leases.items()):
+            run = self.s.runs[run_id]
+            if run.status == "running" and until < now and len(ended) < limit:
+                error = RunError("server_restarted", "the server running this run stopped before it ended")
+                self.s.runs[run_id] = replace(run, status="interrupted", finished_at=now, error=error)
+                del self.s.leases[run_id]
+                ended.append(self.s.runs[run_id])
+        return ended
+
+    async def startable(self, *, limit: int = 100) -> list[tuple[str, str]]:
+        running = {r.chat_id for r in self.s.runs.values() if r.status == "running"}
+        queued = {
+            (r.user_id, r.chat_id)
+            for r in self.s.runs.values()
+            if r.status == "queued" and r.chat_id is not None and r.chat_id not in running
+        }
+        return sorted(queued)[:limit]
+
+
 class FakeUnitOfWork:
     """Works on a copy of the store and publishes it on commit, so rollback is real."""
 
@@ -393,6 +516,9 @@ class FakeUnitOfWork:
             sessions=dict(self._store.sessions),
             events=list(self._store.events),
             memories=list(self._store.memories),
+            runs=dict(self._store.runs),
+            leases=dict(self._store.leases),
+            cancel_requested=set(self._store.cancel_requested),
         )
         w = self._work
         self.users, self.api_keys, self.agents = FakeUsers(w), FakeApiKeys(w), FakeAgents(w)
@@ -403,7 +529,8 @@ class FakeUnitOfWork:
             FakeEvents(w),
         )
         self.memories = FakeMemories(w)
-        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events)
+        self.runs = FakeRuns(w)
+        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
         return self
 
     async def __aexit__(
@@ -413,7 +540,7 @@ class FakeUnitOfWork:
 
     async def commit(self) -> None:
         names = ("users", "keys", "agents", "chats", "messages", "customizations", "sessions", "events")
-        for name in (*names, "memories"):
+        for name in (*names, "memories", "runs", "leases", "cancel_requested"):
             setattr(self._store, name, getattr(self._work, name))
         self._store.commits += 1
 
@@ -426,24 +553,6 @@ class FakeUnitOfWorkFactory:
     def __call__(self, *, user_id: str | None = None) -> FakeUnitOfWork:
         self.user_ids.append(user_id)
         return FakeUnitOfWork(self.store)
-
-
-class FakeChatLocks:
-    """In-process chat locks with the protocol's busy semantics."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    @asynccontextmanager
-    async def hold(self, chat_id: str, *, wait: bool) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        if not wait and lock.locked():
-            raise ChatBusy(f"chat '{chat_id}' is busy")
-        async with lock:
-            yield
-
-    async def close(self) -> None:
-        self._locks.clear()
 
 
 class FakeClock:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from chatserver.container import Container
 from chatserver.domain import Principal
@@ -45,3 +47,18 @@ async def admin_principal(principal: CurrentUser) -> Principal:
 
 
 AdminUser = Annotated[Principal, Depends(admin_principal)]
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[\x20-\x7e]{1,255}$",
+        description="Retry safely: the same key (within 24 h) returns the same run and stores nothing twice",
+    ),
+]
+
+
+def request_hash(route: str, body: BaseModel) -> str:
+    """What an idempotent retry must repeat: the route and the body, as parsed."""
+    return hashlib.sha256(f"{route}\n{body.model_dump_json()}".encode()).hexdigest()

@@ -30,6 +30,7 @@ ERROR_TABLE: dict[type[errors.ChatServerError], tuple[int, str]] = {
     errors.ModelTimeout: (504, "model_timeout"),
     errors.ModelError: (502, "model_error"),
     errors.DatabaseUnavailable: (503, "database_unavailable"),
+    errors.RunInterrupted: (503, "server_restarted"),
 }
 
 HTTP_CODES = {

@@ -10,11 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from chatserver.api.text import StoredText
 from chatserver.domain import (
     AgentConfig,
+    BusyPolicy,
     Chat,
     McpServer,
     Memory,
     Message,
+    OnDisconnect,
     PromptCustomization,
+    Run,
     ToolCallRecord,
     TurnUsage,
 )
@@ -38,6 +41,55 @@ class ChatRequest(BaseModel):
     agent_name: StoredText = Field(min_length=1, max_length=64)
     message: StoredText
     session_id: str = Field(pattern=CHAT_ID_PATTERN, description="Persistent chat id (UUID recommended)")
+    busy_policy: BusyPolicy | None = Field(None, description="When the chat is mid-run; default: server's")
+    on_disconnect: OnDisconnect = Field(
+        "continue", description="cancel: a client that goes away stops the run (streams only)"
+    )
+
+
+class RunRequest(BaseModel):
+    agent_name: StoredText = Field(min_length=1, max_length=64)
+    message: StoredText
+    busy_policy: BusyPolicy | None = None
+
+
+class RunErrorOut(BaseModel):
+    code: str
+    detail: str
+
+
+class RunOut(BaseModel):
+    id: str
+    chat_id: str | None
+    agent_name: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    model: str | None
+    usage: UsageOut
+    error: RunErrorOut | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        error = RunErrorOut(code=run.error.code, detail=run.error.detail) if run.error else None
+        return cls(
+            id=run.id,
+            chat_id=run.chat_id,
+            agent_name=run.agent_name,
+            status=run.status,
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            model=run.model,
+            usage=UsageOut.of(run.usage),
+            error=error,
+        )
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_before: str | None
 
 
 class ToolCallOut(BaseModel):
@@ -64,12 +116,15 @@ class UsageOut(BaseModel):
 
 class ChatResponse(BaseModel):
     session_id: str
-    response: str
+    response: str | None
     tool_name: str | None = None
     tool_input: dict[str, Any] | None = None
     error: str | None = None
     tool_calls: list[ToolCallOut] = []
     usage: UsageOut
+    run_id: str | None = None
+    model: str | None = None
+    status: str = "completed"
 
 
 class McpServerIn(Strict):
@@ -194,11 +249,13 @@ class MessageOut(BaseModel):
     tool_call_id: str | None = None
     tool_name: str | None = None
     created_at: datetime
+    incomplete: bool = Field(False, description="A partial answer: its run was cancelled mid-answer")
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:
         calls = [MessageToolCall(id=c.id, name=c.name, args=c.args) for c in message.tool_calls]
         return cls(
+            incomplete=message.incomplete,
             id=message.id,
             role=message.role,
             content=message.content,

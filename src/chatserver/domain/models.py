@@ -98,6 +98,8 @@ class NewMessage:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     tool_name: str | None = None
+    incomplete: bool = False
+    """A partial answer: the run was cancelled while the model wrote it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     tool_name: str | None = None
+    incomplete: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,15 @@ class RedisKeys:
         """The id of the last audit event added to the stream."""
         return f"{self.prefix}events:cursor"
 
+    @property
+    def run_cancels(self) -> str:
+        """Pub/sub channel of run cancellations: the replica running the run stops it."""
+        return f"{self.prefix}runs:cancel"
+
+    def run_events(self, run_id: str) -> str:
+        """Stream of one run's events."""
+        return f"{self.prefix}run:{run_id}:events"
+
     def rate(self, subject: str) -> str:
         """Request counter of one user; hashed so any user id makes a short, plain key."""
         digest = hashlib.sha256(subject.encode()).hexdigest()[:32]

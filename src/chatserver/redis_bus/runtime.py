@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from chatserver.redis_bus.connection import RedisKeys, connect
 from chatserver.redis_bus.events import TASK_NAME, AuditEventPublisher, EventFeed
 from chatserver.redis_bus.invalidation import InvalidatableCache, RedisInvalidationBus
 from chatserver.redis_bus.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, Unlimited
+from chatserver.redis_bus.run_events import RedisRunEvents, RedisRunSignals
 from chatserver.services.agent_loader import InvalidationBus
 
 log = logging.getLogger("chatserver.redis")
@@ -27,18 +29,28 @@ class RedisRuntime:
     keys: RedisKeys
     invalidations: RedisInvalidationBus
     publisher: AuditEventPublisher
+    run_events: RedisRunEvents
     publish_interval_seconds: float
     metrics: Metrics
     ping_timeout_seconds: float = 2.0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _signals: RedisRunSignals | None = None
 
     async def start(self) -> None:
         await self.invalidations.start()
+        if self._signals is not None:
+            await self._signals.start()
         if not self._tasks:
             run = self.publisher.run(
                 self.publish_interval_seconds, lambda ok: self.metrics.task_run(TASK_NAME, ok=ok)
             )
             self._tasks.append(asyncio.create_task(run, name="chatserver-audit-publisher"))
+
+    def run_signals(self, on_cancel: Callable[[str], bool]) -> RedisRunSignals:
+        """Cancellations for this replica's runs; started and closed with the runtime."""
+        if self._signals is None:
+            self._signals = RedisRunSignals(self.client, self.keys.run_cancels, on_cancel)
+        return self._signals
 
     async def ready(self) -> bool:
         try:
@@ -54,6 +66,8 @@ class RedisRuntime:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.invalidations.aclose()
+        if self._signals is not None:
+            await self._signals.aclose()
         await self.client.aclose()
 
 
@@ -88,6 +102,13 @@ def build_replication(
         keys=keys,
         invalidations=bus,
         publisher=AuditEventPublisher(client, keys, feed, on_published=metrics.events_published.inc),
+        run_events=RedisRunEvents(
+            client,
+            keys,
+            ttl_seconds=settings.run_events_ttl_seconds,
+            running_ttl_seconds=settings.model_timeout_seconds * (settings.max_model_requests + 1),
+            block_seconds=settings.redis_timeout_seconds / 2,
+        ),
         publish_interval_seconds=settings.event_stream_interval_seconds,
         metrics=metrics,
         ping_timeout_seconds=settings.redis_timeout_seconds,

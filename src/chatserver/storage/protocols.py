@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -24,6 +23,8 @@ from chatserver.domain import (
     NewEvent,
     NewMessage,
     PromptCustomization,
+    Run,
+    RunOutcome,
     SessionInstance,
     User,
 )
@@ -126,11 +127,62 @@ class TurnRepository(Protocol):
         event: NewEvent,
         *,
         now: datetime,
-    ) -> None:
-        """Store the turn's answer (``chat_id`` None: a stateless turn, no messages) and its audit event.
+        outcome: RunOutcome,
+    ) -> bool:
+        """End the run as ``outcome`` says, and store the turn's answer (``chat_id`` None: a stateless
+        turn, no messages) and its audit event.
 
-        Raises ``NotFound`` when the caller owns no such chat.
+        Fenced: False, with nothing written, when the run is no longer running under
+        ``outcome.owner``'s lease (the sweep ended it, or it was never claimed).
         """
+
+
+class RunRepository(Protocol):
+    """Runs of the caller's (system work: ``renew``, ``expire``, ``startable``)."""
+
+    async def add(self, run: Run, *, owner: str | None = None, lease_until: datetime | None = None) -> bool:
+        """Insert; False when the caller's idempotency key is taken (nothing written)."""
+
+    async def get(self, user_id: str, run_id: str) -> Run | None: ...
+    async def by_idempotency_key(self, user_id: str, key: str) -> Run | None: ...
+    async def forget_idempotency_key(self, user_id: str, key: str) -> None:
+        """Free an expired key for reuse; the run stays."""
+
+    async def list(
+        self,
+        user_id: str,
+        chat_id: str,
+        *,
+        status: str | None,
+        limit: int,
+        before: tuple[datetime, str] | None,
+    ) -> builtins.list[Run]:
+        """Newest first; ``before`` is (created_at, id)."""
+
+    async def active(self, user_id: str, chat_id: str) -> builtins.list[Run]:
+        """The chat's queued and running runs, oldest first."""
+
+    async def claim_next(
+        self, user_id: str, chat_id: str, *, owner: str, now: datetime, lease_until: datetime
+    ) -> Run | None:
+        """Start the chat's oldest queued run under ``owner``'s lease, unless a run is running."""
+
+    async def request_cancel(self, user_id: str, run_id: str) -> None:
+        """Flag a running run: its holder stops it at its next lease renewal at the latest."""
+
+    async def finish(self, user_id: str, outcome: RunOutcome, *, now: datetime, fenced: bool = True) -> bool:
+        """End a run (fenced: only while running under ``outcome.owner``; else a queued or running one)."""
+
+    async def renew(
+        self, owner: str, run_ids: Sequence[str], *, lease_until: datetime
+    ) -> builtins.list[tuple[str, bool]]:
+        """Extend ``owner``'s leases: (id, cancel requested) of the runs it still holds."""
+
+    async def expire(self, *, now: datetime, limit: int = 100) -> builtins.list[Run]:
+        """End running runs whose lease expired as ``interrupted``; the ended runs."""
+
+    async def startable(self, *, limit: int = 100) -> builtins.list[tuple[str, str]]:
+        """(user_id, chat_id) of chats with a queued run and none running."""
 
 
 class CustomizationRepository(Protocol):
@@ -208,6 +260,7 @@ class UnitOfWork(Protocol):
     events: EventRepository
     memories: MemoryRepository
     turns: TurnRepository
+    runs: RunRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -221,17 +274,6 @@ class UnitOfWork(Protocol):
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, user_id: str | None = None) -> UnitOfWork:
         """A unit of work acting for ``user_id`` (row-level security on PostgreSQL), or for the system."""
-
-
-class ChatLocks(Protocol):
-    def hold(self, chat_id: str, *, wait: bool) -> AbstractAsyncContextManager[None]:
-        """Serialize turns on one chat, across replicas where the backend allows.
-
-        With ``wait=False`` raises ``ChatBusy`` at once when the chat is mid-turn; with ``wait=True``
-        waits its turn, raising ``ChatBusy`` only past the configured lock timeout.
-        """
-
-    async def close(self) -> None: ...
 
 
 class Database(Protocol):

@@ -8,22 +8,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from chatserver.domain import NewEvent, NewMessage
+from chatserver.domain import NewEvent, NewMessage, RunOutcome
 from chatserver.storage.protocols import (
     ChatRepository,
     ClaimedTurn,
     EventRepository,
     MessageRepository,
+    RunRepository,
 )
 
 
 class ComposedTurnRepository:
     """Implements ``storage.protocols.TurnRepository``."""
 
-    def __init__(self, chats: ChatRepository, messages: MessageRepository, events: EventRepository) -> None:
+    def __init__(
+        self,
+        chats: ChatRepository,
+        messages: MessageRepository,
+        events: EventRepository,
+        runs: RunRepository,
+    ) -> None:
         self._chats = chats
         self._messages = messages
         self._events = events
+        self._runs = runs
 
     async def open(
         self,
@@ -56,7 +64,11 @@ class ComposedTurnRepository:
         event: NewEvent,
         *,
         now: datetime,
-    ) -> None:
-        if chat_id is not None:
+        outcome: RunOutcome,
+    ) -> bool:
+        if not await self._runs.finish(user_id, outcome, now=now):
+            return False
+        if chat_id is not None and messages:
             await self._messages.add(user_id, chat_id, turn, messages, now=now)
         await self._events.add(event, now=now)
+        return True

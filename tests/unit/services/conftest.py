@@ -15,9 +15,10 @@ from chatserver.config import Settings
 from chatserver.domain import AgentConfig
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
-from chatserver.services.chat import ChatService, TurnPolicy
 from chatserver.services.prompt_customization import PromptCustomizationService
-from tests.unit.fakes import FakeChatLocks, FakeClock, FakeUnitOfWorkFactory
+from chatserver.services.turn_policy import TurnPolicy
+from tests.unit.fakes import FakeClock, FakeUnitOfWorkFactory
+from tests.unit.services.runs import Runs, build_runs
 
 
 @dataclass
@@ -25,7 +26,7 @@ class World:
     uow: FakeUnitOfWorkFactory
     clock: FakeClock
     cache: AgentCache
-    chat: ChatService
+    chat: Runs
     agents: AgentService
     customizations: PromptCustomizationService
 
@@ -44,9 +45,8 @@ def world() -> World:
         max_message_chars=100,
         model_timeout_seconds=1.0,
         max_model_requests=5,
-        wait_when_busy=True,
     )
-    chat = ChatService(uow, loader, FakeChatLocks(), clock, policy, tool_backend=customizations)
+    chat = build_runs(uow, loader, clock, policy, tool_backend=customizations)
     uow.store.agents["assistant"] = AgentConfig(
         "assistant", "echo", "Base prompt.", tools=("current_time", "update_instructions")
     )

@@ -57,7 +57,7 @@ class Background:
         await self.sleeper.settle(2)
 
     async def cache_agent(self, user_id: str) -> None:
-        await self.world.chat.process_chat(user_id, AGENT, f"chat-of-{user_id}", "hello")
+        await self.world.chat.say(user_id, AGENT, f"chat-of-{user_id}", "hello")
         assert (user_id, AGENT) in self.world.cache
 
 
@@ -215,7 +215,7 @@ async def test_an_evicted_agent_is_rebuilt_by_the_next_turn(bg: Background) -> N
     await bg.cache_agent("u1")
     misses = bg.world.cache.misses
     await bg.service.evict_once()
-    reply = await bg.world.chat.process_chat("u1", AGENT, "chat-of-u1", "again")
+    reply = await bg.world.chat.say("u1", AGENT, "chat-of-u1", "again")
     assert reply.response == "echo: again"
     assert bg.world.cache.misses == misses + 1
     assert ("u1", AGENT) in bg.world.cache

@@ -42,7 +42,7 @@ def content_of_size(size: int) -> dict[str, Any]:
 
 
 async def system_prompt(world: World, user: str, chat: str = "c1", agent: str = "assistant") -> str:
-    reply = await world.chat.process_chat(user, agent, chat, "/system")
+    reply = await world.chat.say(user, agent, chat, "/system")
     return reply.response
 
 
@@ -276,7 +276,7 @@ class TestSetInstructions:
         assert world.uow.store.customizations == {}
 
     async def test_through_the_tool_a_refusal_is_told_to_the_model_not_raised(self, world: World) -> None:
-        reply = await world.chat.process_chat(
+        reply = await world.chat.say(
             "u1", "assistant", "c1", '/tool update_instructions {"instructions": ["a\\u0000b"]}'
         )
         assert reply.response == "tool update_instructions returned: error: must not contain NUL characters"

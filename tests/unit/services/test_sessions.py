@@ -48,7 +48,7 @@ async def test_opening_is_audited_with_the_session_id(world: World, sessions: Se
 
 
 async def test_opening_on_the_callers_existing_chat_reuses_it(world: World, sessions: SessionService) -> None:
-    await world.chat.process_chat("u1", "assistant", "c1", "hello")
+    await world.chat.say("u1", "assistant", "c1", "hello")
     turns_before = world.uow.store.chats["c1"]
     first = await sessions.open("u1", "assistant", "c1")
     second = await sessions.open("u1", "assistant", "c1")

@@ -11,15 +11,13 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 
-from chatserver.agents.types import DoneEvent, TokenEvent
-from chatserver.api.deps import ContainerDep, CurrentUser
+from chatserver.api.deps import ContainerDep, CurrentUser, IdempotencyKey, request_hash
 from chatserver.api.errors import OPENAI_TYPES, status_and_code
 from chatserver.api.openai_schemas import (
     AssistantMessage,
@@ -30,16 +28,15 @@ from chatserver.api.openai_schemas import (
     ChunkChoice,
     ModelList,
     ModelOut,
-    RequestTurn,
     UsageOut,
     error_body,
 )
-from chatserver.api.routes.chat import EventStream
+from chatserver.api.run_streams import EventStream, answer
 from chatserver.api.schemas import CHAT_ID_PATTERN
-from chatserver.domain import TurnUsage
+from chatserver.domain import StartRun, TurnUsage
 from chatserver.errors import ChatServerError, InvalidInput
-from chatserver.services.chat import AgentNotFound, ChatService
-from chatserver.services.turn_stream import TurnStream
+from chatserver.services.runs import RunHandle
+from chatserver.services.turn_policy import AgentNotFound
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 log = logging.getLogger("chatserver.api")
@@ -101,61 +98,64 @@ async def list_models(_: CurrentUser, container: ContainerDep) -> ModelList:
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, principal: CurrentUser, container: ContainerDep, chat_id: ChatIdHeader = None
+    body: ChatCompletionRequest,
+    principal: CurrentUser,
+    container: ContainerDep,
+    chat_id: ChatIdHeader = None,
+    key: IdempotencyKey = None,
 ) -> Response:
     completion = _Completion(
         f"chatcmpl-{uuid.uuid4().hex}", int(container.clock.now().timestamp()), body.model
     )
     headers = {"X-Chat-Id": chat_id} if chat_id else {}
     try:
-        turn = body.to_turn()
+        command = _command(body, principal.user_id, chat_id, key)
+        handle = await container.runs.start(command)
         if body.stream:
-            events = await _start_stream(container.chat, principal.user_id, body.model, turn, chat_id)
-            return EventStream(_chunks(completion, events, body.include_usage), events, headers)
-        text, usage = await _answer(container.chat, principal.user_id, body.model, turn, chat_id)
+            return EventStream(_chunks(completion, handle, body.include_usage), headers)
+        outcome = await handle.outcome()
     except AgentNotFound:
         message = f"The model '{body.model}' does not exist or you do not have access to it."
         return _error(404, message, code="model_not_found", type_="invalid_request_error", param="model")
     except InvalidInput as error:
         return _error(422, error.detail, code="validation_error", param=error.field)
-    return JSONResponse(completion.answer(text, usage), headers=headers)
+    reply = answer(outcome, chat_id)
+    usage = TurnUsage(**reply.usage.model_dump())
+    return JSONResponse(completion.answer(reply.response or "", usage), headers=headers)
 
 
-async def _start_stream(
-    chat: ChatService, user_id: str, agent_name: str, turn: RequestTurn, chat_id: str | None
-) -> TurnStream:
+def _command(body: ChatCompletionRequest, user_id: str, chat_id: str | None, key: str | None) -> StartRun:
+    turn = body.to_turn()
+    digest = request_hash(f"v1:{chat_id}", body) if key else None
     if chat_id:
-        return await chat.stream_chat(user_id, agent_name, chat_id, turn.prompt)
-    return await chat.stream_complete(
-        user_id, agent_name, turn.prompt, history=turn.history, instructions=turn.instructions
+        return StartRun(
+            user_id, body.model, turn.prompt, chat_id=chat_id, idempotency_key=key, request_hash=digest
+        )
+    return StartRun(
+        user_id,
+        body.model,
+        turn.prompt,
+        idempotency_key=key,
+        request_hash=digest,
+        history=tuple(turn.history),
+        instructions=turn.instructions,
     )
-
-
-async def _answer(
-    chat: ChatService, user_id: str, agent_name: str, turn: RequestTurn, chat_id: str | None
-) -> tuple[str, TurnUsage]:
-    if chat_id:
-        reply = await chat.process_chat(user_id, agent_name, chat_id, turn.prompt)
-        return reply.response, reply.usage
-    result = await chat.complete(
-        user_id, agent_name, turn.prompt, history=turn.history, instructions=turn.instructions
-    )
-    return result.output, result.usage
 
 
 async def _chunks(
-    completion: _Completion, events: TurnStream, include_usage: bool
+    completion: _Completion, handle: RunHandle, include_usage: bool
 ) -> AsyncGenerator[str, None]:
     yield completion.chunk({"role": "assistant", "content": ""})
     try:
-        async with aclosing(events):
-            async for event in events:
-                if isinstance(event, TokenEvent):
-                    yield completion.chunk({"content": event.delta})
-                elif isinstance(event, DoneEvent):
-                    yield completion.chunk({}, last=True)
-                    if include_usage:
-                        yield completion.usage_chunk(event.result.usage)
+        async for event in handle.events():
+            if event.kind == "token":
+                yield completion.chunk({"content": event.data["delta"]})
+            elif event.kind in ("done", "cancelled"):
+                yield completion.chunk({}, last=True)
+                if include_usage and event.kind == "done":
+                    yield completion.usage_chunk(TurnUsage(**event.data["usage"]))
+            elif event.kind == "error":
+                answer(event, None)
     except ChatServerError as error:
         status, code = status_and_code(error)
         yield _data(error_body(error.detail, type_=_error_type(status), code=code))

@@ -30,6 +30,7 @@ _COLUMNS = (
     _m.tool_call_id,
     _m.tool_name,
     _m.created_at,
+    _m.incomplete,
 )
 _CHAT_ID = bindparam("p_chat_id", type_=_m.chat_id.type)
 _USER_ID = bindparam("p_user_id", type_=_m.user_id.type)
@@ -49,7 +50,16 @@ _WINDOW = (
 
 _OWNED_CHAT = select(chats.c.id).where(chats.c.id == _CHAT_ID, chats.c.user_id == _USER_ID)
 
-_STORED = (_m.turn, _m.role, _m.content, _m.tool_calls, _m.tool_call_id, _m.tool_name, _m.created_at)
+_STORED = (
+    _m.turn,
+    _m.role,
+    _m.content,
+    _m.tool_calls,
+    _m.tool_call_id,
+    _m.tool_name,
+    _m.created_at,
+    _m.incomplete,
+)
 _ADD_IF_OWNED = (
     insert(chat_messages)
     .from_select(
@@ -91,7 +101,7 @@ def tool_calls_of(stored: Sequence[Mapping[str, Any]] | None) -> tuple[ToolCall,
 
 def _message(row: Sequence[Any]) -> Message:
     # Unpacked by position (the order of _COLUMNS): a window reads ~100 rows per turn.
-    message_id, chat_id, _owner, turn, role, content, calls, tool_call_id, tool_name, created_at = row
+    message_id, chat_id, _owner, turn, role, content, calls, tool_call_id, tool_name, created_at = row[:10]
     return Message(
         id=message_id,
         chat_id=chat_id,
@@ -102,6 +112,7 @@ def _message(row: Sequence[Any]) -> Message:
         tool_calls=tool_calls_of(calls),
         tool_call_id=tool_call_id,
         tool_name=tool_name,
+        incomplete=bool(row[10]),
     )
 
 
@@ -116,6 +127,7 @@ def _row(user_id: str, chat_id: str, turn: int, message: NewMessage, now: dateti
         "tool_call_id": message.tool_call_id,
         "tool_name": message.tool_name,
         "created_at": now,
+        "incomplete": message.incomplete or None,
     }
 
 

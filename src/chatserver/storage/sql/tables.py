@@ -101,6 +101,8 @@ chat_messages = Table(
     Column("tool_call_id", String(255), nullable=True),
     Column("tool_name", String(255), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Migration 0005: a partial answer of a cancelled run (null: complete).
+    Column("incomplete", Boolean, nullable=True),
     # Serves the history window: chat_id equality, turn range, newest first.
     Index(None, "chat_id", "turn", "id"),
     Index(None, "chat_id", "id"),
@@ -163,4 +165,38 @@ memories = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # Serves recall and listing: one (user, agent), newest first.
     Index(None, "user_id", "agent_name", "id"),
+)
+
+# Migration 0005. Every turn is a run; a chat's turns are serialized by its runs' statuses: at most
+# one runs at a time (the partial unique index), the next queued one starts when it ends.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    _owner(),
+    Column("chat_id", String(128), ForeignKey("chats.id", ondelete="CASCADE"), nullable=True),
+    Column("agent_name", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("model", String(255), nullable=True),
+    Column("input_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("output_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("requests", Integer, nullable=False, server_default=text("0")),
+    Column("error_code", String(64), nullable=True),
+    Column("error_detail", Text, nullable=True),
+    Column("result", json_type(none_as_null=True), nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("lease_owner", String(255), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    UniqueConstraint("user_id", "idempotency_key"),
+    Index("ix_runs_running_chat", "chat_id", unique=True, postgresql_where=text("status = 'running'"),
+          sqlite_where=text("status = 'running'")),
+    Index(None, "chat_id", "status", "created_at"),
+    Index(None, "user_id", "chat_id", "created_at", "id"),
+    Index(None, "status", "lease_expires_at"),
 )

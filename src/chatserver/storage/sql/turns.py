@@ -21,9 +21,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.domain import Chat, Message, NewEvent, NewMessage
-from chatserver.errors import NotFound
-from chatserver.storage.protocols import ClaimedTurn, EventRepository
+from chatserver.domain import Chat, Message, NewEvent, NewMessage, RunOutcome
+from chatserver.storage.protocols import ClaimedTurn
 from chatserver.storage.sql.chats import fit_title
 from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
 
@@ -32,17 +31,19 @@ _OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8)"
 one row with no message and the chat unclaimed when the chat belongs to another agent; no row when
 the caller owns no such chat."""
 
-_CLOSE = "SELECT chatserver_close_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-"""Stores the answer's messages in order (ids ascending) and the event; 0 (nothing written) when the
-caller owns no such chat."""
+_CLOSE = (
+    "SELECT chatserver_close_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+    " $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+)
+"""Ends the run (fenced by its lease holder), then stores the answer's messages in order (ids
+ascending) and the event; 0 (nothing written) when the run is no longer this replica's."""
 
 
 class PostgresTurnRepository:
     """Implements ``storage.protocols.TurnRepository`` on the unit of work's asyncpg connection."""
 
-    def __init__(self, conn: AsyncConnection, events: EventRepository) -> None:
+    def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self._events = events
 
     async def open(
         self,
@@ -76,12 +77,11 @@ class PostgresTurnRepository:
         event: NewEvent,
         *,
         now: datetime,
-    ) -> None:
-        if chat_id is None:
-            await self._events.add(event, now=now)
-            return
+        outcome: RunOutcome,
+    ) -> bool:
         driver = await self._driver()
-        owned = await driver.fetchval(
+        usage, error = outcome.usage, outcome.error
+        written = await driver.fetchval(
             _CLOSE,
             chat_id,
             user_id,
@@ -92,14 +92,24 @@ class PostgresTurnRepository:
             [_tool_calls_json(m) for m in messages],
             [m.tool_call_id for m in messages],
             [m.tool_name for m in messages],
+            [m.incomplete or None for m in messages],
             event.type,
             event.user_id,
             event.agent_name,
             event.chat_id,
             json.dumps(event.data),
+            outcome.run_id,
+            outcome.owner,
+            outcome.status,
+            outcome.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.requests,
+            error.code if error else None,
+            error.detail if error else None,
+            None if outcome.result is None else json.dumps(outcome.result, default=str),
         )
-        if not owned:
-            raise NotFound(f"chat {chat_id!r} not found")
+        return bool(written)
 
     async def _driver(self) -> Any:
         return (await self._conn.get_raw_connection()).driver_connection

@@ -18,6 +18,7 @@ from chatserver.storage.protocols import (
     EventRepository,
     MemoryRepository,
     MessageRepository,
+    RunRepository,
     SessionRepository,
     TurnRepository,
     UserRepository,
@@ -34,6 +35,7 @@ from chatserver.storage.sql.driver_errors import (
 from chatserver.storage.sql.events import SqlEventRepository
 from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
+from chatserver.storage.sql.runs import SqlRunRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
@@ -76,6 +78,7 @@ class SqlUnitOfWork:
     events: EventRepository
     memories: MemoryRepository
     turns: TurnRepository
+    runs: RunRepository
 
     def __init__(
         self, engine: AsyncEngine, *, user_id: str | None = None, gate: WriteGate | None = None
@@ -155,10 +158,11 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(conn)
         self.events = SqlEventRepository(conn)
         self.memories = SqlMemoryRepository(conn)
+        self.runs = SqlRunRepository(conn)
         if conn.dialect.name == "postgresql":
-            self.turns = PostgresTurnRepository(conn, self.events)
+            self.turns = PostgresTurnRepository(conn)
         else:
-            self.turns = ComposedTurnRepository(self.chats, self.messages, self.events)
+            self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
 
     @staticmethod
     async def _close(conn: AsyncConnection, *, failing: bool) -> None:

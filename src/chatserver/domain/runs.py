@@ -1,0 +1,94 @@
+"""Runs: every turn is a durable record that outlives the connection that started it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from chatserver.domain.models import NewMessage, TurnUsage
+
+RunStatus = Literal["queued", "running", "requires_action", "completed", "failed", "cancelled", "interrupted"]
+BusyPolicy = Literal["enqueue", "wait", "reject", "interrupt", "steer"]
+OnDisconnect = Literal["continue", "cancel"]
+
+ENDED: frozenset[str] = frozenset({"completed", "failed", "cancelled", "interrupted"})
+TERMINAL_EVENTS: frozenset[str] = frozenset({"done", "error", "cancelled"})
+"""The kinds of event a run's log ends with."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunError:
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    user_id: str
+    chat_id: str | None
+    """None for a stateless run (the OpenAI-compatible API without a chat id)."""
+    agent_name: str
+    status: RunStatus
+    message: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    model: str | None = None
+    usage: TurnUsage = field(default_factory=TurnUsage)
+    error: RunError | None = None
+    result: dict[str, Any] | None = None
+    """The finished answer as the ``done`` event carries it, so a late reader needs no event log."""
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+
+@dataclass(frozen=True, slots=True)
+class StartRun:
+    """Everything a turn needs, from every route alike: the one command of the run pipeline."""
+
+    user_id: str
+    agent_name: str
+    message: str
+    chat_id: str | None = None
+    busy_policy: BusyPolicy | None = None
+    """None: the server's default."""
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    """What the idempotency key must match on a retry: a digest of the request's body."""
+    history: tuple[NewMessage, ...] = ()
+    """Stateless runs only: the caller's context."""
+    instructions: str | None = None
+    """Stateless runs only: appended to the agent's system prompt."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event of a run's log; ``id`` is opaque and increases within the run."""
+
+    id: str
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in TERMINAL_EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended, written with its last messages in the turn's closing statement."""
+
+    run_id: str
+    owner: str
+    """The lease holder: nothing is written when another replica or the sweep took the run."""
+    status: RunStatus
+    model: str | None
+    usage: TurnUsage
+    error: RunError | None = None
+    result: dict[str, Any] | None = None

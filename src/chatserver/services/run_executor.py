@@ -1,0 +1,341 @@
+"""RunExecutor: runs a claimed run to its end in a task of its own, whatever happens to the request.
+
+The run holds its chat through its record (status ``running`` under this replica's lease), not a
+connection: the user's message is stored first, the model runs with no connection held, and the
+answer is written by one fenced statement that writes nothing if the run is no longer this
+replica's. Every event goes to the run's log, which the requests that follow the run read.
+
+How a run stops early, by the reason given to ``cancel_local``:
+
+* ``cancelled`` (a user's cancel): the partial answer is stored as ``incomplete``; ``cancelled``.
+* ``shutdown`` (this replica stops): the same, ended ``interrupted`` (``server_restarted``).
+* ``lease_lost`` (the run was taken from this replica): nothing more is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from contextlib import aclosing
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic_ai.messages import ModelMessage
+
+from chatserver.agents.history import to_model_messages
+from chatserver.agents.runner import stream_turn
+from chatserver.agents.types import (
+    BuiltAgent,
+    DoneEvent,
+    TokenEvent,
+    ToolBackend,
+    ToolCallEvent,
+    ToolResultEvent,
+    TurnDeps,
+    TurnResult,
+)
+from chatserver.clock import Clock
+from chatserver.domain import NewEvent, NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
+from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
+from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.run_errors import code_of
+from chatserver.services.run_events import RunEventLog, RunWriter
+from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPolicy
+from chatserver.storage.protocols import UnitOfWorkFactory
+
+TITLE_CHARS = 80
+log = logging.getLogger("chatserver.runs")
+
+
+@dataclass(frozen=True, slots=True)
+class Stateless:
+    """The caller's own context for a run without a chat."""
+
+    history: tuple[NewMessage, ...] = ()
+    instructions: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    built: BuiltAgent
+    turn: int
+    history: list[ModelMessage]
+    instructions: str | None
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        agents: AgentLoader,
+        events: RunEventLog,
+        clock: Clock,
+        policy: TurnPolicy,
+        *,
+        replica: str,
+        tool_backend: ToolBackend | None = None,
+        listener: TurnListener | None = None,
+    ) -> None:
+        self._uow = uow
+        self._agents = agents
+        self._events = events
+        self._clock = clock
+        self._policy = policy
+        self.replica = replica
+        self._tool_backend = tool_backend
+        self._listener = listener or NoTurnListener()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._reasons: dict[str, str] = {}
+
+    def lease_until(self) -> Any:
+        return self._clock.now() + timedelta(seconds=self._policy.lease_seconds)
+
+    def running(self) -> list[str]:
+        return list(self._tasks)
+
+    def launch(
+        self, run: Run, *, stateless: Stateless | None = None, built: BuiltAgent | None = None
+    ) -> None:
+        if run.id in self._tasks:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._execute(run, stateless, built), name=f"run-{run.id}"
+        )
+        self._tasks[run.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
+
+    def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
+        task = self._tasks.get(run_id)
+        if task is None:
+            return False
+        self._reasons.setdefault(run_id, reason)
+        task.cancel()
+        return True
+
+    async def aclose(self, grace_seconds: float) -> None:
+        """Let runs in flight finish for ``grace_seconds``, then stop the rest as interrupted."""
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_seconds)
+        for run_id in list(self._tasks):
+            self.cancel_local(run_id, "shutdown")
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _execute(self, run: Run, stateless: Stateless | None, built: BuiltAgent | None) -> None:
+        writer = RunWriter(self._events, run.id, flush_seconds=self._policy.token_flush_seconds)
+        started = time.perf_counter()
+        opened: _Opened | None = None
+        try:
+            built = built or await self._agents.get(run.user_id, run.agent_name)
+            opened = await self._open(run, built, stateless)
+            result = await self._model(run, opened, writer)
+        except asyncio.CancelledError:
+            await _shielded(self._stopped(run, opened, writer, started))
+        except Exception as error:
+            if not isinstance(error, ChatServerError):
+                log.exception("run failed", extra={"run_id": run.id})
+            await _shielded(self._failed(run, opened, writer, error, started))
+        else:
+            await _shielded(self._completed(run, opened, writer, result, started))
+        finally:
+            self._reasons.pop(run.id, None)
+            await _shielded(self._events.close(run.id))
+        await self.start_next(run)
+
+    async def start_next(self, run: Run) -> None:
+        """Start the chat's next queued run, here: whoever ends a run hands the chat on."""
+        if run.chat_id is None:
+            return
+        try:
+            async with self._uow(user_id=run.user_id) as uow:
+                claimed = await uow.runs.claim_next(
+                    run.user_id,
+                    run.chat_id,
+                    owner=self.replica,
+                    now=self._clock.now(),
+                    lease_until=self.lease_until(),
+                )
+                await uow.commit()
+        except ChatServerError:
+            log.warning("could not start the next run of a chat; the supervisor will", exc_info=True)
+            return
+        if claimed is not None:
+            self.launch(claimed)
+
+    async def _open(self, run: Run, built: BuiltAgent, stateless: Stateless | None) -> _Opened:
+        """Store the user's message (committed before the model runs) and read the window."""
+        if run.chat_id is None:
+            extra = stateless or Stateless()
+            return _Opened(built, 0, to_model_messages(extra.history), extra.instructions or None)
+        window = (
+            self._policy.history_window
+            if built.config.history_window is None
+            else built.config.history_window
+        )
+        async with self._uow(user_id=run.user_id) as uow:
+            claimed = await uow.turns.open(
+                run.user_id,
+                run.chat_id,
+                built.config.name,
+                run.message,
+                title=run.message[:TITLE_CHARS],
+                now=self._clock.now(),
+                window_turns=window,
+            )
+            if claimed is None:
+                raise NotFound(f"chat '{run.chat_id}' not found")
+            if claimed.chat.agent_name != built.config.name:
+                raise Conflict(f"chat '{run.chat_id}' belongs to agent '{claimed.chat.agent_name}'")
+            await uow.commit()
+        return _Opened(built, claimed.chat.turn_count, to_model_messages(claimed.window), None)
+
+    async def _model(self, run: Run, opened: _Opened, writer: RunWriter) -> TurnResult:
+        deps = TurnDeps(run.user_id, opened.built.config.name, run.chat_id, self._tool_backend)
+        turn = stream_turn(
+            opened.built,
+            run.message,
+            history=opened.history,
+            deps=deps,
+            timeout_seconds=self._policy.model_timeout_seconds,
+            max_requests=self._policy.max_model_requests,
+            instructions=opened.instructions,
+        )
+        async with aclosing(turn) as events:
+            async for event in events:
+                if isinstance(event, TokenEvent):
+                    await writer.token(event.delta)
+                elif isinstance(event, ToolCallEvent):
+                    await writer.emit("tool_call", {"name": event.name, "args": event.args})
+                elif isinstance(event, ToolResultEvent):
+                    await writer.emit("tool_result", {"name": event.name, "result": event.result})
+                elif isinstance(event, DoneEvent):
+                    return event.result
+        raise ModelError("the model run ended without an answer")
+
+    async def _completed(
+        self, run: Run, opened: _Opened | None, writer: RunWriter, result: TurnResult, started: float
+    ) -> None:
+        assert opened is not None
+        model = opened.built.config.model
+        done = done_data(run, result, model)
+        outcome = RunOutcome(run.id, self.replica, "completed", model, result.usage, result=done)
+        usage = result.usage
+        event = _event(
+            "turn.completed",
+            run,
+            opened,
+            tool_calls=len(result.tool_calls),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            requests=usage.requests,
+        )
+        self._listener.turn_completed(run.agent_name, result, time.perf_counter() - started)
+        if await self._close(run, opened, writer, result.new_messages, event, outcome):
+            await writer.emit("done", done)
+
+    async def _failed(
+        self, run: Run, opened: _Opened | None, writer: RunWriter, error: Exception, started: float
+    ) -> None:
+        code = code_of(error)
+        detail = error.detail if isinstance(error, ChatServerError) else "internal server error"
+        self._listener.turn_failed(run.agent_name, code, time.perf_counter() - started)
+        model = opened.built.config.model if opened else None
+        outcome = RunOutcome(run.id, self.replica, "failed", model, TurnUsage(), RunError(code, detail))
+        event = _event("turn.failed", run, opened, code=code)
+        if await self._close(run, opened, writer, [], event, outcome):
+            await writer.emit("error", {"run_id": run.id, "detail": detail, "code": code})
+
+    async def _stopped(self, run: Run, opened: _Opened | None, writer: RunWriter, started: float) -> None:
+        reason = self._reasons.get(run.id, "cancelled")
+        self._listener.turn_failed(run.agent_name, "cancelled", time.perf_counter() - started)
+        if reason == "lease_lost":
+            await self._lost(run, writer)
+            return
+        partial = [NewMessage("assistant", writer.text, incomplete=True)] if writer.text and opened else []
+        status: RunStatus = "cancelled" if reason == "cancelled" else "interrupted"
+        error = None if status == "cancelled" else RunError("server_restarted", "the server stopped mid-run")
+        model = opened.built.config.model if opened else None
+        outcome = RunOutcome(run.id, self.replica, status, model, TurnUsage(), error)
+        event = _event(f"turn.{status}", run, opened)
+        if not await self._close(run, opened, writer, partial, event, outcome):
+            return
+        if error is None:
+            await writer.emit("cancelled", {"run_id": run.id})
+        else:
+            await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": error.code})
+
+    async def _close(
+        self,
+        run: Run,
+        opened: _Opened | None,
+        writer: RunWriter,
+        messages: list[NewMessage],
+        event: NewEvent,
+        outcome: RunOutcome,
+    ) -> bool:
+        """The fenced end of the run; False (and the run's end told to its readers) if it was lost."""
+        try:
+            async with self._uow(user_id=run.user_id) as uow:
+                chat_id = run.chat_id if opened is not None else None
+                turn = opened.turn if opened is not None else 0
+                written = await uow.turns.close(
+                    run.user_id, chat_id, turn, messages, event, now=self._clock.now(), outcome=outcome
+                )
+                await uow.commit()
+        except ChatServerError as error:
+            log.warning("could not store the end of a run", extra={"run_id": run.id}, exc_info=True)
+            await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": code_of(error)})
+            return False
+        if not written:
+            await self._lost(run, writer)
+        return written
+
+    async def _lost(self, run: Run, writer: RunWriter) -> None:
+        if not writer.ended:
+            detail = "the run was taken over after this server lost its lease"
+            await writer.emit("error", {"run_id": run.id, "detail": detail, "code": "server_restarted"})
+
+
+def done_data(run: Run, result: TurnResult, model: str | None) -> dict[str, Any]:
+    """The ``done`` event of a run, also kept on its record for readers that come after its log."""
+    usage = result.usage
+    return {
+        "run_id": run.id,
+        "chat_id": run.chat_id,
+        "response": result.output,
+        "tool_calls": [asdict(call) for call in result.tool_calls],
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "requests": usage.requests,
+        },
+        "model": model,
+    }
+
+
+def _event(kind: str, run: Run, opened: _Opened | None, **data: Any) -> NewEvent:
+    where: dict[str, Any] = (
+        {"stateless": True} if run.chat_id is None else {"turn": opened.turn if opened else 0}
+    )
+    return NewEvent(
+        kind,
+        user_id=run.user_id,
+        agent_name=run.agent_name,
+        chat_id=run.chat_id,
+        data={**where, "run_id": run.id, **data},
+    )
+
+
+async def _shielded(work: Coroutine[Any, Any, None]) -> None:
+    """Finish ``work`` even if the task is cancelled again meanwhile: a run's end must be written."""
+    task = asyncio.ensure_future(work)
+    while True:
+        try:
+            await asyncio.shield(task)
+            return
+        except asyncio.CancelledError:
+            if task.done():
+                return

@@ -1,0 +1,286 @@
+"""RunService: the one pipeline of a turn. Every route hands it a ``StartRun`` and renders the
+``RunHandle`` it returns, in its own format.
+
+``start`` checks everything that can refuse a turn (message, agent, chat, busy policy, idempotency
+key) before it returns, so those errors are plain HTTP errors; from then on the run goes on in the
+executor whatever happens to the request, and its events are read from the run's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from chatserver.clock import Clock
+from chatserver.domain import Chat, Run, RunEvent, RunOutcome, StartRun, TurnUsage
+from chatserver.errors import ChatBusy, Conflict, InvalidInput, NotFound, PayloadTooLarge
+from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.run_events import RunEventLog
+from chatserver.services.run_executor import RunExecutor, Stateless
+from chatserver.services.turn_policy import AgentNotFound, TurnPolicy
+from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
+
+READ_SECONDS = 5.0
+"""How long a reader waits on the log before it looks at the run's record."""
+CANCEL_WAIT_SECONDS = 1.0
+
+
+class RunSignals(Protocol):
+    async def cancel(self, run_id: str) -> None:
+        """Tell whichever replica runs ``run_id`` to stop it."""
+
+
+class LocalRunSignals:
+    """One process: the executor is the only one there is."""
+
+    def __init__(self, executor: RunExecutor) -> None:
+        self._executor = executor
+
+    async def cancel(self, run_id: str) -> None:
+        self._executor.cancel_local(run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    run: Run
+    service: RunService
+
+    def events(self, after: str | None = None) -> AsyncIterator[RunEvent]:
+        return self.service.follow(self.run, after)
+
+    async def outcome(self) -> RunEvent:
+        """The run's last event (``done``, ``error`` or ``cancelled``), once it has ended."""
+        async for event in self.events():
+            if event.terminal:
+                return event
+        raise RuntimeError("a run's events end with its outcome")  # pragma: no cover
+
+
+class RunService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        agents: AgentLoader,
+        executor: RunExecutor,
+        events: RunEventLog,
+        signals: RunSignals,
+        clock: Clock,
+        policy: TurnPolicy,
+    ) -> None:
+        self._uow = uow
+        self._agents = agents
+        self._executor = executor
+        self._events = events
+        self._signals = signals
+        self._clock = clock
+        self._policy = policy
+
+    async def start(self, command: StartRun) -> RunHandle:
+        self._check_message(command.message)
+        try:
+            built = await self._agents.get(command.user_id, command.agent_name)
+        except NotFound as error:
+            raise AgentNotFound(error.detail) from error
+        if command.idempotency_key is not None:
+            replayed = await self._replay(command)
+            if replayed is not None:
+                return RunHandle(replayed, self)
+        now = self._clock.now()
+        run = Run(
+            str(uuid.uuid4()),
+            command.user_id,
+            command.chat_id,
+            command.agent_name,
+            "queued",
+            command.message,
+            now,
+            idempotency_key=command.idempotency_key,
+            request_hash=command.request_hash,
+        )
+        if command.chat_id is None:
+            run = replace(run, status="running", started_at=now)
+            await self._insert(run, lease=True)
+            await self._events.append(run.id, "run", _run_event(run))
+            stateless = Stateless(command.history, command.instructions)
+            self._executor.launch(run, stateless=stateless, built=built)
+            return RunHandle(run, self)
+        return await self._enqueue(run, command, built.config.name)
+
+    async def get(self, user_id: str, run_id: str) -> Run:
+        async with self._uow(user_id=user_id) as uow:
+            run = await uow.runs.get(user_id, run_id)
+        if run is None:
+            raise NotFound(f"run '{run_id}' not found")
+        return run
+
+    async def list(
+        self,
+        user_id: str,
+        chat_id: str,
+        *,
+        status: str | None,
+        limit: int,
+        before: tuple[datetime, str] | None,
+    ) -> list[Run]:
+        async with self._uow(user_id=user_id) as uow:
+            if await uow.chats.get(user_id, chat_id) is None:
+                raise NotFound(f"chat '{chat_id}' not found")
+            return await uow.runs.list(user_id, chat_id, status=status, limit=limit, before=before)
+
+    async def attach(self, user_id: str, run_id: str, after: str | None) -> RunHandle:
+        """The caller's run, to follow from after event ``after`` (checked here: a 422, not a stream)."""
+        if after is not None:
+            self._events.check_id(after)
+        return RunHandle(await self.get(user_id, run_id), self)
+
+    async def cancel(self, user_id: str, run_id: str) -> Run:
+        run = await self.get(user_id, run_id)
+        if run.ended:
+            raise Conflict(f"run '{run_id}' has already ended ({run.status})")
+        if run.status == "queued" and await self._cancel_queued(run):
+            return await self.get(user_id, run_id)
+        async with self._uow(user_id=user_id) as uow:
+            await uow.runs.request_cancel(user_id, run_id)
+            await uow.commit()
+        if not self._executor.cancel_local(run_id):
+            await self._signals.cancel(run_id)
+        await self._wait_for_end(run)
+        return await self.get(user_id, run_id)
+
+    async def cancel_if_running(self, run: Run) -> None:
+        """Stop ``run`` unless it has ended (a stream whose client left, with ``on_disconnect: cancel``)."""
+        stored = await self.get(run.user_id, run.id)
+        if not stored.ended:
+            await self.cancel(run.user_id, run.id)
+
+    async def follow(self, run: Run, after: str | None) -> AsyncIterator[RunEvent]:
+        """The run's events after ``after``, live until its end; from its record once its log is gone."""
+        while True:
+            batch = await self._events.read(run.id, after, wait_seconds=READ_SECONDS)
+            if batch is None or not batch:
+                stored = await self.get(run.user_id, run.id)
+                if stored.ended and (batch is None or not await self._log_pending(run.id, after)):
+                    yield final_event(stored)
+                    return
+                if batch is None:
+                    await asyncio.sleep(0.2)
+                continue
+            for event in batch:
+                yield event
+                if event.terminal:
+                    return
+                after = event.id
+
+    async def _log_pending(self, run_id: str, after: str | None) -> bool:
+        """Whether the log has events after ``after`` now (the end may have just been appended)."""
+        return bool(await self._events.read(run_id, after, wait_seconds=0))
+
+    async def _enqueue(self, run: Run, command: StartRun, agent_name: str) -> RunHandle:
+        policy = command.busy_policy or self._policy.busy_policy
+        assert command.chat_id is not None
+        async with self._uow(user_id=run.user_id) as uow:
+            await self._own_chat(uow, run, agent_name)
+            active = await uow.runs.active(run.user_id, command.chat_id)
+            if active and policy == "reject":
+                raise ChatBusy("chat is busy with another turn")
+            if not await uow.runs.add(run):
+                raise Conflict("a run with this idempotency key is being created")
+            interrupted = [r for r in active if r.status == "running"] if policy == "interrupt" else []
+            for running in interrupted:
+                await uow.runs.request_cancel(run.user_id, running.id)
+            claimed = await uow.runs.claim_next(
+                run.user_id,
+                command.chat_id,
+                owner=self._executor.replica,
+                now=self._clock.now(),
+                lease_until=self._executor.lease_until(),
+            )
+            mine = claimed if claimed is not None and claimed.id == run.id else run
+            await self._events.append(run.id, "run", _run_event(mine))
+            await uow.commit()
+        for running in interrupted:
+            if not self._executor.cancel_local(running.id):
+                await self._signals.cancel(running.id)
+        if claimed is not None:
+            self._executor.launch(claimed)
+        return RunHandle(mine, self)
+
+    async def _own_chat(self, uow: UnitOfWork, run: Run, agent_name: str) -> None:
+        assert run.chat_id is not None
+        now = run.created_at
+        await uow.chats.create_if_absent(Chat(run.chat_id, run.user_id, agent_name, None, 0, now, now))
+        chat = await uow.chats.get(run.user_id, run.chat_id)
+        if chat is None:
+            raise NotFound(f"chat '{run.chat_id}' not found")
+        if chat.agent_name != agent_name:
+            raise Conflict(f"chat '{run.chat_id}' belongs to agent '{chat.agent_name}'")
+
+    async def _insert(self, run: Run, *, lease: bool) -> None:
+        async with self._uow(user_id=run.user_id) as uow:
+            lease_until = self._executor.lease_until() if lease else None
+            owner = self._executor.replica if lease else None
+            if not await uow.runs.add(run, owner=owner, lease_until=lease_until):
+                raise Conflict("a run with this idempotency key is being created")
+            await uow.commit()
+
+    async def _replay(self, command: StartRun) -> Run | None:
+        """The run this idempotency key already started (same request), or None for a fresh key."""
+        assert command.idempotency_key is not None
+        async with self._uow(user_id=command.user_id) as uow:
+            run = await uow.runs.by_idempotency_key(command.user_id, command.idempotency_key)
+            if run is None:
+                return None
+            if run.created_at < self._clock.now() - timedelta(hours=self._policy.idempotency_hours):
+                await uow.runs.forget_idempotency_key(command.user_id, command.idempotency_key)
+                await uow.commit()
+                return None
+        if run.request_hash != command.request_hash:
+            raise Conflict("this Idempotency-Key was used with another request")
+        return run
+
+    async def _cancel_queued(self, run: Run) -> bool:
+        outcome = RunOutcome(run.id, self._executor.replica, "cancelled", None, TurnUsage())
+        async with self._uow(user_id=run.user_id) as uow:
+            ended = await uow.runs.finish(run.user_id, outcome, now=self._clock.now(), fenced=False)
+            await uow.commit()
+        if ended:
+            await self._events.append(run.id, "cancelled", {"run_id": run.id})
+            await self._events.close(run.id)
+        return ended
+
+    async def _wait_for_end(self, run: Run) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_WAIT_SECONDS
+        after: str | None = None
+        while (remaining := deadline - loop.time()) > 0:
+            batch = await self._events.read(run.id, after, wait_seconds=remaining)
+            if not batch:
+                return
+            if batch[-1].terminal:
+                return
+            after = batch[-1].id
+
+    def _check_message(self, message: str) -> None:
+        if not message.strip():
+            raise InvalidInput("message must not be empty", field="message")
+        if len(message) > self._policy.max_message_chars:
+            raise PayloadTooLarge(f"message is longer than {self._policy.max_message_chars} characters")
+
+
+def _run_event(run: Run) -> dict[str, str | None]:
+    return {"run_id": run.id, "chat_id": run.chat_id, "status": run.status}
+
+
+def final_event(run: Run) -> RunEvent:
+    """A run's end, from its record: what a reader gets once the run's log has expired."""
+    if run.status == "completed":
+        return RunEvent("end", "done", run.result or {})
+    if run.status == "cancelled":
+        return RunEvent("end", "cancelled", {"run_id": run.id})
+    error = run.error
+    code, detail = (error.code, error.detail) if error else ("internal_error", "the run failed")
+    return RunEvent("end", "error", {"run_id": run.id, "detail": detail, "code": code})

@@ -60,10 +60,17 @@ class Stateless:
 
 @dataclass(frozen=True, slots=True)
 class _Opened:
+    """A turn whose user message is stored: what its model run needs."""
+
     built: BuiltAgent
     turn: int
     history: list[ModelMessage]
     instructions: str | None
+
+
+@dataclass(slots=True)
+class _Progress:
+    opened: _Opened | None = None
 
 
 class RunExecutor:
@@ -89,6 +96,8 @@ class RunExecutor:
         self._listener = listener or NoTurnListener()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reasons: dict[str, str] = {}
+        self._cancellable: set[str] = set()
+        """Runs at their model: cancelled by cancelling their task (before it, by ``_reasons``)."""
 
     def lease_until(self) -> Any:
         return self._clock.now() + timedelta(seconds=self._policy.lease_seconds)
@@ -108,11 +117,13 @@ class RunExecutor:
         task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
 
     def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
+        """Stop a run of this replica's; one not yet at its model stops as soon as it gets there."""
         task = self._tasks.get(run_id)
         if task is None:
             return False
         self._reasons.setdefault(run_id, reason)
-        task.cancel()
+        if run_id in self._cancellable:
+            task.cancel()
         return True
 
     async def aclose(self, grace_seconds: float) -> None:
@@ -127,21 +138,27 @@ class RunExecutor:
     async def _execute(self, run: Run, stateless: Stateless | None, built: BuiltAgent | None) -> None:
         writer = RunWriter(self._events, run.id, flush_seconds=self._policy.token_flush_seconds)
         started = time.perf_counter()
-        opened: _Opened | None = None
+        progress = _Progress()
         try:
-            built = built or await self._agents.get(run.user_id, run.agent_name)
-            opened = await self._open(run, built, stateless)
-            result = await self._model(run, opened, writer)
+            # Shielded: once begun, the user's message is stored whatever happens; a cancel that
+            # came meanwhile takes effect right after.
+            await _shielded(self._open(progress, run, built, stateless))
+            if run.id in self._reasons:
+                raise asyncio.CancelledError
+            self._cancellable.add(run.id)
+            assert progress.opened is not None
+            result = await self._model(run, progress.opened, writer)
         except asyncio.CancelledError:
-            await _shielded(self._stopped(run, opened, writer, started))
+            await _shielded(self._stopped(run, progress.opened, writer, started))
         except Exception as error:
             if not isinstance(error, ChatServerError):
                 log.exception("run failed", extra={"run_id": run.id})
-            await _shielded(self._failed(run, opened, writer, error, started))
+            await _shielded(self._failed(run, progress.opened, writer, error, started))
         else:
-            await _shielded(self._completed(run, opened, writer, result, started))
+            await _shielded(self._completed(run, progress.opened, writer, result, started))
         finally:
             self._reasons.pop(run.id, None)
+            self._cancellable.discard(run.id)
             await _shielded(self._events.close(run.id))
         await self.start_next(run)
 
@@ -165,7 +182,13 @@ class RunExecutor:
         if claimed is not None:
             self.launch(claimed)
 
-    async def _open(self, run: Run, built: BuiltAgent, stateless: Stateless | None) -> _Opened:
+    async def _open(
+        self, progress: _Progress, run: Run, built: BuiltAgent | None, stateless: Stateless | None
+    ) -> None:
+        built = built or await self._agents.get(run.user_id, run.agent_name)
+        progress.opened = await self._open_turn(run, built, stateless)
+
+    async def _open_turn(self, run: Run, built: BuiltAgent, stateless: Stateless | None) -> _Opened:
         """Store the user's message (committed before the model runs) and read the window."""
         if run.chat_id is None:
             extra = stateless or Stateless()

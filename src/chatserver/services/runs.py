@@ -9,7 +9,6 @@ executor whatever happens to the request, and its events are read from the run's
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from chatserver.clock import Clock
 from chatserver.domain import Chat, Run, RunEvent, RunOutcome, StartRun, TurnUsage
 from chatserver.errors import ChatBusy, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.ids import sortable_id
 from chatserver.services.run_events import RunEventLog
 from chatserver.services.run_executor import RunExecutor, Stateless
 from chatserver.services.turn_policy import AgentNotFound, TurnPolicy
@@ -91,7 +91,7 @@ class RunService:
                 return RunHandle(replayed, self)
         now = self._clock.now()
         run = Run(
-            str(uuid.uuid4()),
+            sortable_id(now),
             command.user_id,
             command.chat_id,
             command.agent_name,

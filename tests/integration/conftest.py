@@ -15,7 +15,7 @@ from tests.support.databases import settings_for
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return settings_for(database_url, chat_lock_timeout_seconds=5.0)
+    return settings_for(database_url)
 
 
 @pytest.fixture

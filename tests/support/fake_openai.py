@@ -46,6 +46,8 @@ class FakeOpenAI:
     """``time.monotonic()`` at each request, to measure the waits between retries."""
     authorizations: list[str] = field(default_factory=list)
     """The ``Authorization`` header of each request: the API key the provider client sent."""
+    word_seconds: float = 0.0
+    """Pause after each streamed word: a slow model, to act mid-answer."""
 
     def next_behaviour(self) -> Behaviour:
         return self.script.pop(0) if self.script else self.behaviour
@@ -104,7 +106,9 @@ def _chunk(completion: dict[str, Any], delta: dict[str, Any], finish: str | None
     return f"data: {json.dumps(chunk)}\n\n".encode()
 
 
-async def _stream(completion: dict[str, Any], *, drop: bool) -> AsyncIterator[bytes]:
+async def _stream(
+    completion: dict[str, Any], *, drop: bool, word_seconds: float = 0.0
+) -> AsyncIterator[bytes]:
     """The completion as chunks: role, words (or the tool calls), finish, usage, [DONE]."""
     [choice] = completion["choices"]
     message = choice["message"]
@@ -112,7 +116,7 @@ async def _stream(completion: dict[str, Any], *, drop: bool) -> AsyncIterator[by
     words = (message["content"] or "").split(" ")
     for i, word in enumerate(words if message["content"] else []):
         yield _chunk(completion, {"content": word if i == len(words) - 1 else word + " "})
-        await asyncio.sleep(0)
+        await asyncio.sleep(word_seconds)
         if drop:
             raise _DropConnection
     for i, call in enumerate(message.get("tool_calls") or []):
@@ -147,7 +151,8 @@ def _app(fake: FakeOpenAI) -> Starlette:
         completion = fake.completion(body)
         drop = behaviour == "drop"
         if body.get("stream"):
-            return StreamingResponse(_stream(completion, drop=drop), media_type="text/event-stream")
+            stream = _stream(completion, drop=drop, word_seconds=fake.word_seconds)
+            return StreamingResponse(stream, media_type="text/event-stream")
         if drop:
             return StreamingResponse(_cut_short(completion), media_type="application/json")
         return JSONResponse(completion)

@@ -158,26 +158,39 @@ class RunService:
             await self.cancel(run.user_id, run.id)
 
     async def follow(self, run: Run, after: str | None) -> AsyncIterator[RunEvent]:
-        """The run's events after ``after``, live until its end; from its record once its log is gone."""
-        while True:
-            batch = await self._events.read(run.id, after, wait_seconds=READ_SECONDS)
-            if batch is None or not batch:
-                stored = await self.get(run.user_id, run.id)
-                if stored.ended and (batch is None or not await self._log_pending(run.id, after)):
-                    yield final_event(stored)
-                    return
-                if batch is None:
-                    await asyncio.sleep(0.2)
-                continue
-            for event in batch:
-                yield event
-                if event.terminal:
-                    return
-                after = event.id
+        """The run's events after ``after``, live until its end; from its record once its log is gone.
 
-    async def _log_pending(self, run_id: str, after: str | None) -> bool:
-        """Whether the log has events after ``after`` now (the end may have just been appended)."""
-        return bool(await self._events.read(run_id, after, wait_seconds=0))
+        A reader past the run's last event gets nothing more; a reader of a run whose log is gone
+        (expired, or kept by a replica this one cannot read) gets the end from the stored run.
+        """
+        wait = 0.0
+        while True:
+            batch = await self._events.read(run.id, after, wait_seconds=wait)
+            if batch:
+                for event in batch:
+                    yield event
+                    if event.terminal:
+                        return
+                    after = event.id
+                wait = 0.0
+                continue
+            stored = await self.get(run.user_id, run.id)
+            if stored.ended:
+                # The end may have reached the log while the record was read: read once more.
+                late = await self._events.read(run.id, after, wait_seconds=0)
+                if late:
+                    continue
+                if late is None or not await self._log_ended(run.id):
+                    yield final_event(stored)
+                return
+            wait = READ_SECONDS
+            if batch is None:
+                await asyncio.sleep(0.2)
+
+    async def _log_ended(self, run_id: str) -> bool:
+        """Whether the run's log holds its end: a reader with nothing after its event has read it."""
+        everything = await self._events.read(run_id, None, wait_seconds=0)
+        return bool(everything) and any(event.terminal for event in everything or ())
 
     async def _enqueue(self, run: Run, command: StartRun, agent_name: str) -> RunHandle:
         policy = command.busy_policy or self._policy.busy_policy

@@ -171,7 +171,7 @@ class RunRepository(Protocol):
         """Flag a running run: its holder stops it at its next lease renewal at the latest."""
 
     async def finish(self, user_id: str, outcome: RunOutcome, *, now: datetime, fenced: bool = True) -> bool:
-        """End a run (fenced: only while running under ``outcome.owner``; else a queued or running one)."""
+        """End a run (fenced: only while running under ``outcome.owner``; else only a queued one)."""
 
     async def renew(
         self, owner: str, run_ids: Sequence[str], *, lease_until: datetime

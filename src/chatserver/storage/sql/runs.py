@@ -156,12 +156,13 @@ class SqlRunRepository:
         await self._conn.execute(statement)
 
     async def finish(self, user_id: str, outcome: RunOutcome, *, now: datetime, fenced: bool = True) -> bool:
-        """End a run; ``fenced``: only while it is running under ``outcome.owner``'s lease."""
+        """End a run; ``fenced``: only while it is running under ``outcome.owner``'s lease, else only
+        while it is queued (nobody holds it)."""
         where: list[ColumnElement[bool]] = [_r.id == outcome.run_id, _r.user_id == user_id]
         if fenced:
             where += [_r.status == "running", _r.lease_owner == outcome.owner]
         else:
-            where.append(_r.status.in_(_ACTIVE))
+            where.append(_r.status == "queued")
         statement = update(runs).where(*where).values(outcome_values(outcome, now))
         return (await self._conn.execute(statement)).rowcount > 0
 

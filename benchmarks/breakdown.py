@@ -4,11 +4,10 @@
 
 Builds the container as `chatserver serve` does (same settings, composition root and garbage
 collector tuning), fills a chat's window (50 turns), then prints the CPU milliseconds per call
-(`time.process_time`: this process only, not the database server) of a whole `process_chat` (a
-turn without HTTP) and of the stages it is made of, each timed alone. The last rows run a bare
-pydantic-ai agent on the same `echo` model (no chatserver code at all), with the same 100-message
-history and with none: the agent framework's own cost per run, which no change to chatserver
-can remove.
+(`time.process_time`: this process only, not the database server) of a whole run (a turn without
+HTTP: `RunService.start` and its outcome) and of the stages it is made of, each timed alone. The
+last rows run a bare pydantic-ai agent on the same `echo` model (no chatserver code at all), with
+the same 100-message history and with none: the agent framework's own cost per run.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import uvloop
@@ -27,12 +26,12 @@ from benchmarks.common import JWT_SECRET, token
 from benchmarks.run import database
 from chatserver.agents.echo import EchoModel
 from chatserver.agents.history import to_model_messages
-from chatserver.agents.runner import run_turn
+from chatserver.agents.runner import stream_turn
 from chatserver.agents.types import TurnDeps
 from chatserver.bootstrap import prepare
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
-from chatserver.domain import Message
+from chatserver.domain import Message, Run, StartRun
 from chatserver.runtime import tune_garbage_collector
 
 WINDOW_TURNS = 50
@@ -63,52 +62,50 @@ async def measure(url: str, calls: int) -> None:
 
 
 async def _stages(container: Container) -> list[tuple[str, Step]]:
-    chat, jwt = container.chat, token("breakdown-user")
+    jwt = token("breakdown-user")
     user = (await container.identity.authenticate(jwt)).user_id
+
+    async def whole_turn(chat_id: str = "bench-chat") -> object:
+        handle = await container.runs.start(StartRun(user, AGENT, "hello", chat_id=chat_id))
+        return await handle.outcome()
+
     for chat_id in ("bench-chat", "answered-chat"):
         for _ in range(WINDOW_TURNS):
-            await chat.process_chat(user, AGENT, chat_id, "hello")
+            await whole_turn(chat_id)
     built = await container.loader.get(user, AGENT)
-    opened = await chat._open_turn(user, built, "answered-chat", "hello")
     window = await _window(container, user)
     history = to_model_messages(window)
     deps = TurnDeps(user, AGENT, "bench-chat", None)
+    queued = Run("bench-run", user, "bench-chat", AGENT, "running", "hi", container.clock.now())
 
     def run(messages: list[ModelMessage]) -> Step:
-        return lambda _: run_turn(
-            built, "hello", history=messages, deps=deps, timeout_seconds=30, max_requests=5
+        return lambda _: _drain(
+            stream_turn(built, "hello", history=messages, deps=deps, timeout_seconds=30, max_requests=5)
         )
-
-    result = await run(history)(0)
-
-    def whole_turn(_: int) -> Awaitable[object]:
-        return chat.process_chat(user, AGENT, "bench-chat", "hello")
 
     bare = Agent(EchoModel(), output_type=str, instructions=built.system_prompt or None)
     tune_garbage_collector()
     print(f"| stage ({len(history)} history messages) | CPU ms per call |\n|---|---:|")
     return [
-        ("process_chat: a whole turn, without HTTP", whole_turn),
+        ("a whole run, without HTTP", lambda _: whole_turn()),
         ("authenticate a JWT", lambda _: container.identity.authenticate(jwt)),
         ("agent cache hit", lambda _: container.loader.get(user, AGENT)),
-        ("chat lock: take and give back", lambda i: _hold(container, f"lock-{i}")),
-        ("store the message, read the window", lambda _: chat._open_turn(user, built, "bench-chat", "hi")),
+        ("store the message, read the window", lambda _: container.executor._open_turn(queued, built, None)),
         ("history codec", lambda _: _codec(window)),
-        ("agent run", run(history)),
-        ("store the answer and the event", lambda _: chat._close_turn(user, opened, result)),
+        ("agent run (streamed, as runs are)", run(history)),
         ("bare pydantic-ai agent run, same history", lambda _: bare.run("hello", message_history=history)),
         ("bare pydantic-ai agent run, no history", lambda _: bare.run("hello")),
-        ("process_chat again", whole_turn),
+        ("a whole run again", lambda _: whole_turn()),
     ]
+
+
+async def _drain(events: AsyncIterator[object]) -> None:
+    async for _ in events:
+        pass
 
 
 async def _codec(window: list[Message]) -> object:
     return to_model_messages(window)
-
-
-async def _hold(container: Container, chat_id: str) -> None:
-    async with container.locks.hold(chat_id, wait=True):
-        pass
 
 
 async def _window(container: Container, user: str) -> list[Message]:

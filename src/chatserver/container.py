@@ -169,7 +169,9 @@ def build_container(
         uow, loader, events_log, clock, policy, replica=replica, tool_backend=tool_backends, listener=metrics
     )
     signals: RunSignals = (
-        redis.run_signals(executor.cancel_local) if redis is not None else LocalRunSignals(executor)
+        redis.run_signals(executor.cancel_local, executor.steer_local)
+        if redis is not None
+        else LocalRunSignals(executor)
     )
     return Container(
         settings=settings,

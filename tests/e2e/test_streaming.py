@@ -1,4 +1,4 @@
-"""POST /api/chat/stream over real HTTP: events, errors, and what a client that leaves stops (nothing, unless asked)."""
+"""POST /api/chat/stream over real HTTP: events, errors, and what a client that leaves stops."""
 
 from __future__ import annotations
 
@@ -72,8 +72,10 @@ class TestEvents:
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         assert [event.name for event in events] == ["run"] + ["token"] * 5 + ["done"]
-        assert [event.data["delta"] for event in events[1:-1]] == ["echo: ", "the ", "quick ", "brown ", "fox"]
-        assert events[0].data == {"run_id": events[-1].data["run_id"], "chat_id": chat_id, "status": "running"}
+        deltas = [event.data["delta"] for event in events[1:-1]]
+        assert deltas == ["echo: ", "the ", "quick ", "brown ", "fox"]
+        run_id = events[-1].data["run_id"]
+        assert events[0].data == {"run_id": run_id, "chat_id": chat_id, "status": "running"}
         ids = [int(event.id) for event in events]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
         done = events[-1].data

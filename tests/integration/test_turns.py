@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import insert
 
 from chatserver.domain import Message, NewEvent, NewMessage, Run, RunOutcome, ToolCall, TurnUsage
+from chatserver.storage.protocols import UnitOfWork
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
 from chatserver.storage.sql.chats import TITLE_MAX_CHARS
 from chatserver.storage.sql.tables import chat_messages
-from chatserver.storage.protocols import UnitOfWork
 from chatserver.storage.sql.turns import _OPEN
 from tests.integration.test_messages import WINDOW_INDEX
 from tests.support.builders import NOW, chat

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -405,7 +404,9 @@ class FakeRuns:
         return run if run is not None and run.user_id == user_id else None
 
     async def by_idempotency_key(self, user_id: str, key: str) -> Run | None:
-        return next((r for r in self.s.runs.values() if r.user_id == user_id and r.idempotency_key == key), None)
+        return next(
+            (r for r in self.s.runs.values() if r.user_id == user_id and r.idempotency_key == key), None
+        )
 
     async def forget_idempotency_key(self, user_id: str, key: str) -> None:
         run = await self.by_idempotency_key(user_id, key)
@@ -413,7 +414,13 @@ class FakeRuns:
             self.s.runs[run.id] = replace(run, idempotency_key=None)
 
     async def list(
-        self, user_id: str, chat_id: str, *, status: str | None, limit: int, before: tuple[datetime, str] | None
+        self,
+        user_id: str,
+        chat_id: str,
+        *,
+        status: str | None,
+        limit: int,
+        before: tuple[datetime, str] | None,
     ) -> list[Run]:
         rows = [
             r
@@ -444,6 +451,14 @@ class FakeRuns:
         self.s.leases[claimed.id] = (owner, lease_until)
         return claimed
 
+    async def steering(self, user_id: str, run_id: str) -> list[Run]:
+        rows = [
+            r
+            for r in self.s.runs.values()
+            if r.user_id == user_id and r.steers == run_id and r.status == "queued"
+        ]
+        return sorted(rows, key=lambda r: (r.created_at, r.id))
+
     async def request_cancel(self, user_id: str, run_id: str) -> None:
         run = await self.get(user_id, run_id)
         if run is not None and run.status == "running":
@@ -468,7 +483,9 @@ class FakeRuns:
         self.s.leases.pop(run.id, None)
         return True
 
-    async def renew(self, owner: str, run_ids: Sequence[str], *, lease_until: datetime) -> list[tuple[str, bool]]:
+    async def renew(
+        self, owner: str, run_ids: Sequence[str], *, lease_until: datetime
+    ) -> list[tuple[str, bool]]:
         held = []
         for run_id in run_ids:
             run = self.s.runs.get(run_id)

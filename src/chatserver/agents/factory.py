@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic_ai import Agent
+from pydantic_ai.capabilities.process_history import ProcessHistory
 from pydantic_ai.toolsets import AbstractToolset
 
 from chatserver.agents.mcp import McpConnections
 from chatserver.agents.prompt import render_system_prompt
 from chatserver.agents.registry import ModelRegistry
+from chatserver.agents.steering import apply_steering
 from chatserver.agents.tools import ToolRegistry
 from chatserver.agents.types import BuiltAgent, TurnDeps
 from chatserver.domain import AgentConfig, PromptCustomization
@@ -48,6 +50,7 @@ class AgentFactory:
             toolsets=toolsets,
             deps_type=TurnDeps,
             name=config.name,
+            capabilities=[ProcessHistory(apply_steering)],
         )
         budget = config.context_tokens
         if budget is None:

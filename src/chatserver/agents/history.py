@@ -135,6 +135,7 @@ def from_new_messages(
     stored: list[NewMessage] = []
     records: list[ToolCallRecord] = []
     last_text = ""
+    prompts = 0
     for message in new_messages:
         if isinstance(message, ModelResponse):
             assistant = _assistant_message(message, returns)
@@ -147,6 +148,10 @@ def from_new_messages(
                 call = calls[part.tool_call_id]
                 stored.append(_tool_message(part))
                 records.append(ToolCallRecord(call.tool_name, call.args_as_dict(), result_value(part)))
+            elif isinstance(part, UserPromptPart):
+                prompts += 1
+                if prompts > 1:  # the first is the run's own message, stored before the run
+                    stored.append(NewMessage("user", _prompt_text(part)))
     return stored, records, output if output is not None else last_text
 
 
@@ -175,6 +180,10 @@ def _assistant_message(response: ModelResponse, returns: dict[str, ToolReturnPar
     if not text and not calls:
         return None
     return NewMessage(role="assistant", content=text, tool_calls=calls)
+
+
+def _prompt_text(part: UserPromptPart) -> str:
+    return part.content if isinstance(part.content, str) else "".join(str(item) for item in part.content)
 
 
 def _tool_message(part: ToolReturnPart) -> NewMessage:

@@ -24,6 +24,12 @@ class MemoryBackend(Protocol):
     async def recall(self, user_id: str, agent_name: str, query: str) -> list[str]: ...
 
 
+class Steering(Protocol):
+    """Messages the user sent to a run while it runs, handed to it before its next model request."""
+
+    async def take(self) -> list[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDeps:
     """Per-run dependencies: the cached agent is shared, these are not."""
@@ -34,6 +40,7 @@ class TurnDeps:
     backend: ToolBackend | None = None
     memory: MemoryBackend | None = None
     """The memory tools' store; when None, ``backend`` serves if it is a ``MemoryBackend`` too."""
+    steering: Steering | None = None
 
     def memory_backend(self) -> MemoryBackend | None:
         if self.memory is not None:

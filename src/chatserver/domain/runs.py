@@ -42,6 +42,8 @@ class Run:
     """The finished answer as the ``done`` event carries it, so a late reader needs no event log."""
     idempotency_key: str | None = None
     request_hash: str | None = None
+    steers: str | None = None
+    """Sent with the steer policy: the id of the running run this message is handed to."""
 
     @property
     def ended(self) -> bool:

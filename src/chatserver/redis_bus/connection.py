@@ -32,9 +32,9 @@ class RedisKeys:
         return f"{self.prefix}events:cursor"
 
     @property
-    def run_cancels(self) -> str:
-        """Pub/sub channel of run cancellations: the replica running the run stops it."""
-        return f"{self.prefix}runs:cancel"
+    def run_signals(self) -> str:
+        """Pub/sub channel of run cancels and steering messages, for the replica running the run."""
+        return f"{self.prefix}runs:signals"
 
     def run_events(self, run_id: str) -> str:
         """Stream of one run's events."""

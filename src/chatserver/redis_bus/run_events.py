@@ -140,21 +140,35 @@ class RedisRunEvents:
 
 
 class RedisRunSignals:
-    """Implements ``services.runs.RunSignals``: cancel requests reach every replica's ``on_cancel``."""
+    """Implements ``services.runs.RunSignals``: ``cancel:<run id>`` and ``steer:<run id>`` messages
+    reach every replica, whose ``on_cancel`` / ``on_steer`` act if the run is theirs."""
 
-    def __init__(self, redis: Redis, channel: str, on_cancel: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        on_cancel: Callable[[str], bool],
+        on_steer: Callable[[str], bool],
+    ) -> None:
         self._redis = redis
         self._channel = channel
-        self._on_cancel = on_cancel
+        self._handlers = {"cancel": on_cancel, "steer": on_steer}
         self._listener: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
 
     async def cancel(self, run_id: str) -> None:
+        # Should this not get through, the flag on the run's record reaches it at its next renewal.
+        await self._send("cancel", run_id)
+
+    async def steer(self, run_id: str) -> None:
+        # Should this not get through, the message runs after the run it was meant for.
+        await self._send("steer", run_id)
+
+    async def _send(self, kind: str, run_id: str) -> None:
         try:
-            await self._redis.publish(self._channel, run_id)
-        except (RedisError, OSError):
-            # The flag on the run's record still reaches its replica at the next lease renewal.
-            log.warning("run cancellation not sent to other replicas: Redis unavailable")
+            await self._redis.publish(self._channel, f"{kind}:{run_id}")
+        except _UNAVAILABLE:
+            log.warning("run %s not sent to other replicas: Redis unavailable", kind)
 
     async def start(self) -> None:
         if self._listener is None:
@@ -186,6 +200,9 @@ class RedisRunSignals:
                 if message.get("type") == "subscribe":
                     self.subscribed.set()
                 elif message.get("type") == "message" and isinstance(message.get("data"), str):
-                    self._on_cancel(message["data"])
+                    kind, _, run_id = message["data"].partition(":")
+                    handler = self._handlers.get(kind)
+                    if handler is not None:
+                        handler(run_id)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -46,10 +46,12 @@ class RedisRuntime:
             )
             self._tasks.append(asyncio.create_task(run, name="chatserver-audit-publisher"))
 
-    def run_signals(self, on_cancel: Callable[[str], bool]) -> RedisRunSignals:
-        """Cancellations for this replica's runs; started and closed with the runtime."""
+    def run_signals(
+        self, on_cancel: Callable[[str], bool], on_steer: Callable[[str], bool]
+    ) -> RedisRunSignals:
+        """Cancel and steer signals for this replica's runs; started and closed with the runtime."""
         if self._signals is None:
-            self._signals = RedisRunSignals(self.client, self.keys.run_cancels, on_cancel)
+            self._signals = RedisRunSignals(self.client, self.keys.run_signals, on_cancel, on_steer)
         return self._signals
 
     async def ready(self) -> bool:

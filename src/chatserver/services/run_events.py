@@ -117,6 +117,8 @@ class RunWriter:
         self.text = ""
         """Every token so far: the partial answer, should the run be cancelled."""
         self.ended = False
+        self.last: tuple[str, dict[str, Any]] | None = None
+        """The run's end (kind and data), once written."""
 
     async def token(self, delta: str) -> None:
         self.text += delta
@@ -131,6 +133,7 @@ class RunWriter:
         await self.flush()
         if kind in ("done", "error", "cancelled"):
             self.ended = True
+            self.last = (kind, data)
         await self._log.append(self._run_id, kind, data)
 
     async def flush(self) -> None:

@@ -73,6 +73,24 @@ class _Progress:
     opened: _Opened | None = None
 
 
+class _RunSteering:
+    """Implements ``agents.types.Steering`` for one run: takes the steering messages sent to it."""
+
+    def __init__(self, executor: RunExecutor, run: Run) -> None:
+        self._executor = executor
+        self._run = run
+        self.pending = False
+        """Set by a steering signal; the queued messages are read only then, not at every request."""
+        self.absorbed: list[str] = []
+        """The runs of the messages taken: they end with this run's end."""
+
+    async def take(self) -> list[str]:
+        if not self.pending:
+            return []
+        self.pending = False
+        return await self._executor.absorb(self._run, self)
+
+
 class RunExecutor:
     def __init__(
         self,
@@ -97,6 +115,7 @@ class RunExecutor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reasons: dict[str, str] = {}
         self._cancellable: set[str] = set()
+        self._steering: dict[str, _RunSteering] = {}
         """Runs at their model: cancelled by cancelling their task (before it, by ``_reasons``)."""
 
     def lease_until(self) -> Any:
@@ -115,6 +134,33 @@ class RunExecutor:
         )
         self._tasks[run.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
+
+    def steer_local(self, run_id: str) -> bool:
+        """Tell a run of this replica's that a steering message waits for it."""
+        steering = self._steering.get(run_id)
+        if steering is None:
+            return False
+        steering.pending = True
+        return True
+
+    async def absorb(self, run: Run, steering: _RunSteering) -> list[str]:
+        """Take the queued steering messages of ``run``: each is taken once (it is no longer queued)."""
+        try:
+            async with self._uow(user_id=run.user_id) as uow:
+                taken = []
+                for message in await uow.runs.steering(run.user_id, run.id):
+                    result = {"run_id": message.id, "chat_id": message.chat_id, "steered_into": run.id}
+                    outcome = RunOutcome(
+                        message.id, self.replica, "completed", None, TurnUsage(), result=result
+                    )
+                    if await uow.runs.finish(run.user_id, outcome, now=self._clock.now(), fenced=False):
+                        taken.append(message)
+                await uow.commit()
+        except ChatServerError:
+            log.warning("steering messages not taken; they run after this run", exc_info=True)
+            return []
+        steering.absorbed += [message.id for message in taken]
+        return [message.message for message in taken]
 
     def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
         """Stop a run of this replica's; one not yet at its model stops as soon as it gets there."""
@@ -139,6 +185,7 @@ class RunExecutor:
         writer = RunWriter(self._events, run.id, flush_seconds=self._policy.token_flush_seconds)
         started = time.perf_counter()
         progress = _Progress()
+        steering = self._steering[run.id] = _RunSteering(self, run)
         try:
             # Shielded: once begun, the user's message is stored whatever happens; a cancel that
             # came meanwhile takes effect right after.
@@ -159,8 +206,17 @@ class RunExecutor:
         finally:
             self._reasons.pop(run.id, None)
             self._cancellable.discard(run.id)
-            await _shielded(self._events.close(run.id))
+            del self._steering[run.id]
+            await _shielded(self._end_logs(run, writer, steering))
         await self.start_next(run)
+
+    async def _end_logs(self, run: Run, writer: RunWriter, steering: _RunSteering) -> None:
+        """Close the run's log; the messages that steered it end with its end, in their own logs."""
+        await self._events.close(run.id)
+        for absorbed in steering.absorbed:
+            if writer.last is not None:
+                await self._events.append(absorbed, *writer.last)
+            await self._events.close(absorbed)
 
     async def start_next(self, run: Run) -> None:
         """Start the chat's next queued run, here: whoever ends a run hands the chat on."""
@@ -216,7 +272,10 @@ class RunExecutor:
         return _Opened(built, claimed.chat.turn_count, to_model_messages(claimed.window), None)
 
     async def _model(self, run: Run, opened: _Opened, writer: RunWriter) -> TurnResult:
-        deps = TurnDeps(run.user_id, opened.built.config.name, run.chat_id, self._tool_backend)
+        steering = self._steering[run.id]
+        deps = TurnDeps(
+            run.user_id, opened.built.config.name, run.chat_id, self._tool_backend, steering=steering
+        )
         turn = stream_turn(
             opened.built,
             run.message,

@@ -33,6 +33,9 @@ class RunSignals(Protocol):
     async def cancel(self, run_id: str) -> None:
         """Tell whichever replica runs ``run_id`` to stop it."""
 
+    async def steer(self, run_id: str) -> None:
+        """Tell whichever replica runs ``run_id`` that a steering message waits for it."""
+
 
 class LocalRunSignals:
     """One process: the executor is the only one there is."""
@@ -42,6 +45,9 @@ class LocalRunSignals:
 
     async def cancel(self, run_id: str) -> None:
         self._executor.cancel_local(run_id)
+
+    async def steer(self, run_id: str) -> None:
+        self._executor.steer_local(run_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +206,9 @@ class RunService:
             active = await uow.runs.active(run.user_id, command.chat_id)
             if active and policy == "reject":
                 raise ChatBusy("chat is busy with another turn")
+            current = next((r.id for r in active if r.status == "running"), None)
+            steered = current if policy == "steer" else None
+            run = replace(run, steers=steered)
             if not await uow.runs.add(run):
                 raise Conflict("a run with this idempotency key is being created")
             interrupted = [r for r in active if r.status == "running"] if policy == "interrupt" else []
@@ -218,6 +227,8 @@ class RunService:
         for running in interrupted:
             if not self._executor.cancel_local(running.id):
                 await self._signals.cancel(running.id)
+        if steered is not None and not self._executor.steer_local(steered):
+            await self._signals.steer(steered)
         if claimed is not None:
             self._executor.launch(claimed)
         return RunHandle(mine, self)

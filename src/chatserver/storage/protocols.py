@@ -167,6 +167,9 @@ class RunRepository(Protocol):
     ) -> Run | None:
         """Start the chat's oldest queued run under ``owner``'s lease, unless a run is running."""
 
+    async def steering(self, user_id: str, run_id: str) -> builtins.list[Run]:
+        """Queued messages sent to steer ``run_id``, oldest first."""
+
     async def request_cancel(self, user_id: str, run_id: str) -> None:
         """Flag a running run: its holder stops it at its next lease renewal at the latest."""
 

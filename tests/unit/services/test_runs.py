@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.capabilities.process_history import ProcessHistory
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from chatserver.agents.cache import AgentCache
 from chatserver.agents.factory import AgentFactory
 from chatserver.agents.registry import ModelRegistry
+from chatserver.agents.steering import apply_steering
 from chatserver.agents.tools import ToolRegistry
 from chatserver.agents.types import BuiltAgent, TurnDeps
 from chatserver.config import Settings
@@ -98,10 +100,9 @@ async def collect(handle: RunHandle, after: str | None = None) -> list[RunEvent]
 
 
 async def settled(rig: Rig) -> None:
-    """Every run task of the executor has ended."""
-    async with asyncio.timeout(5):
-        while rig.runs.executor.running():
-            await asyncio.sleep(0.005)
+    """Every run task of the executor has ended (given 5 s to end by itself)."""
+    await rig.runs.executor.aclose(5)
+    assert rig.runs.executor.running() == []
 
 
 class TestEvents:
@@ -323,7 +324,7 @@ class TestLeases:
         rig.hang()
         handle = await rig.start("hello")
         await asyncio.sleep(0.01)
-        owner, until = rig.store.leases[handle.run.id]
+        _owner, until = rig.store.leases[handle.run.id]
         rig.store.leases[handle.run.id] = ("replica-2", until)
         await rig.runs.supervisor.renew()
         events = await asyncio.wait_for(collect(handle), 5)
@@ -366,3 +367,84 @@ class TestStatelessRuns:
         await rig.runs.service.cancel("u1", handle.run.id)
         assert model.cancelled.is_set() and rig.stored() == []
         assert replace(await rig.runs.service.get("u1", handle.run.id)).status == "cancelled"
+
+
+class SteerableModel:
+    """First request: waits to be released, then calls ``noop``; second: says which user messages it saw."""
+
+    def __init__(self) -> None:
+        self.in_first_request = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def stream(
+        self, messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | DeltaToolCalls]:
+        prompts = [
+            part.content
+            for message in messages
+            if isinstance(message, ModelRequest)
+            for part in message.parts
+            if isinstance(part, UserPromptPart)
+        ]
+        if not any(isinstance(part, ToolReturnPart) for message in messages for part in message.parts):
+            self.in_first_request.set()
+            await self.release.wait()
+            yield {0: DeltaToolCall(name="noop", json_args="{}", tool_call_id="call-1")}
+            return
+        yield "saw: " + " | ".join(str(prompt) for prompt in prompts)
+
+
+def steerable(rig: Rig) -> SteerableModel:
+    model = SteerableModel()
+
+    def noop() -> str:
+        return "nothing"
+
+    agent = Agent(
+        FunctionModel(stream_function=model.stream),
+        output_type=str,
+        deps_type=TurnDeps,
+        tools=[noop],
+        capabilities=[ProcessHistory(apply_steering)],
+    )
+    config = rig.store.agents["assistant"]
+    rig.cache.put(("u1", "assistant"), BuiltAgent(config, config.system_prompt, agent))
+    return model
+
+
+class TestSteering:
+    async def test_a_steering_message_reaches_the_running_run_before_its_next_model_request(
+        self, rig: Rig
+    ) -> None:
+        model = steerable(rig)
+        running = await rig.start("first")
+        await asyncio.wait_for(model.in_first_request.wait(), 5)
+        steering = await rig.start("also this", busy_policy="steer")
+        assert steering.run.status == "queued"
+        model.release.set()
+        answer = await running.outcome()
+        assert answer.data["response"] == "saw: first | also this"
+        assert (await steering.outcome()).data == answer.data
+        assert [(role, content) for role, content, _ in rig.stored()] == [
+            ("user", "first"),
+            ("assistant", ""),
+            ("tool", "nothing"),
+            ("user", "also this"),
+            ("assistant", "saw: first | also this"),
+        ]
+        steered = await rig.runs.service.get("u1", steering.run.id)
+        assert steered.status == "completed" and steered.result == {
+            "run_id": steering.run.id,
+            "chat_id": "c1",
+            "steered_into": running.run.id,
+        }
+
+    async def test_a_steering_message_that_comes_too_late_runs_after_the_run(self, rig: Rig) -> None:
+        model = rig.hang()
+        running = await rig.start("first")
+        await asyncio.wait_for(model.waiting.wait(), 5)
+        steering = await rig.start("later", busy_policy="steer")
+        await rig.runs.service.cancel("u1", running.run.id)
+        rig.cache.invalidate("u1", "assistant")
+        assert (await steering.outcome()).data["response"] == "echo: later"
+        assert [m for _, m, _ in rig.stored()] == ["first", "partial ", "later", "echo: later"]

@@ -37,6 +37,7 @@ def run_of(row: RowMapping) -> Run:
         result=row["result"],
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
+        steers=row["steers"],
     )
 
 
@@ -78,6 +79,7 @@ class SqlRunRepository:
             "request_hash": run.request_hash,
             "lease_owner": owner,
             "lease_expires_at": lease_until,
+            "steers": run.steers,
         }
         return await insert_unless_taken(self._conn, runs, values)
 
@@ -146,6 +148,14 @@ class SqlRunRepository:
         )
         row = (await self._conn.execute(statement)).mappings().first()
         return run_of(row) if row else None
+
+    async def steering(self, user_id: str, run_id: str) -> builtins.list[Run]:
+        statement = (
+            select(runs)
+            .where(_r.user_id == user_id, _r.steers == run_id, _r.status == "queued")
+            .order_by(_r.created_at, _r.id)
+        )
+        return [run_of(row) for row in (await self._conn.execute(statement)).mappings()]
 
     async def request_cancel(self, user_id: str, run_id: str) -> None:
         statement = (

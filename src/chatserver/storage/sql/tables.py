@@ -193,6 +193,8 @@ runs = Table(
     Column("lease_owner", String(255), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    # A message sent with the steer policy: the running run it is handed to (while that runs).
+    Column("steers", String(36), nullable=True),
     UniqueConstraint("user_id", "idempotency_key"),
     Index("ix_runs_running_chat", "chat_id", unique=True, postgresql_where=text("status = 'running'"),
           sqlite_where=text("status = 'running'")),

@@ -104,6 +104,7 @@ def _columns() -> list[sa.Column[Any]]:
         sa.Column("lease_owner", sa.String(255), nullable=True),
         sa.Column("lease_expires_at", moment, nullable=True),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.text("false")),
+        sa.Column("steers", sa.String(36), nullable=True),
     ]
 
 

@@ -138,15 +138,20 @@ class TestPlainTurns:
         assert after.status_code == 200
         assert kept == [("user", "anyone there?"), ("user", "hello?"), ("assistant", "fake says: hello?")]
 
-    async def test_a_connection_cut_mid_answer_is_retried_since_nothing_was_sent_yet(
+    async def test_a_connection_cut_mid_answer_is_not_retried_since_its_tokens_were_published(
         self, server: LiveServer, fake: FakeOpenAI
     ) -> None:
+        """A plain turn is a run too: its tokens are in its event log, readable by any client, so a
+        retry could repeat them there, as for a stream."""
         fake.script = ["drop"]
         before = len(fake.requests)
+        chat = new_chat()
         async with server.client("kim") as client:
-            reply = await turn(client, "whole answer", new_chat(), AGENT)
-        assert reply.status_code == 200 and reply.json()["response"] == "fake says: whole answer"
-        assert len(fake.requests) - before == 2
+            reply = await turn(client, "whole answer", chat, AGENT)
+            kept = await stored(client, chat)
+        assert (reply.status_code, reply.json()["code"]) == (502, "model_error")
+        assert len(fake.requests) - before == 1
+        assert kept == [("user", "whole answer")]
 
     def test_retries_follow_the_settings(
         self, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
@@ -180,8 +185,8 @@ class TestStreamedTurns:
             kept = await stored(client, chat)
             _, next_events = await stream_turn(client, body("and now?", chat, AGENT))
         assert response.status_code == 200
-        assert [event.name for event in events] == ["token", "error"]
-        assert events[0].data == {"delta": "fake "}
+        assert [event.name for event in events] == ["run", "token", "error"]
+        assert events[1].data == {"delta": "fake "}
         assert events[-1].data["code"] == "model_error"
         assert attempts == 1, "tokens had reached the client: a retry could have repeated them"
         assert kept == [("user", "tell me more")]

@@ -123,7 +123,7 @@ def test_sigterm_during_a_streamed_turn_lets_it_finish_and_store_its_answer(tmp_
             exit_code = first.process.wait(timeout=WAIT_SECONDS)
         with running(tmp_path, env) as second:
             kept, recall = asyncio.run(after_restart(second, "liam", chat_id))
-    assert events[-1] == "done: echo: finish me" and set(events[:-1]) == {"token"}
+    assert events[-1] == "done: echo: finish me" and set(events[:-1]) == {"run", "token"}
     assert exit_code == 0
     assert kept == [("user", "/sleep 1500 finish me"), ("assistant", "echo: finish me")]
     assert recall == "recall: /sleep 1500 finish me"

@@ -20,6 +20,7 @@ import importlib.util
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,13 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
+from pydantic_ai.models import ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
+from pydantic_ai.usage import RequestUsage
+
+from chatserver.agents.context import estimate_tokens_of
 
 LOCAL_PROVIDER = "local"
 SMOLLM2 = "smollm2-135m"
@@ -206,6 +213,21 @@ class LocalModel(FunctionModel):
     @property
     def system(self) -> str:
         return LOCAL_PROVIDER
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        """``FunctionModel``'s stream, with its input counted: it estimates a stream's as if empty."""
+        opened = super().request_stream(messages, model_settings, model_request_parameters, run_context)
+        async with opened as response:
+            read = RequestUsage(input_tokens=estimate_tokens_of(messages))
+            response._add_usage(read, reported=False)  # the streamed response's own way to add usage
+            yield response
 
     async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         text = "".join([token async for token in self._stream(messages, info)])

@@ -39,7 +39,7 @@ from chatserver.agents.types import (
 )
 from chatserver.clock import Clock
 from chatserver.domain import NewEvent, NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
-from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
+from chatserver.errors import ChatServerError, Conflict, DatabaseUnavailable, ModelError, NotFound
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.run_errors import code_of
 from chatserver.services.run_events import RunEventLog, RunWriter
@@ -47,6 +47,7 @@ from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPo
 from chatserver.storage.protocols import UnitOfWorkFactory
 
 TITLE_CHARS = 80
+CLOSE_RETRY_SECONDS = 0.1
 log = logging.getLogger("chatserver.runs")
 
 
@@ -358,21 +359,51 @@ class RunExecutor:
         event: NewEvent,
         outcome: RunOutcome,
     ) -> bool:
-        """The fenced end of the run; False (and the run's end told to its readers) if it was lost."""
-        try:
-            async with self._uow(user_id=run.user_id) as uow:
-                chat_id = run.chat_id if opened is not None else None
-                turn = opened.turn if opened is not None else 0
-                written = await uow.turns.close(
-                    run.user_id, chat_id, turn, messages, event, now=self._clock.now(), outcome=outcome
-                )
-                await uow.commit()
-        except ChatServerError as error:
-            log.warning("could not store the end of a run", extra={"run_id": run.id}, exc_info=True)
-            await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": code_of(error)})
-            return False
-        if not written:
-            await self._lost(run, writer)
+        """The fenced end of the run; False (and the run's end told to its readers) if it was lost.
+
+        While the database is unavailable the run keeps its chat and retries, within its lease, so
+        the answer is stored once the database is back; its readers are told at once.
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + 2 * self._policy.lease_seconds
+        delay = CLOSE_RETRY_SECONDS
+        while True:
+            try:
+                written = await self._write_end(run, opened, messages, event, outcome)
+            except DatabaseUnavailable as error:
+                if not writer.ended:
+                    await writer.emit(
+                        "error", {"run_id": run.id, "detail": error.detail, "code": code_of(error)}
+                    )
+                if loop.time() + delay > give_up_at:
+                    log.warning("gave up storing the end of a run", extra={"run_id": run.id})
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            except ChatServerError as error:
+                log.warning("could not store the end of a run", extra={"run_id": run.id}, exc_info=True)
+                await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": code_of(error)})
+                return False
+            if not written:
+                await self._lost(run, writer)
+            return written and not writer.ended
+
+    async def _write_end(
+        self,
+        run: Run,
+        opened: _Opened | None,
+        messages: list[NewMessage],
+        event: NewEvent,
+        outcome: RunOutcome,
+    ) -> bool:
+        async with self._uow(user_id=run.user_id) as uow:
+            chat_id = run.chat_id if opened is not None else None
+            turn = opened.turn if opened is not None else 0
+            written = await uow.turns.close(
+                run.user_id, chat_id, turn, messages, event, now=self._clock.now(), outcome=outcome
+            )
+            await uow.commit()
         return written
 
     async def _lost(self, run: Run, writer: RunWriter) -> None:

@@ -140,3 +140,31 @@ def test_stop_ends_a_slow_answer_and_offers_a_retry(ui: ChatPage, person: Person
     expect(ui.answers.last.locator(".turn-error")).to_contain_text("Stopped.")
     expect(ui.answers.last.get_by_role("button", name="Retry")).to_be_visible()
     expect(ui.page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def test_stop_cancels_the_run_on_the_server(ui: ChatPage, person: Person, server: LiveServer) -> None:
+    ui.sign_in(person.key)
+    ui.send("/sleep 20000 never")
+    expect(ui.answers.last).to_have_class(STREAMING)
+
+    with ui.page.expect_response("**/api/runs/*/cancel") as cancelled:
+        ui.page.get_by_role("button", name="Stop").click()
+
+    assert cancelled.value.status == 200
+    run = cancelled.value.json()
+    assert run["status"] == "cancelled"
+    expect(ui.answers.last.locator(".turn-error")).to_contain_text("Stopped.")
+
+
+def test_a_reload_mid_answer_follows_the_run_to_its_answer(ui: ChatPage, person: Person) -> None:
+    ui.sign_in(person.key)
+    ui.send("/sleep 2500 worth the wait")
+    expect(ui.answers.last).to_have_class(STREAMING)
+
+    with ui.page.expect_response("**/api/runs/*/events") as reattached:
+        ui.reload()
+
+    assert reattached.value.status == 200
+    expect(ui.user_messages.last).to_contain_text("/sleep 2500 worth the wait")
+    expect(ui.answers.last.locator(".md")).to_have_text("echo: worth the wait", timeout=15_000)
+    expect(ui.page.get_by_role("button", name="Send")).to_be_visible()

@@ -89,9 +89,20 @@ export class Api {
     }
   }
 
-  /** One streamed chat turn: yields {event, data} until the stream ends. */
-  async *streamChat(body, signal) {
-    const response = await this.fetch("POST", "/api/chat/stream", body, { signal });
+  /** One streamed chat turn: yields {event, data, id} until the stream ends. */
+  streamChat(body, signal) {
+    return this.stream(this.fetch("POST", "/api/chat/stream", body, { signal }));
+  }
+
+  /** A run's events after `lastEventId` (all when null), live until the run ends. */
+  streamRun(runId, lastEventId, signal) {
+    const headers = { ...this.headers(false), ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}) };
+    const path = `/api/runs/${encodeURIComponent(runId)}/events`;
+    return this.stream(this.fetch("GET", path, undefined, { signal, headers }));
+  }
+
+  async *stream(started) {
+    const response = await started;
     try {
       for await (const event of parseSSE(response.body)) yield event;
     } catch (error) {
@@ -130,6 +141,7 @@ export async function* parseSSE(stream) {
 
 function parseBlock(block) {
   let event = "message";
+  let id = null;
   const data = [];
   for (const line of block.split("\n")) {
     if (!line || line.startsWith(":")) continue;
@@ -138,15 +150,18 @@ function parseBlock(block) {
     let value = colon === -1 ? "" : line.slice(colon + 1);
     if (value.startsWith(" ")) value = value.slice(1);
     if (field === "event") event = value;
+    else if (field === "id") id = value;
     else if (field === "data") data.push(value);
   }
   if (!data.length) return null;
   const text = data.join("\n");
+  let parsed;
   try {
-    return { event, data: JSON.parse(text) };
+    parsed = JSON.parse(text);
   } catch {
-    return { event, data: text };
+    parsed = text;
   }
+  return id === null ? { event, data: parsed } : { event, data: parsed, id };
 }
 
 function detailText(detail) {

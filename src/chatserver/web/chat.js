@@ -7,6 +7,9 @@ import { byId, newId, store } from "./dom.js";
 const MESSAGE_PAGE = 50;
 /** The open chat, reopened after a reload of the tab. */
 export const CHAT_KEY = "chatserver.chat";
+/** The run answering in the open chat, {chatId, runId}: a reload mid-answer follows it again. */
+const RUN_KEY = "chatserver.run";
+const RUNNING = new Set(["queued", "running"]);
 
 export class ChatController {
   constructor({ api, conversation, chats, sessions, onAgentChange, onError }) {
@@ -21,13 +24,15 @@ export class ChatController {
     this.exists = false;
     this.earlier = null;
     this.controller = null;
+    this.runId = null;
+    this.stopRequested = false;
     this.title = byId("chat-title");
     this.input = byId("message");
     this.sendButton = byId("send");
     this.stopButton = byId("stop");
     this.earlierButton = byId("earlier");
     this.earlierButton.addEventListener("click", () => this.loadMessages(this.earlier));
-    this.stopButton.addEventListener("click", () => this.controller?.abort());
+    this.stopButton.addEventListener("click", () => this.stop());
   }
 
   get busy() {
@@ -63,6 +68,38 @@ export class ChatController {
     this.earlier = null;
     await this.loadMessages(null);
     this.sessions.open(chat.agent_name, chat.id);
+    await this.resume(chat.id);
+  }
+
+  /** A run of this chat still answering (the tab was reloaded mid-answer): follow it to its end. */
+  async resume(chatId) {
+    const active = parseRun(store.get(RUN_KEY));
+    if (!active || active.chatId !== chatId || this.busy) return;
+    let run;
+    try {
+      run = await this.api.get(`/api/runs/${encodeURIComponent(active.runId)}`);
+    } catch {
+      store.remove(RUN_KEY);
+      return;
+    }
+    if (!RUNNING.has(run.status) || chatId !== this.chatId) {
+      store.remove(RUN_KEY);
+      return;
+    }
+    await this.follow((signal) => this.api.streamRun(run.id, null, signal), null);
+  }
+
+  /** Stop the answer: the run is cancelled on the server, whichever replica runs it. */
+  async stop() {
+    if (!this.runId) {
+      this.stopRequested = true;
+      return;
+    }
+    try {
+      await this.api.post(`/api/runs/${encodeURIComponent(this.runId)}/cancel`);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 409)) this.controller?.abort();
+    }
   }
 
   setAgent(agentName) {
@@ -96,16 +133,22 @@ export class ChatController {
   }
 
   async runTurn(text) {
+    const body = { agent_name: this.agentName, message: text, session_id: this.chatId };
+    await this.follow((signal) => this.api.streamChat(body, signal), () => this.send(text));
+  }
+
+  /** Show a run's events as an answer, until it ends; `retry` sends the message again. */
+  async follow(open, retry) {
     const chatId = this.chatId;
     const agentName = this.agentName;
     const turn = this.conversation.startAssistant();
     const controller = new AbortController();
     this.setBusy(controller);
-    const retry = () => this.send(text);
     try {
-      const body = { agent_name: agentName, message: text, session_id: chatId };
-      const finished = await this.consume(this.api.streamChat(body, controller.signal), turn, retry);
-      if (!finished) turn.fail({ text: "The answer was cut off before it finished.", retry: true }, retry);
+      const finished = await this.consume(open(controller.signal), turn, retry);
+      // Only a run seen to its end is forgotten: a page that is going away (a reload) keeps it.
+      if (finished) store.remove(RUN_KEY);
+      else turn.fail({ text: "The answer was cut off before it finished.", retry: true }, retry);
     } catch (error) {
       if (error.name === "AbortError") turn.fail({ text: "Stopped.", retry: true }, retry);
       else turn.fail(describeError(error), retry);
@@ -116,20 +159,32 @@ export class ChatController {
     if (chatId === this.chatId) await this.afterTurn(chatId, agentName);
   }
 
-  /** Feed the stream's events to the turn; true when the turn ended (done or a reported error). */
+  /** Feed the run's events to the turn; true when the run ended (done, cancelled or an error). */
   async consume(events, turn, retry) {
     for await (const { event, data } of events) {
-      if (event === "token") turn.appendDelta(data.delta ?? "");
+      if (event === "run") this.started(data.run_id);
+      else if (event === "token") turn.appendDelta(data.delta ?? "");
       else if (event === "tool_call") turn.toolCall(data.name, data.args);
       else if (event === "tool_result") turn.toolResult(data.name, data.result);
       else if (event === "done") return true;
-      else if (event === "error") {
+      else if (event === "cancelled") {
+        turn.fail({ text: "Stopped.", retry: true }, retry);
+        return true;
+      } else if (event === "error") {
         // Reported mid-stream, so by the server, after the turn started: worth a retry.
         turn.fail(describeError(new ApiError(500, data.code ?? "error", data.detail ?? "")), retry);
         return true;
       }
     }
     return false;
+  }
+
+  /** The run is on the server (its chat too): a reload from now on reopens both. */
+  started(runId) {
+    this.runId = runId;
+    store.set(CHAT_KEY, this.chatId);
+    store.set(RUN_KEY, JSON.stringify({ chatId: this.chatId, runId }));
+    if (this.stopRequested) this.stop();
   }
 
   /** The chat now exists on the server (even when the model failed): list it, keep a session. */
@@ -146,7 +201,20 @@ export class ChatController {
 
   setBusy(controller) {
     this.controller = controller;
+    if (controller === null) {
+      this.runId = null;
+      this.stopRequested = false;
+    }
     this.sendButton.hidden = controller !== null;
     this.stopButton.hidden = controller === null;
+  }
+}
+
+function parseRun(text) {
+  try {
+    const run = JSON.parse(text ?? "null");
+    return run && typeof run.chatId === "string" && typeof run.runId === "string" ? run : null;
+  } catch {
+    return null;
   }
 }

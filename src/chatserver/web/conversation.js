@@ -105,6 +105,13 @@ class AssistantTurn {
     this.onGrow();
   }
 
+  /** A remark under the answer, e.g. that it was stopped. */
+  note(text) {
+    this.render();
+    this.block = null;
+    this.element.append(h("p", { class: "hint turn-note" }, text));
+  }
+
   finish() {
     this.render();
     this.block = null;
@@ -185,6 +192,7 @@ export class Conversation {
       }
       if (message.role === "assistant") {
         turn.addText(message.content);
+        if (message.incomplete) turn.note("Stopped before the answer was finished.");
         for (const call of message.tool_calls ?? []) turn.toolCall(call.name, call.args, call.id);
       } else if (message.role === "tool") {
         turn.toolResult(message.tool_name ?? "tool", message.content, message.tool_call_id);

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -15,6 +14,7 @@ from starlette.types import Send
 from chatserver.agents.types import StreamEvent, TokenEvent, ToolCallEvent, ToolResultEvent
 from chatserver.api.deps import ContainerDep, CurrentUser
 from chatserver.api.errors import status_and_code
+from chatserver.api.json_text import json_text
 from chatserver.api.schemas import ChatRequest, ChatResponse, ToolCallOut, UsageOut
 from chatserver.domain import ToolCallRecord, TurnUsage
 from chatserver.errors import ChatServerError
@@ -92,7 +92,7 @@ async def chat_stream(body: ChatRequest, principal: CurrentUser, container: Cont
 
 
 def sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    return f"event: {event}\ndata: {json_text(data)}\n\n"
 
 
 async def sse_events(chat_id: str, events: TurnStream) -> AsyncGenerator[str, None]:

@@ -15,6 +15,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_max_overflow: int = Field(10, ge=0)
     db_timeout_seconds: float = Field(5.0, gt=0)
+    readiness_timeout_seconds: float = Field(2.0, gt=0, description="bound of /readyz's database checks")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -63,7 +64,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     redis_prefix: str = Field("chatserver:", min_length=1, max_length=64, description="prefix of every key")
-    redis_timeout_seconds: float = Field(2.0, gt=0)
+    redis_timeout_seconds: float = Field(0.5, gt=0, description="bound of each Redis call a request waits on")
+    redis_circuit_seconds: float = Field(5.0, gt=0, description="Redis skipped this long after a failure")
     event_stream_interval_seconds: float = Field(1.0, gt=0, description="audit events to Redis, every")
     rate_limit_per_minute: int = Field(0, ge=0, description="0 disables rate limiting")
     log_level: str = "INFO"

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "authenticated"
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(10, ge=0)
+    jwt_max_age_seconds: int | None = Field(None, ge=1, description="longest JWT lifetime; unset: any")
     admin_claim: str = "role"
 
     default_model: str = "echo"

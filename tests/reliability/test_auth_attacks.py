@@ -114,6 +114,7 @@ ATTACKS: dict[str, Callable[[Keys], str]] = {
     "expired RS256": lambda k: k.rs256(claims(exp=ago(3600))),
     "nbf in the future": lambda k: hs256(claims(nbf=ago(-3600))),
     "no exp": lambda k: hs256(claims(exp=None)),
+    "exp as a string": lambda k: hs256(claims(exp=str(ago(-600)))),
     "wrong audience": lambda k: hs256(claims(aud="someone-else")),
     "no audience": lambda k: hs256(claims(aud=None)),
     "wrong issuer": lambda k: k.rs256(claims(iss="https://evil.example.test/")),

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     public_url: str | None = None
+    http_max_header_bytes: int = Field(65_536, ge=1024, description="request line and headers, at most")
+    http_request_timeout_seconds: float = Field(10.0, gt=0, description="to send a whole request")
+    http_keep_alive_seconds: int = Field(5, ge=1, description="an idle keep-alive connection closes after")
+    http_max_connections: int = Field(2048, ge=1, description="concurrent connections; 503 past it")
 
     jwt_secret: SecretStr | None = None
     jwks_url: str | None = None

@@ -20,6 +20,7 @@ from chatserver.config import Settings
 from chatserver.container import Container, build_container
 from chatserver.domain import AgentConfig, McpServer, StartRun
 from chatserver.errors import ChatServerError
+from chatserver.http_server import server_options
 from chatserver.observability.logs import configure_logging
 from chatserver.runtime import tune_garbage_collector
 from chatserver.services.agents import DEFAULT_AGENT
@@ -95,6 +96,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level.lower(),
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+            **server_options(settings),
             # Logging is configured above (JSON, request ids); the access log is written by the
             # app, without query strings, so uvicorn's own is off.
             log_config=None,

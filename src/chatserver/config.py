@@ -15,16 +15,22 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_max_overflow: int = Field(10, ge=0)
     db_timeout_seconds: float = Field(5.0, gt=0)
+    readiness_timeout_seconds: float = Field(2.0, gt=0, description="bound of /readyz's database checks")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     public_url: str | None = None
+    http_max_header_bytes: int = Field(65_536, ge=1024, description="request line and headers, at most")
+    http_request_timeout_seconds: float = Field(10.0, gt=0, description="to send a whole request")
+    http_keep_alive_seconds: int = Field(5, ge=1, description="an idle keep-alive connection closes after")
+    http_max_connections: int = Field(2048, ge=1, description="concurrent connections; 503 past it")
 
     jwt_secret: SecretStr | None = None
     jwks_url: str | None = None
     jwt_audience: str = "authenticated"
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(10, ge=0)
+    jwt_max_age_seconds: int | None = Field(None, ge=1, description="longest JWT lifetime; unset: any")
     admin_claim: str = "role"
 
     default_model: str = "echo"
@@ -67,7 +73,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     redis_prefix: str = Field("chatserver:", min_length=1, max_length=64, description="prefix of every key")
-    redis_timeout_seconds: float = Field(2.0, gt=0)
+    redis_timeout_seconds: float = Field(0.5, gt=0, description="bound of each Redis call a request waits on")
+    redis_circuit_seconds: float = Field(5.0, gt=0, description="Redis skipped this long after a failure")
     event_stream_interval_seconds: float = Field(1.0, gt=0, description="audit events to Redis, every")
     rate_limit_per_minute: int = Field(0, ge=0, description="0 disables rate limiting")
     log_level: str = "INFO"

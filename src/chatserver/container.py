@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 
 import httpx
 
@@ -20,6 +21,8 @@ from chatserver.agents.tools import ToolRegistry
 from chatserver.auth.jwt import HttpJwksSource, JwtVerifier
 from chatserver.clock import Clock, SystemClock
 from chatserver.config import Settings
+from chatserver.errors import DatabaseUnavailable
+from chatserver.observability.bounded import BoundedCheck
 from chatserver.observability.http import BeforeResponse, NothingToSettle
 from chatserver.observability.metrics import Metrics
 from chatserver.observability.tasks import ObservedBackgroundTasks
@@ -88,12 +91,21 @@ class Container:
             await self.supervisor.start()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = await self._database_readiness()
-        if checks["database"] and await self._row_level_security_bypassed():
-            checks["row_level_security"] = False
+        """The database checks, bounded together by ``readiness_timeout_seconds`` (a stalled database
+        fails readiness in that bound); ``redis`` when configured, which the caller may treat as optional."""
+        checks = await self._bounded_database_readiness()
+        if checks is None:
+            log.warning(
+                "readiness: the database did not answer in %ss", self.settings.readiness_timeout_seconds
+            )
+            checks = {"database": False, "migrations": False}
         if self.redis is not None:
             checks["redis"] = await self.redis.ready()
         return checks
+
+    @cached_property
+    def _bounded_database_readiness(self) -> BoundedCheck[dict[str, bool]]:
+        return BoundedCheck(self._database_readiness, self.settings.readiness_timeout_seconds)
 
     async def _row_level_security_bypassed(self) -> bool:
         """A superuser or BYPASSRLS role on PostgreSQL silently voids the row-level security policies."""
@@ -101,6 +113,8 @@ class Container:
             return False
         try:
             return await self.uow.row_level_security_bypassed()
+        except DatabaseUnavailable:
+            raise  # the database is unreachable; that says nothing about the role
         except Exception:
             log.warning("readiness: row-level security check failed", exc_info=True)
             return True
@@ -109,10 +123,14 @@ class Container:
         try:
             await self.database.ping()
             current = await self.database.migrations_current()
+            bypassed = await self._row_level_security_bypassed()
         except Exception:
             log.warning("readiness: database check failed", exc_info=True)
             return {"database": False, "migrations": False}
-        return {"database": True, "migrations": current}
+        checks = {"database": True, "migrations": current}
+        if bypassed:
+            checks["row_level_security"] = False
+        return checks
 
     async def aclose(self) -> None:
         await self.background.stop()

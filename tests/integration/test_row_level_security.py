@@ -6,6 +6,7 @@ role ``chatserver_app`` (tests/support/databases.py), so the policies are really
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from chatserver.container import build_container
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine, upgrade_to_head
 from chatserver.storage.sql.migrate import alembic_config
 from chatserver.storage.sql.tables import metadata
+from tests.e2e.harness import free_port
 from tests.support.builders import NOW
 from tests.support.databases import APP_ROLE, postgres_admin_url, settings_for
 
@@ -225,6 +227,22 @@ async def test_readiness_fails_when_the_database_role_bypasses_row_level_securit
             await container.aclose()
     assert checks["app"] == {"database": True, "migrations": True}
     assert checks["superuser"] == {"database": True, "migrations": True, "row_level_security": False}
+
+
+async def test_readiness_reports_an_unreachable_database_as_such_not_as_row_level_security(
+    postgres_url: str,
+) -> None:
+    """The role check runs on its own connection; when that one cannot connect, it is the database."""
+    unreachable = make_url(postgres_url).set(host="127.0.0.1", port=free_port())
+    container = build_container(settings_for(postgres_url))
+    dead_engine = create_engine(settings_for(unreachable.render_as_string(hide_password=False)))
+    try:
+        cut_off = dataclasses.replace(container, uow=SqlUnitOfWorkFactory(dead_engine))
+        checks = await cut_off.readiness()
+    finally:
+        await dead_engine.dispose()
+        await container.aclose()
+    assert checks == {"database": False, "migrations": False}
 
 
 async def test_downgrading_removes_the_policies_and_upgrading_restores_them(

@@ -55,6 +55,23 @@ async def test_ensure_creates_a_missing_user_and_keeps_is_admin_current(
             assert await uow.users.count() == 1
 
 
+async def test_a_jwt_subject_is_provisioned_once_as_a_plain_user_and_never_onto_a_user_of_keys(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    await _add_users(uow_factory, user("keyed", name="carol", is_admin=True))
+    async with uow_factory() as uow:
+        outcomes = [
+            await uow.users.provision_subject("jwt-user", now=NOW),
+            await uow.users.provision_subject("jwt-user", now=at(1)),
+            await uow.users.provision_subject("keyed", now=NOW),
+        ]
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = [await uow.users.get("jwt-user"), await uow.users.get("keyed")]
+    assert outcomes == [True, True, False]
+    assert stored == [User("jwt-user", None, False, NOW), user("keyed", name="carol", is_admin=True)]
+
+
 async def test_concurrent_ensures_of_one_new_user_all_succeed_and_create_it_once(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:

@@ -114,6 +114,7 @@ ATTACKS: dict[str, Callable[[Keys], str]] = {
     "expired RS256": lambda k: k.rs256(claims(exp=ago(3600))),
     "nbf in the future": lambda k: hs256(claims(nbf=ago(-3600))),
     "no exp": lambda k: hs256(claims(exp=None)),
+    "exp as a string": lambda k: hs256(claims(exp=str(ago(-600)))),
     "wrong audience": lambda k: hs256(claims(aud="someone-else")),
     "no audience": lambda k: hs256(claims(aud=None)),
     "wrong issuer": lambda k: k.rs256(claims(iss="https://evil.example.test/")),
@@ -193,3 +194,42 @@ async def test_an_admin_claim_in_a_forged_token_grants_nothing(guarded: LiveServ
     async with guarded.raw_client() as client:
         response = await client.get("/api/admin/agents", headers={"Authorization": f"Bearer {forged}"})
     assert (response.status_code, response.json()["code"]) == (401, "unauthorized")
+
+
+async def key_user_id(server: LiveServer, key: str) -> str:
+    """The id of an API key's user, as the server shows it (a customization names its owner)."""
+    body = {"agent_name": "assistant", "content": {"instructions": ["be brief"]}}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with server.raw_client() as client:
+        await client.post("/api/agent/prompt_customizations/", headers=headers, json=body)
+        listed = await client.get("/api/agent/prompt_customizations/assistant", headers=headers)
+    assert listed.status_code == 200, listed.text
+    return str(listed.json()[0]["user_id"])
+
+
+@pytest.mark.parametrize("role", [None, "admin"])
+async def test_a_jwt_cannot_act_as_a_user_of_api_keys_nor_change_their_admin_flag(
+    guarded: LiveServer, role: str | None
+) -> None:
+    admin_key = await guarded.issue_key("keyed-admin", admin=True)
+    plain_key = await guarded.issue_key("keyed")
+    for key, admin_status in ((admin_key.key, 200), (plain_key.key, 403)):
+        victim = await key_user_id(guarded, key)
+        token = hs256(claims(sub=victim, role=role))
+        async with guarded.raw_client() as client:
+            impostor = await client.get(
+                "/api/agent/prompt_customizations/assistant", headers={"Authorization": f"Bearer {token}"}
+            )
+            keyed = await client.get("/api/admin/agents", headers={"Authorization": f"Bearer {key}"})
+        assert (impostor.status_code, impostor.json()["code"]) == (401, "unauthorized")
+        assert keyed.status_code == admin_status  # neither demoted nor promoted by the token
+
+
+async def test_a_jwt_admin_role_lasts_as_long_as_the_token_that_carries_it(guarded: LiveServer) -> None:
+    admin = {"Authorization": f"Bearer {hs256(claims(sub='now-and-then', role='admin'))}"}
+    plain = {"Authorization": f"Bearer {hs256(claims(sub='now-and-then'))}"}
+    async with guarded.raw_client() as client:
+        assert (await client.get("/api/admin/agents", headers=admin)).status_code == 200
+        assert (await client.get("/api/admin/agents", headers=plain)).status_code == 403
+        assert (await client.get("/api/admin/agents", headers=admin)).status_code == 200
+        assert (await client.get("/api/chats", headers=plain)).status_code == 200

@@ -8,6 +8,7 @@ is a 422 through the storage layer's safety net. Each case runs on both database
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -108,6 +109,128 @@ async def test_the_server_keeps_serving_after_all_of_it(live: LiveServer) -> Non
             "/api/chat", json={"agent_name": "assistant", "message": "still fine", "session_id": "fine"}
         )
     assert response.json()["response"] == "echo: still fine"
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+CRAFTED_BODIES = [
+    (
+        "/api/agent/prompt_customizations/",
+        {"agent_name": "assistant", "content": {"instructions": [LONE_SURROGATE]}},
+        ["body", "content", "instructions", 0],
+    ),
+    (
+        "/api/agent/prompt_customizations/",
+        {"agent_name": "assistant", "content": {f"key{LONE_SURROGATE}": "x"}},
+        ["body", "content", "key\\ud800"],
+    ),
+    ("/api/chat", {"agent_name": "assistant", "message": "hi", "session_id": "s", "n": 2**63}, ["body", "n"]),
+    ("/api/chat", {"agent_name": "a", "message": "", "session_id": "s", "n": -(10**30)}, ["body", "n"]),
+    (
+        "/api/admin/agents",
+        {"name": "deep", "model": "echo", "system_prompt": "", "x": nested(40)},
+        ["body", "x", *[0] * 31],
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "payload", "loc"), CRAFTED_BODIES)
+async def test_a_body_value_no_storage_can_hold_is_a_422_naming_where_it_is(
+    live: LiveServer, path: str, payload: dict[str, Any], loc: list[str | int]
+) -> None:
+    async with live.client("crafted-body", admin=True) as client:
+        response = await client.post(
+            path, content=raw_json(payload), headers={"content-type": "application/json"}
+        )
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [loc]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["9" * 5000, "[" * 5000 + "]" * 5000, "NaN", "-Infinity", "1e999"],
+    ids=["5000-digit integer", "nesting past the stack", "NaN", "Infinity", "overflowing float"],
+)
+async def test_numbers_and_nesting_python_cannot_take_are_a_422_not_a_500(live: LiveServer, raw: str) -> None:
+    body = '{"agent_name": "assistant", "message": "hi", "session_id": "s1", "extra": ' + raw + "}"
+    async with live.client("crafted-numbers") as client:
+        response = await client.post("/api/chat", content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+
+
+def chat_cursor(stamp: str, chat_id: str = "c1") -> str:
+    return base64.urlsafe_b64encode(f"{stamp}|{chat_id}".encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "cursor"),
+    [
+        ("/api/chats", chat_cursor("2026-01-01T00:00:00")),
+        ("/api/chats", chat_cursor("2026-01-01T00:00:00+00:00", "a b")),
+        ("/api/chats/c1/messages", "²"),
+        ("/api/chats/c1/messages", "١٢٣"),
+        ("/api/admin/events", "²"),
+        ("/api/admin/events", "9" * 5000),
+    ],
+    ids=["naive time", "not a chat id", "superscript digit", "arabic digits", "event superscript", "long"],
+)
+async def test_a_cursor_we_never_issued_is_a_422(live: LiveServer, path: str, cursor: str) -> None:
+    async with live.client("crafted-cursor", admin=True) as client:
+        response = await client.get(path, params={"before": cursor})
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error"), response.text
+
+
+def openai_turn_with_tool_arguments(arguments: str) -> dict[str, Any]:
+    call = {"id": "c1", "type": "function", "function": {"name": "current_time", "arguments": arguments}}
+    return {
+        "model": "assistant",
+        "messages": [
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "noon"},
+            {"role": "user", "content": "and now?"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"a": ' + "9" * 30 + "}", '{"a": ' + "9" * 5000 + "}", "[" * 5000 + "]" * 5000, '{"a": "\\ud800"}'],
+    ids=["huge integer", "5000 digits", "deep nesting", "unpaired surrogate"],
+)
+async def test_openai_tool_call_arguments_no_storage_can_hold_are_a_422(
+    live: LiveServer, arguments: str
+) -> None:
+    async with live.client("crafted-arguments") as client:
+        response = await client.post("/v1/chat/completions", json=openai_turn_with_tool_arguments(arguments))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    ("message", "answer"),
+    [
+        ("/sleep ² hi", "usage: /sleep MS"),
+        (f"/sleep {'9' * 5000} hi", "usage: /sleep MS"),
+        ('/tool current_time {"x": "\\ud800"}', "invalid arguments for tool current_time"),
+        ('/tool current_time {"x": NaN}', "invalid arguments for tool current_time"),
+    ],
+    ids=["superscript digit", "5000 digits", "surrogate in tool arguments", "NaN in tool arguments"],
+)
+async def test_the_echo_model_answers_crafted_commands_with_usage_not_a_500(
+    live: LiveServer, message: str, answer: str
+) -> None:
+    body = {"agent_name": "assistant", "message": message, "session_id": "crafted-echo"}
+    async with live.client("crafted-echo") as client:
+        plain = await client.post("/api/chat", json=body)
+        streamed = await client.post("/api/chat/stream", json=body)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["response"].startswith(answer)
+    assert "event: error" not in streamed.text and "event: done" in streamed.text
 
 
 @pytest.fixture

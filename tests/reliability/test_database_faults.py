@@ -161,3 +161,39 @@ def assert_consistent(messages: list[tuple[str, str]], answered: list[str]) -> N
         if later[0] == "assistant":
             assert earlier == ("user", later[1].removeprefix("echo: ")), (earlier, later)
     assert users == sorted(users, key=lambda m: int(m.rsplit("turn", 1)[1])), "stored out of order"
+
+
+READINESS_TIMEOUT = 0.5
+
+
+@pytest.fixture
+def stallable(tmp_path: Path) -> Iterator[tuple[LiveServer, TcpProxy]]:
+    """Database steps bounded at 2 s each, readiness as a whole at 0.5 s."""
+    overrides = {"db_timeout_seconds": 2.0, "readiness_timeout_seconds": READINESS_TIMEOUT}
+    with prepared_database("postgres", tmp_path, **overrides) as settings:
+        url = make_url(settings.database_url)
+        with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+            through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+            with serve_in_thread(settings.model_copy(update={"database_url": through})) as server:
+                yield server, proxy
+
+
+async def test_readiness_answers_503_within_its_bound_while_the_database_stalls(
+    stallable: tuple[LiveServer, TcpProxy],
+) -> None:
+    server, proxy = stallable
+    async with server.raw_client() as raw:
+        await readiness(raw, 200)
+        await asyncio.to_thread(proxy.stall)
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            answer = await raw.get("/readyz")
+            timings.append((answer.status_code, time.monotonic() - started, answer.json()))
+        await asyncio.to_thread(proxy.restore)
+        recovered = await readiness(raw, 200)
+    for status, seconds, body in timings:
+        assert status == 503 and seconds < READINESS_TIMEOUT + 0.5, (status, seconds)
+        assert body["code"] == "database_unavailable" and "database" in body["failing"]
+        assert "row_level_security" not in body["checks"]
+    assert recovered["failing"] == []

@@ -9,12 +9,17 @@ database is off (the run leaves nothing behind); a failure prints a curl command
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
 from schemathesis.core.result import Ok
@@ -75,3 +80,84 @@ def test_every_operation_answers_generated_requests_without_5xx_and_as_documente
     assert {"POST /api/chat", "POST /v1/chat/completions", "DELETE /api/memories/{memory_id}"} <= labels
     assert len(labels) >= 25, sorted(labels)
     assert time.monotonic() - started < 240
+
+
+# Values the schema cannot rule out but no storage holds, as raw JSON text: unpaired surrogates,
+# integers past 64 bits (and past Python's 4,300-digit limit), non-finite numbers, deep nesting.
+HOSTILE_JSON = st.one_of(
+    st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3).map(
+        lambda text: json.dumps(f"a{text}b", ensure_ascii=True)
+    ),
+    st.integers(min_value=20, max_value=6000).map(lambda digits: "9" * digits),
+    st.integers(min_value=2**63, max_value=10**19).map(lambda n: f"-{n + 1}"),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999"]),
+    st.integers(min_value=33, max_value=5000).map(lambda depth: "[" * depth + "]" * depth),
+)
+SLOT = "__slot__"
+BODIES = [
+    ("/api/agent/prompt_customizations/", {"agent_name": "assistant", "content": {"instructions": [SLOT]}}),
+    ("/api/agent/prompt_customizations/", {"agent_name": "assistant", "content": {"k": {"k": SLOT}}}),
+    ("/api/chat", {"agent_name": "assistant", "message": "hi", "session_id": "fz", "x": SLOT}),
+    ("/api/chat/stream", {"agent_name": "assistant", "message": SLOT, "session_id": "fz"}),
+    ("/api/admin/agents", {"name": "fz", "model": "echo", "system_prompt": "", "tools": [SLOT]}),
+    ("/v1/chat/completions", {"model": "assistant", "messages": [{"role": "user", "content": SLOT}]}),
+]
+NON_ASCII_DIGITS = st.text(
+    st.characters(categories=["Nd", "No"], exclude_characters="0123456789"), min_size=1, max_size=8
+)
+HOSTILE_SETTINGS = settings(
+    max_examples=60, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+
+
+def client_for(live: LiveServer) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {mint_token('hostile', admin=True)}"}
+    return httpx.Client(base_url=live.url, headers=headers, timeout=REQUEST_TIMEOUT)
+
+
+def tool_arguments_body(raw: str) -> dict[str, Any]:
+    call = {"id": "c1", "type": "function", "function": {"name": "current_time", "arguments": raw}}
+    history = [{"role": "assistant", "tool_calls": [call]}, {"role": "tool", "tool_call_id": "c1"}]
+    return {"model": "assistant", "messages": [*history, {"role": "user", "content": "now?"}]}
+
+
+def test_hostile_values_anywhere_in_a_body_are_a_422_never_a_500(live: LiveServer) -> None:
+    with client_for(live) as client:
+
+        @HOSTILE_SETTINGS
+        @given(body=st.sampled_from(BODIES), raw=HOSTILE_JSON, in_arguments=st.booleans())
+        def run(body: tuple[str, dict[str, Any]], raw: str, in_arguments: bool) -> None:
+            path, template = body
+            if in_arguments:
+                path, text = "/v1/chat/completions", json.dumps(tool_arguments_body('{"a": ' + raw + "}"))
+            else:
+                text = json.dumps(template).replace(json.dumps(SLOT), raw)
+            response = client.post(path, content=text, headers={"content-type": "application/json"})
+            assert response.status_code == 422, (path, text[:200], response.text[:300])
+
+        run()
+
+
+def test_hostile_cursors_and_echo_commands_are_never_a_500(live: LiveServer) -> None:
+    with client_for(live) as client:
+
+        @HOSTILE_SETTINGS
+        @given(
+            digits=NON_ASCII_DIGITS | st.integers(min_value=19, max_value=6000).map(lambda n: "9" * n),
+            stamp=st.datetimes(timezones=st.none() | st.just(UTC)),
+            chat_id=st.text(max_size=20),
+        )
+        def run(digits: str, stamp: datetime, chat_id: str) -> None:
+            cursor = base64.urlsafe_b64encode(f"{stamp.isoformat()}|{chat_id}".encode()).decode()
+            answers = [
+                client.get("/api/chats", params={"before": cursor}),
+                client.get("/api/chats/fz/messages", params={"before": digits}),
+                client.get("/api/admin/events", params={"before": digits}),
+            ]
+            statuses = [answer.status_code for answer in answers]
+            assert statuses[1] == 422 and {statuses[0], statuses[2]} <= {200, 422}, statuses
+            body = {"agent_name": "assistant", "message": f"/sleep {digits} hi", "session_id": "fz"}
+            echoed = client.post("/api/chat", json=body)
+            assert echoed.status_code == 200 and echoed.json()["response"].startswith("usage: /sleep")
+
+        run()

@@ -69,6 +69,10 @@ class FakeUsers:
         created = current.created_at if current else now
         self.s.users[user_id] = User(user_id, name, is_admin, created)
 
+    async def provision_subject(self, user_id: str, *, now: datetime) -> bool:
+        current = self.s.users.setdefault(user_id, User(user_id, None, False, now))
+        return current.name is None
+
     async def count(self) -> int:
         return len(self.s.users)
 

@@ -10,7 +10,8 @@ Commands (the current user message, i.e. the last user prompt the model sees):
                             ``tool NAME returned: <result>`` (strings unquoted, other values JSON;
                             a failed or rejected call answers ``tool NAME failed: <error>``).
                             A tool the agent does not have -> ``unknown tool: NAME``, no call.
-* ``/sleep MS <text>``   -> waits MS milliseconds (cancellable), then ``echo: <text>``
+* ``/sleep MS <text>``   -> waits MS milliseconds (cancellable), then ``echo: <text>``;
+                            MS is ASCII digits, at most 600000 (else the usage)
 * ``/fail``              -> raises ``EchoProviderError`` (a ``ModelHTTPError``, like a provider's)
 
 ``latency_ms`` is added before every reply. Streaming sends the same reply word by word.
@@ -43,7 +44,10 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
+from chatserver.untrusted import UntrustedJsonError, ascii_int, parse_json
+
 ECHO_MODEL_NAME = "echo"
+MAX_SLEEP_MS = 600_000
 _COMMAND = re.compile(r"^/(?P<name>[a-z]+)(?:\s+(?P<rest>.*))?$", re.DOTALL)
 _TOKEN = re.compile(r"\s*\S+\s*|\s+")
 
@@ -141,7 +145,9 @@ def _tool_command(rest: str, info: AgentInfo) -> str | _Call:
     if tool_name not in {tool.name for tool in info.function_tools}:
         return f"unknown tool: {tool_name}"
     try:
-        args = json.loads(raw_args) if raw_args.strip() else {}
+        args = parse_json(raw_args) if raw_args.strip() else {}
+    except UntrustedJsonError as exc:
+        return f"invalid arguments for tool {tool_name}: {exc.reason}"
     except json.JSONDecodeError as exc:
         return f"invalid JSON arguments for tool {tool_name}: {exc.msg} at position {exc.pos}"
     if not isinstance(args, dict):
@@ -151,9 +157,10 @@ def _tool_command(rest: str, info: AgentInfo) -> str | _Call:
 
 async def _sleep_command(rest: str) -> str:
     raw_ms, text = _split_first_word(rest)
-    if not raw_ms.isdigit():
+    ms = ascii_int(raw_ms, max_digits=len(str(MAX_SLEEP_MS)))
+    if ms is None or ms > MAX_SLEEP_MS:
         return "usage: /sleep MS <text>"
-    await asyncio.sleep(int(raw_ms) / 1000)
+    await asyncio.sleep(ms / 1000)
     return f"echo: {text}"
 
 

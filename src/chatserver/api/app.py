@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from chatserver import __version__
 from chatserver.api.errors import install_error_handlers
+from chatserver.api.json_bodies import JsonBodyCheck
 from chatserver.api.limits import BodySizeLimit
 from chatserver.api.responses import API_ERRORS, OPENAI_ERRORS
 from chatserver.api.routes import agents, chat, chats, customizations, health, openai, runs, sessions, web
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(memory_routes.router, responses=API_ERRORS)
     app.include_router(audit_events.router, responses=API_ERRORS)
     app.include_router(web.build_router())
+    # Inside the size limit: the JSON check never holds more than the limit in memory.
+    app.add_middleware(JsonBodyCheck)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outermost: request id, access log and metrics cover every response, a 413 included.
     app.add_middleware(RequestContext)

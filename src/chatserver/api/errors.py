@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatserver import errors
+from chatserver.api.json_bodies import JsonBodyRefused
 
 log = logging.getLogger("chatserver.api")
 
@@ -97,6 +98,11 @@ async def handle_validation_error(request: Request, error: Exception) -> JSONRes
     return JSONResponse(error_body(request, 422, "validation_error", detail), status_code=422)
 
 
+async def handle_refused_json(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, JsonBodyRefused)
+    return JSONResponse(error_body(request, 422, "validation_error", error.errors()), status_code=422)
+
+
 async def handle_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = HTTP_CODES.get(error.status_code, "error")
@@ -113,5 +119,6 @@ async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.ChatServerError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(JsonBodyRefused, handle_refused_json)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)

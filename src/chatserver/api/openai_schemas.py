@@ -6,7 +6,6 @@ agent's configuration decides. Only text content is read.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatserver.api.text import StoredText
 from chatserver.domain import AgentConfig, NewMessage, ToolCall, TurnUsage
 from chatserver.errors import InvalidInput
+from chatserver.untrusted import UntrustedJsonError, parse_json
 
 
 class Lenient(BaseModel):
@@ -102,8 +102,10 @@ def _history_message(message: MessageIn, names: dict[str, str]) -> NewMessage:
 
 def _tool_call(call: ToolCallIn) -> ToolCall:
     try:
-        args = json.loads(call.function.arguments or "{}")
-    except json.JSONDecodeError:
+        args = parse_json(call.function.arguments or "{}")
+    except UntrustedJsonError as error:
+        raise InvalidInput(f"tool call arguments: {error.reason}", field="messages") from None
+    except ValueError:
         args = None
     if not isinstance(args, dict):
         raise InvalidInput("tool call arguments must be a JSON object", field="messages")

@@ -7,7 +7,6 @@ client reconnects to ``GET /api/runs/{id}/events`` with ``Last-Event-ID`` and mi
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Send
 
 from chatserver.api.errors import status_and_code
+from chatserver.api.json_text import json_text
 from chatserver.api.schemas import ChatResponse, ToolCallOut, UsageOut
 from chatserver.domain import RunEvent
 from chatserver.errors import ChatServerError
@@ -64,7 +64,7 @@ class EventStream(StreamingResponse):
 
 def sse(event: str, data: Any, event_id: str | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    return f"{head}event: {event}\ndata: {json_text(data)}\n\n"
 
 
 def chat_response(done: dict[str, Any], *, status: str = "completed") -> ChatResponse:

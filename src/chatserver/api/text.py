@@ -12,14 +12,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from chatserver.untrusted import encodable
+
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 def _encodable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (no unpaired surrogates)") from None
+    if not encodable(value):
+        raise ValueError("text must be valid Unicode (no unpaired surrogates)")
     return value
 
 

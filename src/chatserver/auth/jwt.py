@@ -11,11 +11,12 @@ algorithm is applied to a given key.
   (``use: enc``) and other key types in a JWKS are ignored.
 - ``alg: none`` and anything else are rejected before any key is looked at.
 
-Claims: ``exp`` required, ``exp``/``nbf``/``iat`` checked with ``jwt_leeway_seconds`` against the
-system time; ``aud`` must contain ``jwt_audience``; ``iss`` must equal ``jwt_issuer`` when that is
-set; ``sub`` must be a non-blank string of at most 255 characters, without NUL or unpaired
-surrogates. The caller is an admin when the claim named by ``admin_claim`` equals ``"admin"`` or is
-a list containing ``"admin"``.
+Claims: ``exp`` required, ``exp``/``nbf``/``iat`` numbers (not strings), checked with
+``jwt_leeway_seconds`` against the system time; with ``jwt_max_age_seconds`` set, ``exp`` at most that
+far past ``iat`` (or past now, without ``iat``); ``aud`` must contain ``jwt_audience``; ``iss`` must
+equal ``jwt_issuer`` when that is set; ``sub`` must be a non-blank string of at most 255
+characters, without NUL or unpaired surrogates. The caller is an admin when the claim named by
+``admin_claim`` equals ``"admin"`` or is a list containing ``"admin"``.
 
 Failures raise ``Unauthorized`` with a short detail; neither the token nor a secret is ever put in
 a message or a log line.
@@ -24,6 +25,8 @@ a message or a log line.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeGuard
 
@@ -59,8 +62,13 @@ RSA_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGORITHM_BY_CURVE: Final = {SECP256R1.name: "ES256", SECP384R1.name: "ES384", SECP521R1.name: "ES512"}
 ASYMMETRIC_ALGORITHMS: Final = frozenset(RSA_ALGORITHMS) | frozenset(EC_ALGORITHM_BY_CURVE.values())
 
+TIME_CLAIMS: Final = ("exp", "nbf", "iat")
 NOT_CONFIGURED: Final = "JWT authentication is not configured"
 INVALID: Final = "invalid token"
+
+
+def _numeric_date(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _allowed_algorithms(key: jwt.PyJWK) -> tuple[str, ...]:
@@ -131,6 +139,7 @@ class JwtVerifier:
         self._issuer = settings.jwt_issuer or None  # blank = not configured, like jwks_url
         self._leeway = settings.jwt_leeway_seconds
         self._admin_claim = settings.admin_claim
+        self._max_age = settings.jwt_max_age_seconds
         # Short HMAC secrets only warn (PyJWT warns too): refusing them would lock out deployments.
         self._hmac_jwt = jwt.PyJWT(options={"require": ["exp", "sub"]})
         # IdP keys are never short: an RSA key under 2048 bits is refused outright.
@@ -202,7 +211,23 @@ class JwtVerifier:
             raise Unauthorized(INVALID) from None
 
     def _principal(self, claims: Mapping[str, Any]) -> Principal:
+        self._check_times(claims)
         sub = claims.get("sub")
         if not _valid_subject(sub):
             raise Unauthorized("invalid token subject")
         return Principal(user_id=sub, is_admin=_is_admin(claims, self._admin_claim))
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        """Times are NumericDates (RFC 7519): PyJWT also takes ``"exp": "9999999999"``; we do not.
+
+        With ``jwt_max_age_seconds`` set, a token may live at most that long: from its ``iat``, or
+        from now when it has none (a token minted to last a year is refused, not trusted a year).
+        """
+        times = {name: claims[name] for name in TIME_CLAIMS if name in claims}
+        if not all(_numeric_date(value) for value in times.values()):
+            raise Unauthorized("invalid token times")
+        if self._max_age is None:
+            return
+        start = times.get("iat", time.time())
+        if times["exp"] - start > self._max_age + self._leeway:
+            raise Unauthorized(f"token lifetime exceeds {self._max_age} seconds")

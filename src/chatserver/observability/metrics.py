@@ -101,6 +101,14 @@ class Metrics:
         self.rate_limited = Counter(
             "chatserver_rate_limited_requests", "Requests refused with 429 by the rate limiter", registry=r
         )
+        self.redis_circuit_open = Gauge(
+            "chatserver_redis_circuit_open",
+            "1 while requests skip Redis (it failed or stalled)",
+            registry=r,
+        )
+        self.redis_skipped = Counter(
+            "chatserver_redis_calls_skipped", "Redis calls skipped while the circuit was open", registry=r
+        )
         self.events_published = Counter(
             "chatserver_audit_events_published", "Audit events added to the Redis stream", registry=r
         )

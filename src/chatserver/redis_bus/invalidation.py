@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from chatserver.redis_bus.guard import RedisGuard, RedisUnavailable
+
 log = logging.getLogger("chatserver.invalidation")
 
 SETTLE_SECONDS = 2.0
@@ -47,7 +49,9 @@ class RedisInvalidationBus:
         *,
         sent: Counter | None = None,
         received: Counter | None = None,
+        guard: RedisGuard | None = None,
     ) -> None:
+        self._guard = guard or RedisGuard()
         self._redis = redis
         self._channel = channel
         self._cache = cache
@@ -67,8 +71,8 @@ class RedisInvalidationBus:
 
     async def _send(self, message: str) -> None:
         try:
-            await self._redis.publish(self._channel, message)
-        except (RedisError, OSError):
+            await self._guard.call(lambda: self._redis.publish(self._channel, message), "invalidation")
+        except RedisUnavailable:
             log.warning("cache invalidation not sent to other replicas: Redis unavailable")
             return
         if self._sent is not None:

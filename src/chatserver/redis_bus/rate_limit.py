@@ -3,8 +3,9 @@
 ``RedisRateLimiter`` counts in Redis, so every replica shares one count per user; one atomic script
 per request (increment, start the window on the first hit, read what is left of it), and no
 agreement between the replicas' clocks is needed. ``MemoryRateLimiter`` does the same in one
-process. When Redis cannot be reached the request is let through and a warning logged: the limiter
-protects capacity, and an outage of it should not take the whole API down with it.
+process. When Redis cannot be reached, or answers too slowly, the request is let through (the
+``RedisGuard`` bounds the wait and logs the outage): the limiter protects capacity, and an outage of
+it should not take the whole API down with it.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chatserver.errors import RateLimited
 from chatserver.redis_bus.connection import RedisKeys
+from chatserver.redis_bus.guard import RedisGuard, RedisUnavailable
 
 log = logging.getLogger("chatserver.rate_limit")
 
 WINDOW_SECONDS = 60.0
 _MEMORY_SWEEP_AT = 10_000
+UNAVAILABLE = "rate limiter: Redis unavailable; requests let through"
 
 _HIT = """
 local count = redis.call('INCR', KEYS[1])
@@ -94,9 +96,11 @@ class RedisRateLimiter:
         keys: RedisKeys,
         limit: int,
         *,
+        guard: RedisGuard | None = None,
         window_seconds: float = WINDOW_SECONDS,
         on_refused: Callable[[], None] | None = None,
     ) -> None:
+        self._guard = guard or RedisGuard()
         self._redis = redis
         self._keys = keys
         self._limit = limit
@@ -106,9 +110,12 @@ class RedisRateLimiter:
 
     async def hit(self, subject: str) -> None:
         try:
-            count, left_ms = await self._script(keys=[self._keys.rate(subject)], args=[self._window_ms])
-        except (RedisError, OSError):
-            log.warning("rate limiter: Redis unavailable; request let through")
+            count, left_ms = await self._guard.call(
+                lambda: self._script(keys=[self._keys.rate(subject)], args=[self._window_ms]), "rate limit"
+            )
+        except RedisUnavailable as error:
+            # Once per failed call, not per skipped one: a line per request would flood the log.
+            log.log(logging.DEBUG if error.skipped else logging.WARNING, UNAVAILABLE)
             return
         if int(count) > self._limit:
             if self._on_refused:

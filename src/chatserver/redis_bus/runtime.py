@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chatserver.config import Settings
 from chatserver.observability.metrics import Metrics
 from chatserver.redis_bus.connection import RedisKeys, connect
 from chatserver.redis_bus.events import TASK_NAME, AuditEventPublisher, EventFeed
+from chatserver.redis_bus.guard import RedisGuard, RedisUnavailable
 from chatserver.redis_bus.invalidation import InvalidatableCache, RedisInvalidationBus
 from chatserver.redis_bus.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, Unlimited
 from chatserver.redis_bus.run_events import RedisRunEvents, RedisRunSignals
@@ -32,7 +32,7 @@ class RedisRuntime:
     run_events: RedisRunEvents
     publish_interval_seconds: float
     metrics: Metrics
-    ping_timeout_seconds: float = 2.0
+    guard: RedisGuard
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _signals: RedisRunSignals | None = None
 
@@ -55,11 +55,10 @@ class RedisRuntime:
         return self._signals
 
     async def ready(self) -> bool:
+        """Whether Redis answers a ping, within the guard's bound (at once while its circuit is open)."""
         try:
-            async with asyncio.timeout(self.ping_timeout_seconds):
-                return bool(await self.client.ping())
-        except (RedisError, OSError, TimeoutError):
-            log.warning("readiness: Redis did not answer")
+            return bool(await self.guard.call(self.client.ping, "readiness ping"))
+        except RedisUnavailable:
             return False
 
     async def aclose(self) -> None:
@@ -91,12 +90,19 @@ def build_replication(
         return None, local
     client = connect(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
     keys = RedisKeys(settings.redis_prefix)
+    guard = RedisGuard(
+        settings.redis_timeout_seconds,
+        settings.redis_circuit_seconds,
+        open_gauge=metrics.redis_circuit_open,
+        skipped=metrics.redis_skipped,
+    )
     bus = RedisInvalidationBus(
         client,
         keys.invalidations,
         cache,
         sent=metrics.invalidations_sent,
         received=metrics.invalidations_received,
+        guard=guard,
     )
     loader.use_bus(bus)
     runtime = RedisRuntime(
@@ -113,9 +119,11 @@ def build_replication(
         ),
         publish_interval_seconds=settings.event_stream_interval_seconds,
         metrics=metrics,
-        ping_timeout_seconds=settings.redis_timeout_seconds,
+        guard=guard,
     )
     shared: RateLimiter = (
-        RedisRateLimiter(client, keys, limit, on_refused=metrics.rate_limited.inc) if limit else Unlimited()
+        RedisRateLimiter(client, keys, limit, guard=guard, on_refused=metrics.rate_limited.inc)
+        if limit
+        else Unlimited()
     )
     return runtime, shared

@@ -14,6 +14,7 @@ from chatserver.errors import NotFound, Unauthorized
 from chatserver.storage.protocols import UnitOfWorkFactory
 
 KNOWN_USERS_MAX = 10_000
+SUBJECT_TAKEN = "the token's subject is a user of API keys, not of JWTs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,8 @@ class IdentityService:
         self._uow = uow
         self._verifier = verifier
         self._clock = clock
-        # Users already provisioned by this process, so a JWT request costs no write.
-        self._known: OrderedDict[tuple[str, bool], None] = OrderedDict()
+        # JWT users already provisioned by this process, so a JWT request costs no write.
+        self._known: OrderedDict[str, None] = OrderedDict()
 
     async def authenticate(self, token: str) -> Principal:
         if not token:
@@ -50,14 +51,17 @@ class IdentityService:
         return Principal(user.id, user.is_admin)
 
     async def _provision(self, principal: Principal) -> None:
-        marker = (principal.user_id, principal.is_admin)
-        if marker in self._known:
-            self._known.move_to_end(marker)
+        """A JWT's admin role is the token's alone: it is never stored, so it neither outlives the
+        token nor reaches a user of API keys, whose id a JWT's ``sub`` may not take."""
+        if principal.user_id in self._known:
+            self._known.move_to_end(principal.user_id)
             return
         async with self._uow() as uow:
-            await uow.users.ensure(principal.user_id, is_admin=principal.is_admin, now=self._clock.now())
+            provisioned = await uow.users.provision_subject(principal.user_id, now=self._clock.now())
             await uow.commit()
-        self._known[marker] = None
+        if not provisioned:
+            raise Unauthorized(SUBJECT_TAKEN)
+        self._known[principal.user_id] = None
         if len(self._known) > KNOWN_USERS_MAX:
             self._known.popitem(last=False)
 

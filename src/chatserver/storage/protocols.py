@@ -39,6 +39,10 @@ class UserRepository(Protocol):
     async def ensure(self, user_id: str, *, is_admin: bool, now: datetime) -> None:
         """Insert the user if absent (safe under races); keeps ``is_admin`` current."""
 
+    async def provision_subject(self, user_id: str, *, now: datetime) -> bool:
+        """Insert a JWT's user (no name, not an admin) if absent; False when ``user_id`` belongs to a
+        user created for API keys (those have a name), which no JWT may act as."""
+
     async def count(self) -> int: ...
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from chatserver.api.deps import ContainerDep, CurrentUser
 from chatserver.api.schemas import CHAT_ID_PATTERN, ChatOut, ChatPage, MessageOut, MessagePage
 from chatserver.domain import Chat
 from chatserver.errors import InvalidInput
+from chatserver.untrusted import ascii_int
 
 router = APIRouter(prefix="/api/chats", tags=["chats"])
 
@@ -29,15 +31,20 @@ def decode_chat_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, chat_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), chat_id
+        updated_at = datetime.fromisoformat(stamp)
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
         raise InvalidInput("invalid cursor", field="before") from error
+    # A naive time cannot be compared with the stored (aware) ones; we never issue one.
+    if updated_at.tzinfo is None or not re.fullmatch(CHAT_ID_PATTERN, chat_id):
+        raise InvalidInput("invalid cursor", field="before")
+    return updated_at, chat_id
 
 
 def decode_message_cursor(cursor: str) -> int:
-    if not cursor.isdigit() or len(cursor) > 19:
+    number = ascii_int(cursor, max_digits=18)
+    if number is None:
         raise InvalidInput("invalid cursor", field="before")
-    return int(cursor)
+    return number
 
 
 @router.get("", response_model=ChatPage)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from chatserver.api.deps import AdminUser, ContainerDep
 from chatserver.domain import AuditEvent
 from chatserver.errors import InvalidInput
+from chatserver.untrusted import ascii_int
 
 router = APIRouter(prefix="/api/admin/events", tags=["admin"])
 
@@ -46,9 +47,10 @@ class EventPage(BaseModel):
 
 
 def decode_event_cursor(cursor: str) -> int:
-    if not cursor.isdigit() or len(cursor) > MAX_CURSOR_DIGITS:
+    number = ascii_int(cursor, max_digits=MAX_CURSOR_DIGITS)
+    if number is None:
         raise InvalidInput("invalid cursor", field="before")
-    return int(cursor)
+    return number
 
 
 @router.get("", response_model=EventPage)

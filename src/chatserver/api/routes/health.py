@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -22,20 +23,36 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+OPTIONAL_CHECKS = frozenset({"redis"})
+"""Chat turns work without them: when they fail the replica is degraded, not unready."""
+
+
 @router.get("/readyz", responses=READINESS_ERRORS)
 async def readyz(container: ContainerDep) -> JSONResponse:
-    """200 when the database answers, migrations are current and Redis (if configured) answers.
+    """200 when the database answers (within ``CHATSERVER_READINESS_TIMEOUT_SECONDS``) and migrations
+    are current; a Redis that does not answer is named under ``degraded``, and the replica stays ready.
 
-    503 otherwise, naming each failing check.
+    503 otherwise, naming each failing check (with ``code: database_unavailable`` when the database
+    does not answer).
     """
     checks = await container.readiness()
-    failing = [name for name, ok in checks.items() if not ok]
-    body = {
+    degraded = [name for name, ok in checks.items() if not ok and name in OPTIONAL_CHECKS]
+    failing = [name for name, ok in checks.items() if not ok and name not in OPTIONAL_CHECKS]
+    body: dict[str, Any] = {
         "status": "unavailable" if failing else "ready",
-        "checks": {name: "ok" if ok else "failing" for name, ok in checks.items()},
+        "checks": {name: _state(name, ok) for name, ok in checks.items()},
         "failing": failing,
+        "degraded": degraded,
     }
+    if not checks["database"]:
+        body["code"] = "database_unavailable"
     return JSONResponse(body, status_code=503 if failing else 200)
+
+
+def _state(name: str, ok: bool) -> str:
+    if ok:
+        return "ok"
+    return "degraded" if name in OPTIONAL_CHECKS else "failing"
 
 
 @router.get("/metrics", response_class=Response)

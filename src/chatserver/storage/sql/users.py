@@ -53,6 +53,13 @@ class SqlUserRepository:
             update(users).where(users.c.id == user_id, users.c.is_admin != is_admin).values(is_admin=is_admin)
         )
 
+    async def provision_subject(self, user_id: str, *, now: datetime) -> bool:
+        values = {"id": user_id, "name": None, "is_admin": False, "created_at": now}
+        if await insert_unless_taken(self._conn, users, values):
+            return True
+        name = (await self._conn.execute(select(users.c.name).where(users.c.id == user_id))).scalar()
+        return name is None
+
     async def count(self) -> int:
         return (await self._conn.execute(select(func.count()).select_from(users))).scalar_one()
 

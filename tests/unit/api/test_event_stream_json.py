@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chatserver.api.routes.chat import sse
+from chatserver.api.run_streams import sse
 
 
 def strict_json(text: str) -> Any:

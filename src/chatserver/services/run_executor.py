@@ -19,11 +19,9 @@ import logging
 import time
 from collections.abc import Coroutine
 from contextlib import aclosing
-from dataclasses import asdict, dataclass
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
-
-from pydantic_ai.messages import ModelMessage
 
 from chatserver.agents.history import to_model_messages
 from chatserver.agents.runner import stream_turn
@@ -38,16 +36,17 @@ from chatserver.agents.types import (
     TurnResult,
 )
 from chatserver.clock import Clock
-from chatserver.domain import NewEvent, NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
-from chatserver.errors import ChatServerError, Conflict, DatabaseUnavailable, ModelError, NotFound
+from chatserver.domain import NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
+from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.run_ends import OpenedTurn, RunEnds, done_data, lost, turn_event
 from chatserver.services.run_errors import code_of
 from chatserver.services.run_events import RunEventLog, RunWriter
+from chatserver.services.run_steering import RunSteering
 from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPolicy
 from chatserver.storage.protocols import UnitOfWorkFactory
 
 TITLE_CHARS = 80
-CLOSE_RETRY_SECONDS = 0.1
 log = logging.getLogger("chatserver.runs")
 
 
@@ -59,37 +58,9 @@ class Stateless:
     instructions: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Opened:
-    """A turn whose user message is stored: what its model run needs."""
-
-    built: BuiltAgent
-    turn: int
-    history: list[ModelMessage]
-    instructions: str | None
-
-
 @dataclass(slots=True)
 class _Progress:
-    opened: _Opened | None = None
-
-
-class _RunSteering:
-    """Implements ``agents.types.Steering`` for one run: takes the steering messages sent to it."""
-
-    def __init__(self, executor: RunExecutor, run: Run) -> None:
-        self._executor = executor
-        self._run = run
-        self.pending = False
-        """Set by a steering signal; the queued messages are read only then, not at every request."""
-        self.absorbed: list[str] = []
-        """The runs of the messages taken: they end with this run's end."""
-
-    async def take(self) -> list[str]:
-        if not self.pending:
-            return []
-        self.pending = False
-        return await self._executor.absorb(self._run, self)
+    opened: OpenedTurn | None = None
 
 
 class RunExecutor:
@@ -116,10 +87,11 @@ class RunExecutor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reasons: dict[str, str] = {}
         self._cancellable: set[str] = set()
-        self._steering: dict[str, _RunSteering] = {}
         """Runs at their model: cancelled by cancelling their task (before it, by ``_reasons``)."""
+        self._steering: dict[str, RunSteering] = {}
+        self._ends = RunEnds(uow, clock, retry_seconds=2 * policy.lease_seconds)
 
-    def lease_until(self) -> Any:
+    def lease_until(self) -> datetime:
         return self._clock.now() + timedelta(seconds=self._policy.lease_seconds)
 
     def running(self) -> list[str]:
@@ -144,25 +116,6 @@ class RunExecutor:
         steering.pending = True
         return True
 
-    async def absorb(self, run: Run, steering: _RunSteering) -> list[str]:
-        """Take the queued steering messages of ``run``: each is taken once (it is no longer queued)."""
-        try:
-            async with self._uow(user_id=run.user_id) as uow:
-                taken = []
-                for message in await uow.runs.steering(run.user_id, run.id):
-                    result = {"run_id": message.id, "chat_id": message.chat_id, "steered_into": run.id}
-                    outcome = RunOutcome(
-                        message.id, self.replica, "completed", None, TurnUsage(), result=result
-                    )
-                    if await uow.runs.finish(run.user_id, outcome, now=self._clock.now(), fenced=False):
-                        taken.append(message)
-                await uow.commit()
-        except ChatServerError:
-            log.warning("steering messages not taken; they run after this run", exc_info=True)
-            return []
-        steering.absorbed += [message.id for message in taken]
-        return [message.message for message in taken]
-
     def cancel_local(self, run_id: str, reason: str = "cancelled") -> bool:
         """Stop a run of this replica's; one not yet at its model stops as soon as it gets there."""
         task = self._tasks.get(run_id)
@@ -186,7 +139,7 @@ class RunExecutor:
         writer = RunWriter(self._events, run.id, flush_seconds=self._policy.token_flush_seconds)
         started = time.perf_counter()
         progress = _Progress()
-        steering = self._steering[run.id] = _RunSteering(self, run)
+        steering = self._steering[run.id] = RunSteering(self._uow, self._clock, self.replica, run)
         try:
             # Shielded: once begun, the user's message is stored whatever happens; a cancel that
             # came meanwhile takes effect right after.
@@ -211,7 +164,7 @@ class RunExecutor:
             await _shielded(self._end_logs(run, writer, steering))
         await self.start_next(run)
 
-    async def _end_logs(self, run: Run, writer: RunWriter, steering: _RunSteering) -> None:
+    async def _end_logs(self, run: Run, writer: RunWriter, steering: RunSteering) -> None:
         """Close the run's log; the messages that steered it end with its end, in their own logs."""
         await self._events.close(run.id)
         for absorbed in steering.absorbed:
@@ -245,11 +198,11 @@ class RunExecutor:
         built = built or await self._agents.get(run.user_id, run.agent_name)
         progress.opened = await self._open_turn(run, built, stateless)
 
-    async def _open_turn(self, run: Run, built: BuiltAgent, stateless: Stateless | None) -> _Opened:
+    async def _open_turn(self, run: Run, built: BuiltAgent, stateless: Stateless | None) -> OpenedTurn:
         """Store the user's message (committed before the model runs) and read the window."""
         if run.chat_id is None:
             extra = stateless or Stateless()
-            return _Opened(built, 0, to_model_messages(extra.history), extra.instructions or None)
+            return OpenedTurn(built, 0, to_model_messages(extra.history), extra.instructions or None)
         window = (
             self._policy.history_window
             if built.config.history_window is None
@@ -270,9 +223,9 @@ class RunExecutor:
             if claimed.chat.agent_name != built.config.name:
                 raise Conflict(f"chat '{run.chat_id}' belongs to agent '{claimed.chat.agent_name}'")
             await uow.commit()
-        return _Opened(built, claimed.chat.turn_count, to_model_messages(claimed.window), None)
+        return OpenedTurn(built, claimed.chat.turn_count, to_model_messages(claimed.window), None)
 
-    async def _model(self, run: Run, opened: _Opened, writer: RunWriter) -> TurnResult:
+    async def _model(self, run: Run, opened: OpenedTurn, writer: RunWriter) -> TurnResult:
         steering = self._steering[run.id]
         deps = TurnDeps(
             run.user_id, opened.built.config.name, run.chat_id, self._tool_backend, steering=steering
@@ -299,14 +252,14 @@ class RunExecutor:
         raise ModelError("the model run ended without an answer")
 
     async def _completed(
-        self, run: Run, opened: _Opened | None, writer: RunWriter, result: TurnResult, started: float
+        self, run: Run, opened: OpenedTurn | None, writer: RunWriter, result: TurnResult, started: float
     ) -> None:
         assert opened is not None
         model = opened.built.config.model
         done = done_data(run, result, model)
         outcome = RunOutcome(run.id, self.replica, "completed", model, result.usage, result=done)
         usage = result.usage
-        event = _event(
+        event = turn_event(
             "turn.completed",
             run,
             opened,
@@ -316,130 +269,39 @@ class RunExecutor:
             requests=usage.requests,
         )
         self._listener.turn_completed(run.agent_name, result, time.perf_counter() - started)
-        if await self._close(run, opened, writer, result.new_messages, event, outcome):
+        if await self._ends.write(run, opened, writer, result.new_messages, event, outcome):
             await writer.emit("done", done)
 
     async def _failed(
-        self, run: Run, opened: _Opened | None, writer: RunWriter, error: Exception, started: float
+        self, run: Run, opened: OpenedTurn | None, writer: RunWriter, error: Exception, started: float
     ) -> None:
         code = code_of(error)
         detail = error.detail if isinstance(error, ChatServerError) else "internal server error"
         self._listener.turn_failed(run.agent_name, code, time.perf_counter() - started)
         model = opened.built.config.model if opened else None
         outcome = RunOutcome(run.id, self.replica, "failed", model, TurnUsage(), RunError(code, detail))
-        event = _event("turn.failed", run, opened, code=code)
-        if await self._close(run, opened, writer, [], event, outcome):
+        event = turn_event("turn.failed", run, opened, code=code)
+        if await self._ends.write(run, opened, writer, [], event, outcome):
             await writer.emit("error", {"run_id": run.id, "detail": detail, "code": code})
 
-    async def _stopped(self, run: Run, opened: _Opened | None, writer: RunWriter, started: float) -> None:
+    async def _stopped(self, run: Run, opened: OpenedTurn | None, writer: RunWriter, started: float) -> None:
         reason = self._reasons.get(run.id, "cancelled")
         self._listener.turn_failed(run.agent_name, "cancelled", time.perf_counter() - started)
         if reason == "lease_lost":
-            await self._lost(run, writer)
+            await lost(run, writer)
             return
         partial = [NewMessage("assistant", writer.text, incomplete=True)] if writer.text and opened else []
         status: RunStatus = "cancelled" if reason == "cancelled" else "interrupted"
         error = None if status == "cancelled" else RunError("server_restarted", "the server stopped mid-run")
         model = opened.built.config.model if opened else None
         outcome = RunOutcome(run.id, self.replica, status, model, TurnUsage(), error)
-        event = _event(f"turn.{status}", run, opened)
-        if not await self._close(run, opened, writer, partial, event, outcome):
+        event = turn_event(f"turn.{status}", run, opened)
+        if not await self._ends.write(run, opened, writer, partial, event, outcome):
             return
         if error is None:
             await writer.emit("cancelled", {"run_id": run.id})
         else:
             await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": error.code})
-
-    async def _close(
-        self,
-        run: Run,
-        opened: _Opened | None,
-        writer: RunWriter,
-        messages: list[NewMessage],
-        event: NewEvent,
-        outcome: RunOutcome,
-    ) -> bool:
-        """The fenced end of the run; False (and the run's end told to its readers) if it was lost.
-
-        While the database is unavailable the run keeps its chat and retries, within its lease, so
-        the answer is stored once the database is back; its readers are told at once.
-        """
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + 2 * self._policy.lease_seconds
-        delay = CLOSE_RETRY_SECONDS
-        while True:
-            try:
-                written = await self._write_end(run, opened, messages, event, outcome)
-            except DatabaseUnavailable as error:
-                if not writer.ended:
-                    await writer.emit(
-                        "error", {"run_id": run.id, "detail": error.detail, "code": code_of(error)}
-                    )
-                if loop.time() + delay > give_up_at:
-                    log.warning("gave up storing the end of a run", extra={"run_id": run.id})
-                    return False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            except ChatServerError as error:
-                log.warning("could not store the end of a run", extra={"run_id": run.id}, exc_info=True)
-                await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": code_of(error)})
-                return False
-            if not written:
-                await self._lost(run, writer)
-            return written and not writer.ended
-
-    async def _write_end(
-        self,
-        run: Run,
-        opened: _Opened | None,
-        messages: list[NewMessage],
-        event: NewEvent,
-        outcome: RunOutcome,
-    ) -> bool:
-        async with self._uow(user_id=run.user_id) as uow:
-            chat_id = run.chat_id if opened is not None else None
-            turn = opened.turn if opened is not None else 0
-            written = await uow.turns.close(
-                run.user_id, chat_id, turn, messages, event, now=self._clock.now(), outcome=outcome
-            )
-            await uow.commit()
-        return written
-
-    async def _lost(self, run: Run, writer: RunWriter) -> None:
-        if not writer.ended:
-            detail = "the run was taken over after this server lost its lease"
-            await writer.emit("error", {"run_id": run.id, "detail": detail, "code": "server_restarted"})
-
-
-def done_data(run: Run, result: TurnResult, model: str | None) -> dict[str, Any]:
-    """The ``done`` event of a run, also kept on its record for readers that come after its log."""
-    usage = result.usage
-    return {
-        "run_id": run.id,
-        "chat_id": run.chat_id,
-        "response": result.output,
-        "tool_calls": [asdict(call) for call in result.tool_calls],
-        "usage": {
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "requests": usage.requests,
-        },
-        "model": model,
-    }
-
-
-def _event(kind: str, run: Run, opened: _Opened | None, **data: Any) -> NewEvent:
-    where: dict[str, Any] = (
-        {"stateless": True} if run.chat_id is None else {"turn": opened.turn if opened else 0}
-    )
-    return NewEvent(
-        kind,
-        user_id=run.user_id,
-        agent_name=run.agent_name,
-        chat_id=run.chat_id,
-        data={**where, "run_id": run.id, **data},
-    )
 
 
 async def _shielded(work: Coroutine[Any, Any, None]) -> None:

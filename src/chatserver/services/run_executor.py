@@ -44,7 +44,7 @@ from chatserver.services.run_errors import code_of
 from chatserver.services.run_events import RunEventLog, RunWriter
 from chatserver.services.run_steering import RunSteering
 from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPolicy
-from chatserver.storage.protocols import UnitOfWorkFactory
+from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 TITLE_CHARS = 80
 log = logging.getLogger("chatserver.runs")
@@ -93,6 +93,14 @@ class RunExecutor:
 
     def lease_until(self) -> datetime:
         return self._clock.now() + timedelta(seconds=self._policy.lease_seconds)
+
+    async def claim(self, uow: UnitOfWork, user_id: str, chat_id: str) -> Run | None:
+        """Start the chat's next queued run under this replica's lease (in ``uow``), if it is free."""
+        now = self._clock.now()
+        lease_until = now + timedelta(seconds=self._policy.lease_seconds)
+        return await uow.runs.claim_next(
+            user_id, chat_id, owner=self.replica, now=now, lease_until=lease_until
+        )
 
     def running(self) -> list[str]:
         return list(self._tasks)
@@ -178,13 +186,7 @@ class RunExecutor:
             return
         try:
             async with self._uow(user_id=run.user_id) as uow:
-                claimed = await uow.runs.claim_next(
-                    run.user_id,
-                    run.chat_id,
-                    owner=self.replica,
-                    now=self._clock.now(),
-                    lease_until=self.lease_until(),
-                )
+                claimed = await self.claim(uow, run.user_id, run.chat_id)
                 await uow.commit()
         except ChatServerError:
             log.warning("could not start the next run of a chat; the supervisor will", exc_info=True)

@@ -84,13 +84,7 @@ class RunSupervisor:
             await self._events.close(run.id)
         for user_id, chat_id in startable:
             async with self._uow(user_id=user_id) as uow:
-                claimed = await uow.runs.claim_next(
-                    user_id,
-                    chat_id,
-                    owner=self._executor.replica,
-                    now=self._clock.now(),
-                    lease_until=self._executor.lease_until(),
-                )
+                claimed = await self._executor.claim(uow, user_id, chat_id)
                 await uow.commit()
             if claimed is not None:
                 self._executor.launch(claimed)

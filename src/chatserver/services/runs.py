@@ -214,13 +214,7 @@ class RunService:
             interrupted = [r for r in active if r.status == "running"] if policy == "interrupt" else []
             for running in interrupted:
                 await uow.runs.request_cancel(run.user_id, running.id)
-            claimed = await uow.runs.claim_next(
-                run.user_id,
-                command.chat_id,
-                owner=self._executor.replica,
-                now=self._clock.now(),
-                lease_until=self._executor.lease_until(),
-            )
+            claimed = await self._executor.claim(uow, run.user_id, command.chat_id)
             mine = claimed if claimed is not None and claimed.id == run.id else run
             await self._events.append(run.id, "run", _run_event(mine))
             await uow.commit()

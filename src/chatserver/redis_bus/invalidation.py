@@ -18,14 +18,13 @@ import uuid
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from chatserver.redis_bus.guard import RedisGuard, RedisUnavailable
+from chatserver.redis_bus.subscription import subscribe_forever
 
 log = logging.getLogger("chatserver.invalidation")
 
 SETTLE_SECONDS = 2.0
-RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class InvalidatableCache(Protocol):
@@ -95,30 +94,8 @@ class RedisInvalidationBus:
             self._listener = None
 
     async def _listen_forever(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self._listen()
-                delay = RETRY_SECONDS[0]
-            except Exception as error:
-                # The listener must outlive any failure: a dead one would serve stale agents forever.
-                failures = 0 if self.subscribed.is_set() else failures + 1
-                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                if isinstance(error, RedisError | OSError):
-                    log.warning("cache invalidation subscription lost; retrying in %ss", delay)
-                else:
-                    log.exception("cache invalidation listener failed; retrying in %ss", delay)
-            self.subscribed.clear()
-            await asyncio.sleep(delay)
-
-    async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(self._channel)
-            async for message in pubsub.listen():
-                self.handle(message)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        channel = self._channel
+        await subscribe_forever(self._redis, channel, self.handle, self.subscribed, "cache invalidation")
 
     def handle(self, message: dict[str, Any]) -> None:
         """Apply one pub/sub message (a subscription confirmation clears the whole cache)."""

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from chatserver.domain import RunEvent
 from chatserver.redis_bus.connection import RedisKeys
+from chatserver.redis_bus.subscription import subscribe_forever
 from chatserver.services.run_events import MemoryRunEvents, bad_event_id
 
 log = logging.getLogger("chatserver.redis")
@@ -29,7 +30,6 @@ log = logging.getLogger("chatserver.redis")
 _ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 _LOCAL_ID = re.compile(r"^[0-9]{1,12}$")
 _BATCH = 1000
-RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 _UNAVAILABLE = (RedisError, OSError, TimeoutError)
@@ -181,28 +181,13 @@ class RedisRunSignals:
             self._listener = None
 
     async def _listen_forever(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self._listen()
-            except Exception as error:
-                failures = 0 if self.subscribed.is_set() else failures + 1
-                if not isinstance(error, RedisError | OSError):
-                    log.exception("run signal listener failed")
-            self.subscribed.clear()
-            await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
+        await subscribe_forever(self._redis, self._channel, self._handle, self.subscribed, "run signal")
 
-    async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(self._channel)
-            async for message in pubsub.listen():
-                if message.get("type") == "subscribe":
-                    self.subscribed.set()
-                elif message.get("type") == "message" and isinstance(message.get("data"), str):
-                    kind, _, run_id = message["data"].partition(":")
-                    handler = self._handlers.get(kind)
-                    if handler is not None:
-                        handler(run_id)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    def _handle(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "subscribe":
+            self.subscribed.set()
+        elif message.get("type") == "message" and isinstance(message.get("data"), str):
+            kind, _, run_id = message["data"].partition(":")
+            handler = self._handlers.get(kind)
+            if handler is not None:
+                handler(run_id)

@@ -206,3 +206,48 @@ async def test_on_sqlite_units_of_work_take_turns_in_arrival_order_and_all_commi
             await engine.dispose()
     assert log == [(side, n) for n in range(40) for side in ("in", "out")]
     assert stored == 40
+
+
+@pytest.mark.postgres
+async def test_after_every_pooled_connection_is_terminated_the_next_turns_succeed(postgres_url: str) -> None:
+    """The turn statements go to the driver directly: a dead pooled connection must not fail turn
+    after turn (it once did, for 18 s, until some other statement made SQLAlchemy notice)."""
+    engine = create_engine(settings_for(postgres_url, db_pool_size=4, db_max_overflow=0))
+    admin = create_async_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    factory = SqlUnitOfWorkFactory(engine)
+    try:
+        async with factory() as uow:
+            await uow.users.ensure("alice", is_admin=False, now=NOW)
+            await uow.commit()
+        async with factory(user_id="alice") as uow:
+            await uow.chats.create_if_absent(chat("c1", "alice"))
+            await uow.commit()
+
+        async def open_turn(n: int) -> None:
+            async with factory(user_id="alice") as uow:
+                claimed = await uow.turns.open(
+                    "alice", "c1", "helper", f"m{n}", title="t", now=NOW, window_turns=5
+                )
+                assert claimed is not None
+                await uow.commit()
+
+        await asyncio.gather(*(open_turn(n) for n in range(4)))  # four pooled connections
+        async with admin.connect() as conn:
+            terminated = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            assert len(terminated.all()) >= 4
+        outcomes = []
+        for n in range(4, 12):
+            try:
+                await open_turn(n)
+                outcomes.append("ok")
+            except DatabaseUnavailable:
+                outcomes.append("unavailable")
+    finally:
+        await admin.dispose()
+        await engine.dispose()
+    assert outcomes.count("unavailable") <= 1 and outcomes[-7:] == ["ok"] * 7, outcomes

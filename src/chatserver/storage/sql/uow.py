@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import Self
 
@@ -109,12 +110,15 @@ class SqlUnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         conn, self._conn = self._conn, None
+        lost = exc is not None and is_connection_error(exc)
         try:
-            if conn is not None:
+            if conn is not None and lost:
+                await self._discard(conn)
+            elif conn is not None:
                 await self._close(conn, failing=exc is not None)
         finally:
             self._release_gate()
-        if exc is not None and not isinstance(exc, DatabaseUnavailable) and is_connection_error(exc):
+        if lost and not isinstance(exc, DatabaseUnavailable):
             raise DatabaseUnavailable("database unavailable") from exc
         if exc is not None and not isinstance(exc, ChatServerError) and is_data_error(exc):
             raise InvalidInput(INVALID_VALUE) from exc
@@ -163,6 +167,19 @@ class SqlUnitOfWork:
             self.turns = PostgresTurnRepository(conn)
         else:
             self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
+
+    async def _discard(self, conn: AsyncConnection) -> None:
+        """Drop a connection that failed, and every other one pooled with it.
+
+        The turn statements go to the driver directly, so SQLAlchemy never sees their connection
+        errors: returned to the pool, a dead connection would fail turn after turn. Connections
+        die together (a database restart, a proxy cut, terminated backends), so the pool is replaced
+        too; connections still checked out go back to the old one and are closed with it.
+        """
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        with contextlib.suppress(Exception):
+            await self._engine.dispose(close=False)
 
     @staticmethod
     async def _close(conn: AsyncConnection, *, failing: bool) -> None:

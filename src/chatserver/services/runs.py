@@ -178,7 +178,8 @@ class RunService:
                     if event.terminal:
                         return
                     after = event.id
-                wait = 0.0
+                # Wait for more before looking at the record: a run being followed costs no query.
+                wait = READ_SECONDS
                 continue
             stored = await self.get(run.user_id, run.id)
             if stored.ended:

@@ -35,9 +35,10 @@ def slow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def wordy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """An agent ``wordy`` on an OpenAI-compatible model that streams a word every 300 ms."""
+    """An OpenAI-compatible model that streams a word every 300 ms and takes 1 s to make a first reply."""
     with fake_openai_server() as fake:
         fake.word_seconds = 0.3
+        fake.first_reply_seconds = 1.0
         directory = tmp_path_factory.mktemp("wordy")
         with live_server(
             "sqlite", directory, openai_base_url=fake.url, openai_api_key="sk-test", **SLOW
@@ -252,6 +253,34 @@ class TestBusyChats:
             old = (await client.get(f"/api/runs/{accepted.json()['id']}")).json()
         assert reply.status_code == 200 and reply.json()["response"] == "echo: new"
         assert old["status"] == "cancelled"
+
+
+class TestSteering:
+    async def test_a_steering_message_reaches_the_running_runs_next_model_request(
+        self, wordy: LiveServer
+    ) -> None:
+        """The fake model calls ``current_time`` when asked the time, then answers from the last
+        message: after the tool, that is the tool's result, unless a steering message came after it."""
+        await wordy.create_agent("clock", model="openai:gpt-4.1-mini", tools=["current_time"])
+        chat_id = new_chat_id()
+        async with wordy.client("gil") as client:
+            body = {"agent_name": "clock", "message": "what time is it?"}
+            accepted = await client.post(f"/api/chats/{chat_id}/runs", json=body)
+            run_id = accepted.json()["id"]
+            await wait_for_status(client, run_id, "running")
+            steer = {**turn("and the date please", chat_id, agent="clock"), "busy_policy": "steer"}
+            steered = await client.post("/api/chat", json=steer)
+            run = await wait_for_status(client, run_id, "completed")
+            messages = await stored(client, chat_id)
+        answer = "fake says: and the date please"
+        assert steered.status_code == 200 and steered.json()["response"] == answer
+        assert steered.json()["run_id"] == run_id
+        assert run["usage"]["requests"] == 2
+        assert [(m["role"], m["content"]) for m in messages][-2:] == [
+            ("user", "and the date please"),
+            ("assistant", answer),
+        ]
+        assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user", "assistant"]
 
 
 class TestIdempotency:

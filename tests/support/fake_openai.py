@@ -48,6 +48,8 @@ class FakeOpenAI:
     """The ``Authorization`` header of each request: the API key the provider client sent."""
     word_seconds: float = 0.0
     """Pause after each streamed word: a slow model, to act mid-answer."""
+    first_reply_seconds: float = 0.0
+    """Pause before answering a request that holds no tool result yet: to act between two requests."""
 
     def next_behaviour(self) -> Behaviour:
         return self.script.pop(0) if self.script else self.behaviour
@@ -148,6 +150,8 @@ def _app(fake: FakeOpenAI) -> Starlette:
             return JSONResponse(error, status_code=429, headers={"Retry-After": fake.retry_after})
         if behaviour == "hang":
             await asyncio.Event().wait()
+        if not any(message["role"] == "tool" for message in body["messages"]):
+            await asyncio.sleep(fake.first_reply_seconds)
         completion = fake.completion(body)
         drop = behaviour == "drop"
         if body.get("stream"):

@@ -230,10 +230,15 @@ class FakeCustomizations:
         )
 
     async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
+        return await self.list_for_agent(user_id, agent_name, include_inactive=False)
+
+    async def list_for_agent(
+        self, user_id: str, agent_name: str, *, include_inactive: bool
+    ) -> list[PromptCustomization]:
         rows = [
             c
             for c in self.s.customizations.values()
-            if c.user_id == user_id and c.agent_name == agent_name and c.is_active
+            if c.user_id == user_id and c.agent_name == agent_name and (c.is_active or include_inactive)
         ]
         return sorted(rows, key=lambda c: (c.priority, c.created_at))
 

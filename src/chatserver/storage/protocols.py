@@ -144,6 +144,11 @@ class CustomizationRepository(Protocol):
     async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
         """Active ones, priority ascending, then creation order."""
 
+    async def list_for_agent(
+        self, user_id: str, agent_name: str, *, include_inactive: bool
+    ) -> list[PromptCustomization]:
+        """Like ``list_active``, with the inactive ones too when ``include_inactive``."""
+
     async def update(self, customization: PromptCustomization) -> bool:
         """Replace the row (matched by id and owner); raises ``Conflict`` on a duplicate type."""
 

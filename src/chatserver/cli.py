@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import shlex
 import signal
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from types import FrameType
@@ -32,6 +34,9 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
+
+STARTUP_FAILURE = 3
+"""The exit code of a server that could not start, as uvicorn's own."""
 
 
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
@@ -71,6 +76,13 @@ def serve(
     if port is not None:
         settings.port = port
     configure_logging(settings.log_level, json=settings.log_json)
+    if _port_in_use(settings.host, settings.port):
+        typer.echo(
+            f"error: port {settings.port} on {settings.host} is in use (is chatserver already running?); "
+            "choose another with --port N (or CHATSERVER_PORT)",
+            err=True,
+        )
+        raise typer.Exit(STARTUP_FAILURE)
     if "default_model" not in settings.model_fields_set:
         # The seeded agent runs offline on the local model when the local extra is installed.
         settings.default_model = local_default_model()
@@ -80,6 +92,12 @@ def serve(
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     if prepared.first_admin_key:
         _print_first_run(url, prepared.first_admin_key)
+    else:
+        typer.echo(
+            f"Server: {url}\n"
+            "Need a key to sign in? Keys are shown once, when issued: "
+            "chatserver keys create --user NAME --admin (without --admin for a regular user)"
+        )
     from chatserver.api.app import create_app
 
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal into the handler that
@@ -101,6 +119,19 @@ def serve(
         )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether ``host:port`` is taken, checked before the slow start so the answer is immediate."""
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        # create_server sets SO_REUSEADDR as uvicorn does: a port in TIME_WAIT is not "in use".
+        with socket.create_server((host, port), family=family):
+            return False
+    except OSError as error:
+        return error.errno == errno.EADDRINUSE
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

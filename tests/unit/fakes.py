@@ -105,6 +105,7 @@ class FakeAgents:
         if agent.name in self.s.agents:
             raise Conflict(f"agent '{agent.name}' exists")
         self.s.agents[agent.name] = agent
+        self._delete_kept_for(agent.name)
 
     async def update(self, agent: AgentConfig) -> bool:
         found = agent.name in self.s.agents
@@ -113,7 +114,20 @@ class FakeAgents:
         return found
 
     async def delete(self, name: str) -> bool:
-        return self.s.agents.pop(name, None) is not None
+        if self.s.agents.pop(name, None) is None:
+            return False
+        self._delete_kept_for(name)
+        return True
+
+    def _delete_kept_for(self, name: str) -> None:
+        gone = {chat_id for chat_id, chat in self.s.chats.items() if chat.agent_name == name}
+        self.s.chats = {k: v for k, v in self.s.chats.items() if k not in gone}
+        self.s.messages = [m for m in self.s.messages if m.chat_id not in gone]
+        self.s.sessions = {
+            k: v for k, v in self.s.sessions.items() if v.agent_name != name and v.chat_id not in gone
+        }
+        self.s.memories = [m for m in self.s.memories if m.agent_name != name]
+        self.s.customizations = {k: v for k, v in self.s.customizations.items() if v.agent_name != name}
 
 
 class FakeChats:

@@ -56,7 +56,8 @@ class AgentRepository(Protocol):
         """Insert; raises ``Conflict`` when the name is taken."""
 
     async def update(self, agent: AgentConfig) -> bool: ...
-    async def delete(self, name: str) -> bool: ...
+    async def delete(self, name: str) -> bool:
+        """Delete the agent and, for every user, its chats, sessions, memories and customizations."""
 
 
 class ChatRepository(Protocol):

@@ -194,8 +194,11 @@ class MemoryRepository(Protocol):
     ) -> builtins.list[Memory]:
         """Newest first; notes containing any keyword (case-insensitive), or all notes when none."""
 
-    async def list(self, user_id: str, *, agent_name: str | None, limit: int) -> builtins.list[Memory]:
-        """The caller's notes, newest first; every agent's when ``agent_name`` is None."""
+    async def list(
+        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+    ) -> builtins.list[Memory]:
+        """The caller's notes, newest first, with ids below ``before`` when given; every agent's when
+        ``agent_name`` is None."""
 
     async def delete(self, user_id: str, memory_id: int) -> Memory | None:
         """Delete the caller's note; the deleted note, or None when the caller has no such note."""

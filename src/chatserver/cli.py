@@ -11,21 +11,19 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-import uvicorn
 
-from chatserver.agents.local import default_model as local_default_model
-from chatserver.bootstrap import FIRST_ADMIN, prepare
-from chatserver.config import Settings
-from chatserver.container import Container, build_container
-from chatserver.domain import AgentConfig, McpServer
+from chatserver.domain import DEFAULT_AGENT, AgentConfig, McpServer
 from chatserver.errors import ChatServerError
-from chatserver.observability.logs import configure_logging
-from chatserver.runtime import tune_garbage_collector
-from chatserver.services.agents import DEFAULT_AGENT
-from chatserver.storage.sql.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from chatserver.config import Settings
+    from chatserver.container import Container
+
+# The server's modules (pydantic-ai, SQLAlchemy, FastAPI) are imported by the commands that use
+# them, not here: `chatserver --help` and a mistyped command answer at once.
 
 app = typer.Typer(help="Self-hosted, multi-user LLM agent chat server.", no_args_is_help=True)
 agents_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
@@ -41,6 +39,9 @@ STARTUP_FAILURE = 3
 
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     """Run one use case on a fresh container; domain errors become a clean exit 1."""
+    from chatserver.config import Settings
+    from chatserver.container import build_container
+
     settings = Settings()
 
     async def main() -> T:
@@ -60,6 +61,9 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
 @app.command()
 def migrate() -> None:
     """Apply database migrations."""
+    from chatserver.config import Settings
+    from chatserver.storage.sql.migrate import upgrade_to_head
+
     asyncio.run(upgrade_to_head(Settings().database_url))
     typer.echo("database is up to date")
 
@@ -70,6 +74,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (CHATSERVER_PORT)")] = None,
 ) -> None:
     """Migrate, seed, and serve HTTP."""
+    from chatserver.config import Settings
+    from chatserver.observability.logs import configure_logging
+
     settings = Settings()
     if host is not None:
         settings.host = host
@@ -83,6 +90,15 @@ def serve(
             err=True,
         )
         raise typer.Exit(STARTUP_FAILURE)
+    _prepare_and_greet(settings)
+    _serve_http(settings)
+
+
+def _prepare_and_greet(settings: Settings) -> None:
+    """Migrate and seed, then print where the server is and how to sign in."""
+    from chatserver.agents.local import default_model as local_default_model
+    from chatserver.bootstrap import prepare
+
     if "default_model" not in settings.model_fields_set:
         # The seeded agent runs offline on the local model when the local extra is installed.
         settings.default_model = local_default_model()
@@ -98,7 +114,13 @@ def serve(
             "Need a key to sign in? Keys are shown once, when issued: "
             "chatserver keys create --user NAME --admin (without --admin for a regular user)"
         )
+
+
+def _serve_http(settings: Settings) -> None:
+    import uvicorn
+
     from chatserver.api.app import create_app
+    from chatserver.runtime import tune_garbage_collector
 
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal into the handler that
     # was installed before it started: this one, so a graceful stop exits 0.
@@ -139,6 +161,8 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 def _print_first_run(url: str, key: str) -> None:
+    from chatserver.bootstrap import FIRST_ADMIN
+
     typer.echo(
         f"\nFirst run: created admin user '{FIRST_ADMIN}'. Its API key is shown once; keep it safe.\n"
         f"Server: {url}  (open it in a browser and sign in with the key below)\n"

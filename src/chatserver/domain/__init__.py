@@ -1,6 +1,7 @@
 """Plain domain types: no I/O, no framework."""
 
 from chatserver.domain.models import (
+    DEFAULT_AGENT,
     AgentConfig,
     ApiKey,
     AuditEvent,
@@ -21,6 +22,7 @@ from chatserver.domain.models import (
 )
 
 __all__ = [
+    "DEFAULT_AGENT",
     "AgentConfig",
     "ApiKey",
     "AuditEvent",

@@ -1,4 +1,7 @@
-"""Provider SDKs load when an agent first uses one, not at start; their errors still map to ModelError."""
+"""Provider SDKs load when an agent first uses one, not at start; their errors still map to ModelError.
+
+The command line loads the server's libraries only for the commands that need them.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,12 @@ from chatserver.errors import ModelError
 SDKS = ("openai", "anthropic", "google.genai")
 
 
-def modules_loaded_after(code: str) -> set[str]:
-    """The SDK modules a fresh interpreter has loaded after running ``code``."""
-    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {SDKS!r} if m in sys.modules))"
+SERVER_LIBRARIES = ("pydantic_ai", "sqlalchemy", "fastapi", *SDKS)
+
+
+def modules_loaded_after(code: str, modules: tuple[str, ...] = SDKS) -> set[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``code``."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
@@ -56,3 +62,15 @@ def test_an_anthropic_sdk_error_is_a_model_error_once_the_sdk_is_in_use() -> Non
 
     with pytest.raises(ModelError, match=r"unreachable \(AnthropicError\)"), map_model_errors(10):
         raise anthropic.AnthropicError("boom")
+
+
+def test_the_commands_help_loads_none_of_the_servers_libraries() -> None:
+    code = (
+        "import contextlib, io, sys\n"
+        "from chatserver.cli import main\n"
+        "sys.argv = ['chatserver', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as shown, contextlib.suppress(SystemExit):\n"
+        "    main()\n"
+        "assert 'serve' in shown.getvalue()"
+    )
+    assert modules_loaded_after(code, SERVER_LIBRARIES) == set()

@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import shlex
 import signal
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-import uvicorn
 
-from chatserver.agents.local import default_model as local_default_model
-from chatserver.bootstrap import FIRST_ADMIN, prepare
-from chatserver.config import Settings
-from chatserver.container import Container, build_container
-from chatserver.domain import AgentConfig, McpServer, StartRun
+from chatserver.domain import DEFAULT_AGENT, AgentConfig, McpServer, StartRun
 from chatserver.errors import ChatServerError
-from chatserver.http_server import server_options
-from chatserver.observability.logs import configure_logging
-from chatserver.runtime import tune_garbage_collector
-from chatserver.services.agents import DEFAULT_AGENT
-from chatserver.services.run_errors import error_of
-from chatserver.storage.sql.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from chatserver.config import Settings
+    from chatserver.container import Container
+
+# The server's modules (pydantic-ai, SQLAlchemy, FastAPI) are imported by the commands that use
+# them, not here: `chatserver --help` and a mistyped command answer at once.
 
 app = typer.Typer(help="Self-hosted, multi-user LLM agent chat server.", no_args_is_help=True)
 agents_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
@@ -35,9 +33,15 @@ app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 
+STARTUP_FAILURE = 3
+"""The exit code of a server that could not start, as uvicorn's own."""
+
 
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     """Run one use case on a fresh container; domain errors become a clean exit 1."""
+    from chatserver.config import Settings
+    from chatserver.container import build_container
+
     settings = Settings()
 
     async def main() -> T:
@@ -57,6 +61,9 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
 @app.command()
 def migrate() -> None:
     """Apply database migrations."""
+    from chatserver.config import Settings
+    from chatserver.storage.sql.migrate import upgrade_to_head
+
     asyncio.run(upgrade_to_head(Settings().database_url))
     typer.echo("database is up to date")
 
@@ -67,12 +74,31 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (CHATSERVER_PORT)")] = None,
 ) -> None:
     """Migrate, seed, and serve HTTP."""
+    from chatserver.config import Settings
+    from chatserver.observability.logs import configure_logging
+
     settings = Settings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
     configure_logging(settings.log_level, json=settings.log_json)
+    if _port_in_use(settings.host, settings.port):
+        typer.echo(
+            f"error: port {settings.port} on {settings.host} is in use (is chatserver already running?); "
+            "choose another with --port N (or CHATSERVER_PORT)",
+            err=True,
+        )
+        raise typer.Exit(STARTUP_FAILURE)
+    _prepare_and_greet(settings)
+    _serve_http(settings)
+
+
+def _prepare_and_greet(settings: Settings) -> None:
+    """Migrate and seed, then print where the server is and how to sign in."""
+    from chatserver.agents.local import default_model as local_default_model
+    from chatserver.bootstrap import prepare
+
     if "default_model" not in settings.model_fields_set:
         # The seeded agent runs offline on the local model when the local extra is installed.
         settings.default_model = local_default_model()
@@ -82,7 +108,20 @@ def serve(
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     if prepared.first_admin_key:
         _print_first_run(url, prepared.first_admin_key)
+    else:
+        typer.echo(
+            f"Server: {url}\n"
+            "Need a key to sign in? Keys are shown once, when issued: "
+            "chatserver keys create --user NAME --admin (without --admin for a regular user)"
+        )
+
+
+def _serve_http(settings: Settings) -> None:
+    import uvicorn
+
     from chatserver.api.app import create_app
+    from chatserver.http_server import server_options
+    from chatserver.runtime import tune_garbage_collector
 
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal into the handler that
     # was installed before it started: this one, so a graceful stop exits 0.
@@ -106,11 +145,26 @@ def serve(
         raise typer.Exit(130) from None
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether ``host:port`` is taken, checked before the slow start so the answer is immediate."""
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        # create_server sets SO_REUSEADDR as uvicorn does: a port in TIME_WAIT is not "in use".
+        with socket.create_server((host, port), family=family):
+            return False
+    except OSError as error:
+        return error.errno == errno.EADDRINUSE
+
+
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
 def _print_first_run(url: str, key: str) -> None:
+    from chatserver.bootstrap import FIRST_ADMIN
+
     typer.echo(
         f"\nFirst run: created admin user '{FIRST_ADMIN}'. Its API key is shown once; keep it safe.\n"
         f"Server: {url}  (open it in a browser and sign in with the key below)\n"
@@ -211,6 +265,8 @@ def chat(
 
     async def turn(c: Container) -> str:
         found = await c.identity.user_named(user)
+        from chatserver.services.run_errors import error_of
+
         handle = await c.runs.start(StartRun(found.id, agent, message, chat_id=chat_id))
         outcome = await handle.outcome()
         if outcome.kind == "error":

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     event_stream_interval_seconds: float = Field(1.0, gt=0, description="audit events to Redis, every")
     rate_limit_per_minute: int = Field(0, ge=0, description="0 disables rate limiting")
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = Field(None, description="unset: readable text on a terminal, JSON otherwise")
 
     @property
     def is_sqlite(self) -> bool:

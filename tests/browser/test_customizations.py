@@ -23,9 +23,12 @@ def close_panel(ui: ChatPage) -> None:
     expect(ui.page.locator("#panel")).to_be_hidden()
 
 
-def stored_customizations(server: LiveServer, person: Person) -> list[dict[str, object]]:
+def stored_customizations(
+    server: LiveServer, person: Person, *, include_inactive: bool = False
+) -> list[dict[str, object]]:
     response = httpx.get(
         f"{server.url}/api/agent/prompt_customizations/assistant",
+        params={"include_inactive": str(include_inactive).lower()},
         headers={"Authorization": f"Bearer {person.key}"},
         timeout=30,
     )
@@ -102,3 +105,28 @@ def test_a_second_customization_of_the_same_type_is_a_clear_conflict(ui: ChatPag
 
     expect(ui.page.locator("#custom-error")).to_contain_text('already have "instruction_set" instructions')
     expect(ui.page.locator("#custom-list .custom-item")).to_have_count(1)
+
+
+def test_a_deactivated_customization_stays_listed_as_inactive_and_can_be_activated_again(
+    ui: ChatPage, server: LiveServer, person: Person
+) -> None:
+    ui.sign_in(person.key)
+    ui.open_instructions()
+    items = ui.page.locator("#custom-list .custom-item")
+    add_instructions(ui, '{"instructions": ["Say hi first."]}')
+    expect(items).to_have_count(1)
+
+    ui.page.get_by_role("button", name="Deactivate instruction_set").click()
+    expect(items).to_have_count(1)
+    expect(items).to_contain_text("inactive")
+    stored = stored_customizations(server, person, include_inactive=True)
+    assert [row["is_active"] for row in stored] == [False]
+    close_panel(ui)
+    expect(ui.send_and_wait("/system").locator(".md")).not_to_contain_text("Say hi first.")
+
+    ui.open_instructions()
+    ui.page.get_by_role("button", name="Activate instruction_set").click()
+    expect(ui.page.get_by_role("button", name="Deactivate instruction_set")).to_be_visible()
+    expect(items).not_to_contain_text("inactive")
+    close_panel(ui)
+    expect(ui.send_and_wait("/system").locator(".md")).to_contain_text("Say hi first.")

@@ -57,15 +57,18 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def chatserver_serve(cwd: Path, **env: str) -> Iterator[ServerProcess]:
-    """``serve`` seeds the echo model here unless ``env`` says otherwise (the local extra would win)."""
+def chatserver_serve(cwd: Path, *, stderr: int = subprocess.STDOUT, **env: str) -> Iterator[ServerProcess]:
+    """``serve`` seeds the echo model here unless ``env`` says otherwise (the local extra would win).
+
+    Its stderr goes with its stdout unless ``stderr`` is a file descriptor to write it to instead.
+    """
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "chatserver", "serve", "--port", str(port)],
         cwd=cwd,
         env=clean_env(**{"CHATSERVER_DEFAULT_MODEL": "echo", **env}),
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=stderr,
         text=True,
     )
     server = ServerProcess(process, f"http://127.0.0.1:{port}")

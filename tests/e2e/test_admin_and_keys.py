@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import live_server
 from tests.e2e.harness import LiveServer
+
+NOT_A_TOKEN = "the token is not a valid API key (they start with 'cs_') or JWT"
 
 
 async def test_an_admin_creates_reads_updates_and_deletes_an_agent(live: LiveServer) -> None:
@@ -56,6 +63,22 @@ async def test_an_api_key_authenticates_until_it_is_revoked(live: LiveServer) ->
         revoked = await client.get("/api/agents", headers=headers)
     assert ok.status_code == 200
     assert revoked.status_code == 401
+
+
+async def test_a_mistyped_api_key_is_told_apart_from_a_jwt_problem(live: LiveServer) -> None:
+    issued = await live.issue_key("typist")
+    async with live.raw_client() as client:
+        headers = {"Authorization": f"Bearer {issued.key.removeprefix('cs_')}"}
+        mistyped = await client.get("/api/agents", headers=headers)
+    assert (mistyped.status_code, mistyped.json()["detail"]) == (401, NOT_A_TOKEN)
+
+
+def test_without_jwt_configuration_a_mistyped_key_is_not_blamed_on_jwt(tmp_path: Path) -> None:
+    with live_server("sqlite", tmp_path, jwt_secret=None) as server:
+        response = httpx.get(
+            f"{server.url}/api/agents", headers={"Authorization": "Bearer sk-abc123"}, timeout=30
+        )
+    assert (response.status_code, response.json()["detail"]) == (401, NOT_A_TOKEN)
 
 
 async def test_health_and_docs_need_no_token(live: LiveServer) -> None:

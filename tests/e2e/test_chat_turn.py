@@ -89,6 +89,24 @@ async def test_a_tool_call_is_reported_in_the_response(live: LiveServer) -> None
     assert body["usage"]["requests"] == 2
 
 
+async def test_the_readmes_tool_examples_work_on_the_seeded_assistant(live: LiveServer) -> None:
+    calls = [
+        '/tool update_instructions {"instructions": ["Be brief"]}',
+        '/tool remember {"note": "likes tea"}',
+        '/tool recall_memories {"query": "tea"}',
+    ]
+    async with live.client("readme-reader") as client:
+        replies = [
+            await client.post(
+                "/api/chat", json={"agent_name": "assistant", "message": call, "session_id": new_chat_id()}
+            )
+            for call in calls
+        ]
+    names = [reply.json()["tool_calls"][0]["name"] for reply in replies]
+    assert names == ["update_instructions", "remember", "recall_memories"]
+    assert "likes tea" in replies[2].json()["response"]
+
+
 async def test_a_tool_the_agent_lacks_is_answered_without_a_call(live: LiveServer) -> None:
     await live.create_agent("toolless", tools=[])
     async with live.client("erin") as client:

@@ -104,6 +104,60 @@ async def test_the_list_holds_the_callers_active_ones_for_that_agent_by_priority
     assert (nul.status_code, nul.json()) == (200, [])
 
 
+async def test_a_deactivated_one_is_listed_on_request_and_can_be_activated_again(live: LiveServer) -> None:
+    agent = await new_agent(live)
+    async with live.client(unique("user")) as client, live.client(unique("other")) as other:
+        row = await create(client, agent)
+        await create(other, agent, is_active=False)
+        body = {"agent_name": agent, "content": row["content"], "is_active": False}
+        off = (await client.put(f"{ROUTE}/{row['id']}", json=body)).json()
+        default = await client.get(f"{ROUTE}/{agent}")
+        every = await client.get(f"{ROUTE}/{agent}", params={"include_inactive": "true"})
+        prompt_off = await system_prompt(client, agent)
+        back_on = await client.put(f"{ROUTE}/{row['id']}", json={**body, "is_active": True})
+        prompt_on = await system_prompt(client, agent)
+    assert (default.status_code, default.json()) == (200, [])
+    assert (every.status_code, every.json()) == (200, [off]) and off["is_active"] is False
+    assert back_on.json()["is_active"] is True
+    assert (prompt_off, prompt_on) == (BASE, f"{BASE}\n\n## instruction_set\n- Be brief")
+
+
+async def test_create_and_list_answer_with_and_without_the_trailing_slash(live: LiveServer) -> None:
+    agent = await new_agent(live)
+    async with live.client(unique("user")) as client:
+        plain = await client.post(ROUTE, json={"agent_name": agent, "content": {"a": 1}})
+        slashed = await client.post(
+            f"{ROUTE}/", json={"agent_name": agent, "customization_type": "b", "content": {"b": 2}}
+        )
+        lists = [
+            await client.get(f"{ROUTE}/{agent}"),
+            await client.get(f"{ROUTE}/{agent}/"),
+            await client.get(ROUTE, params={"agent_name": agent}),
+            await client.get(f"{ROUTE}/", params={"agent_name": agent}),
+        ]
+        no_agent = await client.get(ROUTE)
+    assert (plain.status_code, slashed.status_code) == (201, 201)
+    for listed in lists:
+        assert (listed.status_code, listed.json()) == (200, [plain.json(), slashed.json()])
+    assert (no_agent.status_code, no_agent.json()["detail"][0]["loc"]) == (422, ["query", "agent_name"])
+
+
+async def test_one_customization_is_read_by_its_id_and_nobody_elses_is_found(live: LiveServer) -> None:
+    agent = await new_agent(live)
+    async with live.client(unique("alice")) as alice, live.client(unique("bob")) as bob:
+        hers = await create(alice, agent, is_active=False)
+        by_id = await alice.get(f"{ROUTE}/{hers['id']}")
+        upper = await alice.get(f"{ROUTE}/{hers['id'].upper()}/")
+        bobs_try = await bob.get(f"{ROUTE}/{hers['id']}")
+        unknown = await alice.get(f"{ROUTE}/{uuid.uuid4()}")
+        by_name = await alice.get(f"{ROUTE}/{agent}", params={"include_inactive": "true"})
+    assert (by_id.status_code, by_id.json()) == (200, hers)
+    assert (upper.status_code, upper.json()) == (200, hers)
+    for response in (bobs_try, unknown):
+        assert (response.status_code, response.json()["code"]) == (404, "not_found"), response.text
+    assert by_name.json() == [hers]
+
+
 async def test_the_same_type_twice_is_a_conflict_by_create_and_by_update(live: LiveServer) -> None:
     agent = await new_agent(live)
     async with live.client(unique("user")) as client, live.client(unique("other")) as other:

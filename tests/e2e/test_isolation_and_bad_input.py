@@ -50,6 +50,25 @@ async def test_chats_are_listed_newest_first_paged_and_deletable(live: LiveServe
 
 
 @pytest.mark.parametrize(
+    ("path", "cursor"),
+    [
+        ("/api/chats", "not a cursor!"),
+        ("/api/chats", "bm8gYmFy"),
+        ("/api/chats/c-1/messages", "abc"),
+        ("/api/chats/c-1/messages", "9" * 30),
+        ("/api/admin/events", "-1"),
+    ],
+)
+async def test_a_bad_cursor_is_reported_at_its_query_parameter(
+    live: LiveServer, path: str, cursor: str
+) -> None:
+    async with live.client("cursor-admin", admin=True) as client:
+        response = await client.get(path, params={"before": cursor})
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+    assert [error["loc"] for error in response.json()["detail"]] == [["query", "before"]]
+
+
+@pytest.mark.parametrize(
     ("body", "field"),
     [
         ({"message": "hi", "session_id": "s1"}, "agent_name"),

@@ -30,13 +30,20 @@ async def say(client: httpx.AsyncClient, message: str, chat_id: str | None = Non
     return dict(response.json())
 
 
+async def notes(client: httpx.AsyncClient, **params: str) -> list[dict[str, Any]]:
+    """The caller's notes on one page of ``GET /api/memories``."""
+    response = await client.get("/api/memories", params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
 async def test_a_note_remembered_in_one_chat_is_recalled_in_another(
     live: LiveServer, memo_agent: str
 ) -> None:
     async with live.client("mia") as mia:
         saved = await say(mia, '/tool remember {"note": "Mia prefers short answers"}')
         recalled = await say(mia, '/tool recall_memories {"query": "short"}')
-        listed = (await mia.get("/api/memories", params={"agent_name": AGENT})).json()
+        listed = await notes(mia, agent_name=AGENT)
     assert saved["tool_calls"][0]["name"] == "remember"
     assert saved["response"].startswith("tool remember returned: remembered")
     assert recalled["response"] == 'tool recall_memories returned: ["Mia prefers short answers"]'
@@ -46,12 +53,12 @@ async def test_a_note_remembered_in_one_chat_is_recalled_in_another(
 async def test_notes_are_private_to_their_user(live: LiveServer, memo_agent: str) -> None:
     async with live.client("owen") as owen, live.client("ivy") as ivy:
         await say(owen, '/tool remember {"note": "Owen owns a boat"}')
-        [note] = (await owen.get("/api/memories", params={"agent_name": AGENT})).json()
+        [note] = await notes(owen, agent_name=AGENT)
         recalled = await say(ivy, '/tool recall_memories {"query": "boat"}')
-        listed = (await ivy.get("/api/memories")).json()
+        listed = await notes(ivy)
         delete = await ivy.delete(f"/api/memories/{note['id']}")
         erase = await ivy.delete("/api/memories", params={"agent_name": AGENT})
-        still = (await owen.get("/api/memories", params={"agent_name": AGENT})).json()
+        still = await notes(owen, agent_name=AGENT)
     assert recalled["response"] == "tool recall_memories returned: no notes found"
     assert listed == []
     assert (delete.status_code, delete.json()["code"]) == (404, "not_found")
@@ -63,17 +70,31 @@ async def test_a_user_deletes_one_note_or_erases_all_of_an_agents(live: LiveServ
     async with live.client("eve") as eve:
         for note in ("first", "second", "third"):
             await say(eve, f'/tool remember {{"note": "{note}"}}')
-        listed = (await eve.get("/api/memories", params={"agent_name": AGENT})).json()
+        listed = await notes(eve, agent_name=AGENT)
         one = await eve.delete(f"/api/memories/{listed[1]['id']}")
-        after_one = (await eve.get("/api/memories", params={"agent_name": AGENT})).json()
+        after_one = await notes(eve, agent_name=AGENT)
         erased = await eve.delete("/api/memories", params={"agent_name": AGENT})
-        after_all = (await eve.get("/api/memories")).json()
+        after_all = await notes(eve)
         recalled = await say(eve, "/tool recall_memories {}")
     assert [m["content"] for m in listed] == ["third", "second", "first"]
     assert one.status_code == 204
     assert [m["content"] for m in after_one] == ["third", "first"]
     assert erased.json() == {"deleted": 2} and after_all == []
     assert recalled["response"] == "tool recall_memories returned: no notes found"
+
+
+async def test_notes_are_listed_in_pages_newest_first(live: LiveServer, memo_agent: str) -> None:
+    async with live.client("paula") as paula:
+        for note in ("one", "two", "three"):
+            await say(paula, f'/tool remember {{"note": "{note}"}}')
+        first = (await paula.get("/api/memories", params={"agent_name": AGENT, "limit": 2})).json()
+        params = {"agent_name": AGENT, "limit": "2", "before": first["next_before"]}
+        second = (await paula.get("/api/memories", params=params)).json()
+        everything = (await paula.get("/api/memories")).json()
+    assert [m["content"] for m in first["items"]] == ["three", "two"] and first["next_before"]
+    assert ([m["content"] for m in second["items"]], second["next_before"]) == (["one"], None)
+    assert [m["content"] for m in everything["items"]] == ["three", "two", "one"]
+    assert everything["next_before"] is None
 
 
 @pytest.mark.parametrize(
@@ -83,6 +104,7 @@ async def test_a_user_deletes_one_note_or_erases_all_of_an_agents(live: LiveServ
         ("DELETE", "/api/memories/not-a-number", {}),
         ("GET", "/api/memories", {"limit": 0}),
         ("GET", "/api/memories", {"agent_name": ""}),
+        ("GET", "/api/memories", {"before": "not-a-cursor"}),
     ],
 )
 async def test_bad_requests_are_clear_422s(
@@ -100,15 +122,16 @@ async def test_memories_need_a_token(live: LiveServer) -> None:
 
 
 async def test_an_agent_without_the_memory_tools_cannot_call_them(live: LiveServer) -> None:
+    await live.create_agent("no-memory", tools=["current_time"])
     async with live.client("nora") as nora:
         response = await nora.post(
             "/api/chat",
             json={
-                "agent_name": "assistant",
+                "agent_name": "no-memory",
                 "message": '/tool remember {"note": "x"}',
                 "session_id": "nora-1",
             },
         )
-        listed = (await nora.get("/api/memories")).json()
+        listed = await notes(nora)
     assert response.json()["response"] == "unknown tool: remember"
     assert listed == []

@@ -373,7 +373,10 @@ def test_the_logs_of_full_turns_hold_no_content_tokens_keys_or_secrets(tmp_path:
     assert "dear diary" not in printed and "echo:" not in printed
     records = [json.loads(line) for line in output if line.startswith("{")]
     assert [line for line in output if not line.startswith("{")] == [
-        "created agent 'assistant' with model echo"
+        "created agent 'assistant' with model echo",
+        f"Server: {server.url}",
+        "Need a key to sign in? Keys are shown once, when issued: "
+        "chatserver keys create --user NAME --admin (without --admin for a regular user)",
     ]
     requests = [r for r in records if r["event"] == "http request"]
     assert {(r["method"], r["route"], r["status"]) for r in requests} >= {

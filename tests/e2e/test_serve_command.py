@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import socket
 import subprocess
 import sys
 import uuid
@@ -33,16 +36,59 @@ def test_the_first_serve_in_an_empty_folder_prints_a_key_that_works(tmp_path: Pa
     assert exit_code == 0
 
 
-def test_a_second_start_prints_no_new_key(tmp_path: Path) -> None:
-    with chatserver_serve(tmp_path) as first:
+def first_start(cwd: Path) -> None:
+    """Serve in ``cwd`` until the first key is printed and the server is healthy, then stop it."""
+    with chatserver_serve(cwd) as first:
         first.read_until("cs_")
         first.wait_healthy()
         assert first.terminate() == 0
+
+
+def test_a_second_start_prints_no_new_key(tmp_path: Path) -> None:
+    first_start(tmp_path)
     with chatserver_serve(tmp_path) as second:
         second.wait_healthy()
         assert second.terminate() == 0
         printed = "\n".join([*second.output, second.process.stdout.read() if second.process.stdout else ""])
     assert "API key" not in printed and "cs_" not in printed
+
+
+def test_a_second_start_prints_the_url_and_how_to_issue_a_key(tmp_path: Path) -> None:
+    first_start(tmp_path)
+    with chatserver_serve(tmp_path) as second:
+        hint = second.read_until("keys create")
+        second.wait_healthy()
+        assert second.terminate() == 0
+    assert f"Server: {second.url}" in hint
+    assert "chatserver keys create --user NAME --admin" in hint[-1]
+
+
+def test_a_busy_port_is_named_with_a_port_hint_and_exit_3(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = chatserver(tmp_path, "serve", "--port", str(port))
+    assert done.returncode == 3, done.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr and "--port" in done.stderr
+    assert not (tmp_path / "chatserver.db").exists()
+
+
+def test_logs_are_text_on_a_terminal_and_json_otherwise_unless_configured(tmp_path: Path) -> None:
+    assert first_log_line(tmp_path, terminal=True).startswith("20")
+    assert first_log_line(tmp_path, terminal=False).startswith("{")
+    assert first_log_line(tmp_path, terminal=True, CHATSERVER_LOG_JSON="true").startswith("{")
+    assert first_log_line(tmp_path, terminal=False, CHATSERVER_LOG_JSON="false").startswith("20")
+
+
+def first_log_line(cwd: Path, *, terminal: bool, **env: str) -> str:
+    """The first line ``serve`` logs to stderr, a pseudo-terminal when ``terminal``, else a pipe."""
+    reader, writer = pty.openpty() if terminal else os.pipe()
+    with chatserver_serve(cwd, stderr=writer, **env) as server:
+        os.close(writer)
+        with os.fdopen(reader, "rb", buffering=0) as stream:
+            line = stream.readline().decode()
+            server.wait_healthy()
+            assert server.terminate() == 0
+    return line.strip()
 
 
 def chatserver(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

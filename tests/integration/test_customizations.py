@@ -78,6 +78,23 @@ async def test_active_customizations_are_listed_by_priority_then_creation_order(
     assert listed == ["first", "early", "late"]
 
 
+async def test_inactive_ones_are_listed_too_when_asked_in_the_same_order(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _add(
+        uow_factory,
+        customization("alice", id="on", customization_type="t1", priority=1),
+        customization("alice", id="off", customization_type="t2", is_active=False),
+        customization("alice", id="elsewhere", customization_type="t3", agent_name="other", is_active=False),
+        customization("bob", id="bobs", customization_type="t4", is_active=False),
+    )
+    async with uow_factory(user_id="alice") as uow:
+        every = await uow.customizations.list_for_agent("alice", "helper", include_inactive=True)
+        active = await uow.customizations.list_for_agent("alice", "helper", include_inactive=False)
+    assert [(c.id, c.is_active) for c in every] == [("off", False), ("on", True)]
+    assert [c.id for c in active] == ["on"]
+
+
 async def test_updating_replaces_the_fields_but_keeps_id_owner_and_creation_time(
     uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
 ) -> None:

@@ -42,6 +42,18 @@ class TestNotes:
         assert [m.content for m in everything] == ["elsewhere", "two", "one"]
         assert {m.user_id for m in everything} == {"alice"} and count == 2
 
+    async def test_notes_page_back_from_a_cursor_id(
+        self, uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+    ) -> None:
+        one, two, three = await _remember(uow_factory, "alice", "helper", "one", "two", "three")
+        await _remember(uow_factory, "bob", "helper", "bob's")
+        async with uow_factory(user_id="alice") as uow:
+            first = await uow.memories.list("alice", agent_name="helper", limit=2)
+            second = await uow.memories.list("alice", agent_name="helper", limit=2, before=first[-1].id)
+            everything = await uow.memories.list("alice", agent_name=None, limit=10, before=three)
+        assert [m.id for m in first] == [three, two] and [m.id for m in second] == [one]
+        assert [m.id for m in everything] == [two, one]
+
     async def test_search_matches_any_keyword_case_insensitively_newest_first_bounded(
         self, uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
     ) -> None:

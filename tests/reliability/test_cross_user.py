@@ -45,7 +45,7 @@ async def set_up_owner(live: LiveServer, owner: httpx.AsyncClient) -> Owned:
     customization = {"agent_name": AGENT, "content": {"instructions": ["whisper"]}}
     made = await owner.post("/api/agent/prompt_customizations/", json=customization)
     opened = await owner.post("/api/chat_sessions", json={"agent_name": AGENT, "chat_id": chat_id})
-    [memory] = (await owner.get("/api/memories", params={"agent_name": AGENT})).json()
+    [memory] = (await owner.get("/api/memories", params={"agent_name": AGENT})).json()["items"]
     assert made.status_code == 201 and opened.status_code == 201, (made.text, opened.text)
     return Owned(chat_id, made.json()["id"], opened.json()["id"], memory["id"])
 
@@ -77,6 +77,7 @@ def attempts(owned: Owned) -> list[tuple[str, str, str, dict[str, Any]]]:
             {"json": {"agent_name": AGENT, "chat_id": chat}},
         ),
         ("delete the chat", "DELETE", f"/api/chats/{chat}", {}),
+        ("read the customization", "GET", f"/api/agent/prompt_customizations/{custom}", {}),
         (
             "update the customization",
             "PUT",
@@ -126,7 +127,7 @@ async def test_another_users_ids_are_not_found_for_every_read_update_and_delete(
     assert (openai.status_code, openai.json()["error"]["code"]) == (404, "not_found")
     assert owned.chat_id not in {chat["id"] for chat in theirs["chats"]["items"]}
     assert theirs["messages"]["code"] == "not_found"
-    assert theirs["customizations"] == theirs["sessions"] == theirs["memories"] == []
+    assert theirs["customizations"] == theirs["sessions"] == theirs["memories"]["items"] == []
     assert erased.json() == {"deleted": 0}
     assert recalled.json()["response"] == "tool recall_memories returned: no notes found"
     assert after == before

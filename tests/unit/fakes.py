@@ -115,6 +115,7 @@ class FakeAgents:
         if agent.name in self.s.agents:
             raise Conflict(f"agent '{agent.name}' exists")
         self.s.agents[agent.name] = agent
+        self._delete_kept_for(agent.name)
 
     async def update(self, agent: AgentConfig) -> bool:
         found = agent.name in self.s.agents
@@ -123,7 +124,20 @@ class FakeAgents:
         return found
 
     async def delete(self, name: str) -> bool:
-        return self.s.agents.pop(name, None) is not None
+        if self.s.agents.pop(name, None) is None:
+            return False
+        self._delete_kept_for(name)
+        return True
+
+    def _delete_kept_for(self, name: str) -> None:
+        gone = {chat_id for chat_id, chat in self.s.chats.items() if chat.agent_name == name}
+        self.s.chats = {k: v for k, v in self.s.chats.items() if k not in gone}
+        self.s.messages = [m for m in self.s.messages if m.chat_id not in gone]
+        self.s.sessions = {
+            k: v for k, v in self.s.sessions.items() if v.agent_name != name and v.chat_id not in gone
+        }
+        self.s.memories = [m for m in self.s.memories if m.agent_name != name]
+        self.s.customizations = {k: v for k, v in self.s.customizations.items() if v.agent_name != name}
 
 
 class FakeChats:
@@ -241,10 +255,15 @@ class FakeCustomizations:
         )
 
     async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
+        return await self.list_for_agent(user_id, agent_name, include_inactive=False)
+
+    async def list_for_agent(
+        self, user_id: str, agent_name: str, *, include_inactive: bool
+    ) -> list[PromptCustomization]:
         rows = [
             c
             for c in self.s.customizations.values()
-            if c.user_id == user_id and c.agent_name == agent_name and c.is_active
+            if c.user_id == user_id and c.agent_name == agent_name and (c.is_active or include_inactive)
         ]
         return sorted(rows, key=lambda c: (c.priority, c.created_at))
 
@@ -368,9 +387,11 @@ class FakeMemories:
         ]
         return rows[:limit]
 
-    async def list(self, user_id: str, *, agent_name: str | None, limit: int) -> list[Memory]:
+    async def list(
+        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+    ) -> list[Memory]:
         mine = (m for m in reversed(self.s.memories) if m.user_id == user_id)
-        rows = [m for m in mine if agent_name in (None, m.agent_name)]
+        rows = [m for m in mine if agent_name in (None, m.agent_name) and (before is None or m.id < before)]
         return rows[:limit]
 
     async def delete(self, user_id: str, memory_id: int) -> Memory | None:

@@ -14,6 +14,7 @@ retried within the turn's timeout where it is safe (``agents/retries.py``).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -67,31 +68,22 @@ from chatserver.errors import ModelError, ModelTimeout
 _KEY_VARIABLE = re.compile(r"\b([A-Z][A-Z0-9]*_API_KEY)\b")
 
 
+_SDK_ERRORS = (("httpx2", "HTTPError"), ("openai", "OpenAIError"), ("anthropic", "AnthropicError"))
+"""Base errors of the HTTP client and provider SDKs that pydantic-ai may let through."""
+
+
 def _model_failures() -> tuple[type[Exception], ...]:
-    """pydantic-ai run errors plus the provider SDK and HTTP client errors it may let through."""
+    """pydantic-ai run errors plus those of the SDKs loaded so far (looked up when a run fails).
+
+    An SDK that is not imported yet raised nothing; importing one here would cost about a second at
+    every start, for a provider the agents may never use.
+    """
     errors: list[type[Exception]] = [AgentRunError, httpx.HTTPError]
-    try:
-        import httpx2
-
-        errors.append(httpx2.HTTPError)
-    except ImportError:  # pragma: no cover - shipped with pydantic-ai
-        pass
-    try:
-        import openai
-
-        errors.append(openai.OpenAIError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import anthropic
-
-        errors.append(anthropic.AnthropicError)
-    except ImportError:  # pragma: no cover
-        pass
+    for module, name in _SDK_ERRORS:
+        sdk = sys.modules.get(module)
+        if sdk is not None:
+            errors.append(getattr(sdk, name))
     return tuple(errors)
-
-
-_MODEL_FAILURES = _model_failures()
 
 
 async def run_turn(
@@ -201,7 +193,7 @@ def map_model_errors(timeout_seconds: float) -> Iterator[None]:
         if variable is None:
             raise
         raise ModelError(f"model is not configured: {variable.group(1)} is not set") from exc
-    except _MODEL_FAILURES as exc:
+    except _model_failures() as exc:
         raise ModelError(describe_failure(exc)) from exc
 
 

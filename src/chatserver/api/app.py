@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from chatserver import __version__
 from chatserver.api.errors import install_error_handlers
@@ -35,7 +36,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             if owned:
                 await app.state.container.aclose()
 
-    app = FastAPI(
+    # A FastAPI app whose /docs and /redoc load their assets from this server: they work offline.
+    app = FastAPIOffline(
         title="chatserver",
         version=__version__,
         description="Self-hosted, multi-user LLM agent chat server",

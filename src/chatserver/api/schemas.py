@@ -325,5 +325,10 @@ class MemoryOut(BaseModel):
         )
 
 
+class MemoryPage(BaseModel):
+    items: list[MemoryOut]
+    next_before: str | None
+
+
 class MemoriesDeleted(BaseModel):
     deleted: int

@@ -65,6 +65,7 @@ ASYMMETRIC_ALGORITHMS: Final = frozenset(RSA_ALGORITHMS) | frozenset(EC_ALGORITH
 TIME_CLAIMS: Final = ("exp", "nbf", "iat")
 NOT_CONFIGURED: Final = "JWT authentication is not configured"
 INVALID: Final = "invalid token"
+NOT_A_TOKEN: Final = "the token is not a valid API key (they start with 'cs_') or JWT"
 
 
 def _numeric_date(value: Any) -> bool:
@@ -154,14 +155,17 @@ class JwtVerifier:
         return self._secret is not None or self._jwks is not None
 
     async def verify(self, token: str) -> Principal:
-        if not self.configured:
-            raise Unauthorized(NOT_CONFIGURED)
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized(INVALID)
         try:
             header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            # Most often a mistyped or truncated API key: say so, not that JWTs are unconfigured.
+            raise Unauthorized(NOT_A_TOKEN) from None
         except jwt.PyJWTError:
             raise Unauthorized(INVALID) from None
+        if not self.configured:
+            raise Unauthorized(NOT_CONFIGURED)
         alg = header.get("alg")
         if not isinstance(alg, str):
             raise Unauthorized(INVALID)

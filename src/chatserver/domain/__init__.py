@@ -1,6 +1,7 @@
 """Plain domain types: no I/O, no framework."""
 
 from chatserver.domain.models import (
+    DEFAULT_AGENT,
     AgentConfig,
     ApiKey,
     AuditEvent,
@@ -32,6 +33,7 @@ from chatserver.domain.runs import (
 )
 
 __all__ = [
+    "DEFAULT_AGENT",
     "ENDED",
     "AgentConfig",
     "ApiKey",

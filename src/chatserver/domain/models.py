@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 Role = Literal["user", "assistant", "tool"]
 JsonObject = dict[str, Any]
+DEFAULT_AGENT = "assistant"
+"""The agent seeded on first start, and the one ``chatserver chat`` talks to unless told."""
 
 
 @dataclass(frozen=True, slots=True)

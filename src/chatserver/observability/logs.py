@@ -1,4 +1,5 @@
-"""Structured logs: stdlib ``logging`` records rendered by structlog, one JSON object per line.
+"""Structured logs: stdlib ``logging`` records rendered by structlog, one JSON object per line
+(readable text instead when a person watches a terminal).
 
 Every library logs through stdlib; the formatter adds the request id bound in the request's context
 (``structlog.contextvars``), so each line of a request carries it. Two guards keep secrets out: keys
@@ -120,17 +121,30 @@ def _formatter(*, json: bool) -> logging.Formatter:
     )
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True, stream: TextIO | None = None) -> None:
+def json_wanted(setting: bool | None, stream: TextIO) -> bool:
+    """``CHATSERVER_LOG_JSON`` when set; else text for a person at a terminal, JSON for collectors."""
+    if setting is not None:
+        return setting
+    isatty = getattr(stream, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
+def configure_logging(
+    level: str = "INFO", *, json: bool | None = True, stream: TextIO | None = None
+) -> None:
     """Send every log record to ``stream`` (stderr) as JSON (or readable text) at ``level``.
+
+    ``json=None`` decides by the stream, as ``json_wanted`` does.
 
     Idempotent: replaces the handler it installed before, leaves others alone.
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    target = stream or sys.stderr
+    handler = logging.StreamHandler(target)
     handler.name = _HANDLER_NAME
-    handler.setFormatter(_formatter(json=json))
+    handler.setFormatter(_formatter(json=json_wanted(json, target)))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.name == _HANDLER_NAME]:
         root.removeHandler(old)

@@ -9,14 +9,15 @@ from chatserver.agents.mcp import validate_mcp_servers
 from chatserver.agents.registry import ModelRegistry
 from chatserver.agents.tools import BUILTIN_TOOL_FACTORIES, validate_tools
 from chatserver.clock import Clock
-from chatserver.domain import AgentConfig, NewEvent
+from chatserver.domain import DEFAULT_AGENT, AgentConfig, NewEvent
 from chatserver.errors import InvalidInput, NotFound
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.storage.protocols import UnitOfWorkFactory
 
 AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-DEFAULT_AGENT = "assistant"
 DEFAULT_PROMPT = "You are a helpful assistant."
+DEFAULT_TOOLS = ("current_time", "update_instructions", "remember", "recall_memories")
+"""Every built-in tool, so the README's ``/tool`` examples work on a fresh install."""
 
 
 class AgentService:
@@ -89,7 +90,7 @@ class AgentService:
             model,
             DEFAULT_PROMPT,
             description="General-purpose assistant",
-            tools=("current_time",),
+            tools=DEFAULT_TOOLS,
         )
         await self.create(agent)
         return True

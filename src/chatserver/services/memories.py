@@ -65,13 +65,13 @@ class MemoryService:
         return [memory.content for memory in found]
 
     async def list(
-        self, user_id: str, agent_name: str | None, *, limit: int = LIST_LIMIT_MAX
+        self, user_id: str, agent_name: str | None, *, limit: int = LIST_LIMIT_MAX, before: int | None = None
     ) -> list[Memory]:
-        """The caller's notes (of one agent, or of all), newest first."""
+        """The caller's notes (of one agent, or of all), newest first; older than id ``before`` if given."""
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise InvalidInput(f"must be between 1 and {LIST_LIMIT_MAX}", field="limit")
         async with self._uow(user_id=user_id) as uow:
-            return await uow.memories.list(user_id, agent_name=agent_name, limit=limit)
+            return await uow.memories.list(user_id, agent_name=agent_name, limit=limit, before=before)
 
     async def erase(self, user_id: str, agent_name: str) -> int:
         """Delete every note the caller's agent keeps; how many were deleted."""

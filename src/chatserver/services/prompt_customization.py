@@ -116,11 +116,24 @@ class PromptCustomizationService:
         return row
 
     async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
-        """The caller's active customizations, priority ascending; ``[]`` for an unknown agent."""
+        return await self.list_for_agent(user_id, agent_name)
+
+    async def list_for_agent(
+        self, user_id: str, agent_name: str, *, include_inactive: bool = False
+    ) -> list[PromptCustomization]:
+        """The caller's customizations (active ones only unless asked), priority ascending;
+        ``[]`` for an unknown agent."""
         if "\x00" in agent_name:
             return []  # no agent can have this name, and PostgreSQL refuses it as a parameter
         async with self._uow(user_id=user_id) as uow:
-            return await uow.customizations.list_active(user_id, agent_name)
+            return await uow.customizations.list_for_agent(
+                user_id, agent_name, include_inactive=include_inactive
+            )
+
+    async def get(self, user_id: str, customization_id: str) -> PromptCustomization:
+        """``NotFound`` unless the caller owns it."""
+        async with self._uow(user_id=user_id) as uow:
+            return await _require_own(uow, user_id, customization_id)
 
     async def update(
         self, user_id: str, customization_id: str, data: CustomizationInput

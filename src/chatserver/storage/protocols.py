@@ -61,7 +61,8 @@ class AgentRepository(Protocol):
         """Insert; raises ``Conflict`` when the name is taken."""
 
     async def update(self, agent: AgentConfig) -> bool: ...
-    async def delete(self, name: str) -> bool: ...
+    async def delete(self, name: str) -> bool:
+        """Delete the agent and, for every user, its chats, sessions, memories and customizations."""
 
 
 class ChatRepository(Protocol):
@@ -203,6 +204,11 @@ class CustomizationRepository(Protocol):
     async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
         """Active ones, priority ascending, then creation order."""
 
+    async def list_for_agent(
+        self, user_id: str, agent_name: str, *, include_inactive: bool
+    ) -> list[PromptCustomization]:
+        """Like ``list_active``, with the inactive ones too when ``include_inactive``."""
+
     async def update(self, customization: PromptCustomization) -> bool:
         """Replace the row (matched by id and owner); raises ``Conflict`` on a duplicate type."""
 
@@ -247,8 +253,11 @@ class MemoryRepository(Protocol):
     ) -> builtins.list[Memory]:
         """Newest first; notes containing any keyword (case-insensitive), or all notes when none."""
 
-    async def list(self, user_id: str, *, agent_name: str | None, limit: int) -> builtins.list[Memory]:
-        """The caller's notes, newest first; every agent's when ``agent_name`` is None."""
+    async def list(
+        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+    ) -> builtins.list[Memory]:
+        """The caller's notes, newest first, with ids below ``before`` when given; every agent's when
+        ``agent_name`` is None."""
 
     async def delete(self, user_id: str, memory_id: int) -> Memory | None:
         """Delete the caller's note; the deleted note, or None when the caller has no such note."""

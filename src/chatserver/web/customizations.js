@@ -1,4 +1,5 @@
-// The panel of the user's prompt customizations for the selected agent: list, add, edit, delete.
+// The panel of the user's prompt customizations for the selected agent: list (inactive ones too, so
+// they can be turned back on), add, edit, switch on or off, delete.
 
 import { ApiError, describeError } from "./api.js";
 import { byId, formatJson, h } from "./dom.js";
@@ -33,7 +34,7 @@ export class CustomizationPanel {
     byId("panel-agent").textContent = agentName;
     this.resetForm();
     try {
-      const rows = await this.api.get(`${BASE}/${encodeURIComponent(agentName)}`);
+      const rows = await this.api.get(`${BASE}/${encodeURIComponent(agentName)}?include_inactive=true`);
       if (this.agent === agentName) this.render(rows);
     } catch (error) {
       this.showError(describeError(error).text);
@@ -44,14 +45,18 @@ export class CustomizationPanel {
     this.none.hidden = rows.length > 0;
     this.list.replaceChildren(
       ...rows.map((row) =>
-        h("li", { class: "custom-item" },
+        h("li", { class: row.is_active ? "custom-item" : "custom-item inactive" },
           h("div", { class: "custom-head" },
             h("code", {}, row.customization_type),
-            h("span", { class: "hint" }, `priority ${row.priority}`)),
+            h("span", { class: "hint" },
+              row.is_active ? `priority ${row.priority}` : `inactive (not in the prompt) · priority ${row.priority}`)),
           h("pre", { class: "custom-content" }, formatJson(row.content)),
           h("div", { class: "row" },
             h("button", { type: "button", "aria-label": `Edit ${row.customization_type}`,
               onclick: () => this.startEdit(row) }, "Edit"),
+            h("button", { type: "button",
+              "aria-label": `${row.is_active ? "Deactivate" : "Activate"} ${row.customization_type}`,
+              onclick: () => this.setActive(row, !row.is_active) }, row.is_active ? "Deactivate" : "Activate"),
             h("button", { type: "button", class: "danger", "aria-label": `Delete ${row.customization_type}`,
               onclick: () => this.remove(row) }, "Delete")))),
     );
@@ -95,7 +100,9 @@ export class CustomizationPanel {
     if (content === null || typeof content !== "object" || Array.isArray(content)) {
       return this.invalid('Content must be a JSON object, like {"instructions": ["Be brief."]}.', this.content);
     }
-    return { agent_name: this.agent, customization_type: type, content, is_active: true, priority };
+    // Editing keeps the row's on/off state; the Activate/Deactivate button is what changes it.
+    const active = this.editing ? this.editing.is_active : true;
+    return { agent_name: this.agent, customization_type: type, content, is_active: active, priority };
   }
 
   async submit() {
@@ -113,6 +120,17 @@ export class CustomizationPanel {
         : describeError(error).text);
     } finally {
       this.save.disabled = false;
+    }
+  }
+
+  async setActive(row, active) {
+    const { agent_name, customization_type, content, priority } = row;
+    const body = { agent_name, customization_type, content, priority, is_active: active };
+    try {
+      await this.api.put(`${BASE}/${encodeURIComponent(row.id)}`, body);
+      await this.load(this.agent);
+    } catch (error) {
+      this.showError(describeError(error).text);
     }
   }
 

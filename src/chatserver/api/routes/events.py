@@ -8,15 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from chatserver.api.cursors import decode_id_cursor
 from chatserver.api.deps import AdminUser, ContainerDep
 from chatserver.domain import AuditEvent
-from chatserver.errors import InvalidInput
-from chatserver.untrusted import ascii_int
 
 router = APIRouter(prefix="/api/admin/events", tags=["admin"])
 
 Limit = Annotated[int, Query(ge=1, le=200)]
-MAX_CURSOR_DIGITS = 19
 
 
 class EventOut(BaseModel):
@@ -46,13 +44,6 @@ class EventPage(BaseModel):
     next_before: str | None
 
 
-def decode_event_cursor(cursor: str) -> int:
-    number = ascii_int(cursor, max_digits=MAX_CURSOR_DIGITS)
-    if number is None:
-        raise InvalidInput("invalid cursor", field="before")
-    return number
-
-
 @router.get("", response_model=EventPage)
 async def list_events(
     _: AdminUser,
@@ -62,7 +53,7 @@ async def list_events(
     limit: Limit = 50,
     before: str | None = None,
 ) -> EventPage:
-    cursor = decode_event_cursor(before) if before else None
+    cursor = decode_id_cursor(before) if before else None
     events = await container.events.list(type=type, user_id=user_id, limit=limit, before=cursor)
     next_before = str(events[-1].id) if len(events) == limit else None
     return EventPage(items=[EventOut.of(event) for event in events], next_before=next_before)

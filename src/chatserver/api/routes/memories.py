@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from chatserver.api.cursors import decode_id_cursor
 from chatserver.api.deps import ContainerDep, CurrentUser
-from chatserver.api.schemas import MemoriesDeleted, MemoryOut
+from chatserver.api.schemas import MemoriesDeleted, MemoryOut, MemoryPage
 from chatserver.services.memories import LIST_LIMIT_MAX
 
 router = APIRouter(prefix="/api/memories", tags=["memories"])
@@ -18,16 +19,21 @@ AgentName = Annotated[str, Query(min_length=1, max_length=64, description="The a
 MemoryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.get("", response_model=list[MemoryOut])
+@router.get("", response_model=MemoryPage)
 async def list_memories(
     principal: CurrentUser,
     container: ContainerDep,
     agent_name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
-) -> list[MemoryOut]:
-    """Your notes, newest first: of one agent, or of every agent when ``agent_name`` is left out."""
-    rows = await container.memories.list(principal.user_id, agent_name, limit=limit)
-    return [MemoryOut.of(row) for row in rows]
+    before: str | None = None,
+) -> MemoryPage:
+    """Your notes, newest first: of one agent, or of every agent when ``agent_name`` is left out.
+
+    ``next_before`` is the ``before`` of the next (older) page, null on the last one."""
+    cursor = decode_id_cursor(before) if before else None
+    rows = await container.memories.list(principal.user_id, agent_name, limit=limit, before=cursor)
+    next_before = str(rows[-1].id) if len(rows) == limit else None
+    return MemoryPage(items=[MemoryOut.of(row) for row in rows], next_before=next_before)
 
 
 @router.delete("", response_model=MemoriesDeleted)

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from chatserver.api.deps import ContainerDep, CurrentUser, IdempotencyKey, request_hash
-from chatserver.api.routes.chats import ChatId, Limit, decode_chat_cursor
+from chatserver.api.cursors import decode_stamp_cursor, encode_stamp_cursor
+from chatserver.api.routes.chats import ChatId, Limit
 from chatserver.api.run_streams import EventStream, sse_events
 from chatserver.api.schemas import RunOut, RunPage, RunRequest
-from chatserver.domain import Run, RunStatus, StartRun
+from chatserver.domain import RunStatus, StartRun
 
 router = APIRouter(prefix="/api", tags=["runs"])
 
 RunId = Annotated[str, Path(min_length=1, max_length=64)]
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)]
-
-
-def encode_run_cursor(run: Run) -> str:
-    raw = f"{run.created_at.isoformat()}|{run.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 @router.post("/chats/{chat_id}/runs", status_code=202, response_model=RunOut)
@@ -62,9 +57,9 @@ async def list_runs(
     limit: Limit = 50,
     before: str | None = None,
 ) -> RunPage:
-    cursor = decode_chat_cursor(before) if before else None
+    cursor = decode_stamp_cursor(before) if before else None
     runs = await container.runs.list(principal.user_id, chat_id, status=status, limit=limit, before=cursor)
-    next_before = encode_run_cursor(runs[-1]) if len(runs) == limit else None
+    next_before = encode_stamp_cursor(runs[-1].created_at, runs[-1].id) if len(runs) == limit else None
     return RunPage(items=[RunOut.of(run) for run in runs], next_before=next_before)
 
 

@@ -1,4 +1,10 @@
-"""Agent configurations (global, not user-owned)."""
+"""Agent configurations (global, not user-owned), and the removal of what was kept for an agent.
+
+Deleting an agent deletes, for every user, its chats (their messages and sessions go with them),
+sessions, memories and prompt customizations: nothing of it may come back when an agent of the same
+name is created later. Creating an agent clears such leftovers too, for databases that were written
+before deletion did this.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import AgentConfig, McpServer
 from chatserver.storage.sql.statements import insert_or_conflict
-from chatserver.storage.sql.tables import agents
+from chatserver.storage.sql.tables import (
+    agents,
+    chat_session_instances,
+    chats,
+    memories,
+    prompt_customizations,
+)
+
+KEPT_FOR_AN_AGENT = (chat_session_instances, chats, memories, prompt_customizations)
+"""Every user's rows of one agent; a chat's messages are deleted by the foreign key's cascade."""
 
 
 def _agent(row: RowMapping) -> AgentConfig:
@@ -71,10 +86,20 @@ class SqlAgentRepository:
     async def add(self, agent: AgentConfig) -> None:
         values = {"name": agent.name, "created_at": _timestamp(agent.created_at), **_editable(agent)}
         await insert_or_conflict(self._conn, agents, values, conflict=f"agent {agent.name!r} already exists")
+        # After the insert: a name that is taken raised above, so no live agent's rows are touched.
+        await self._delete_kept_for(agent.name)
 
     async def update(self, agent: AgentConfig) -> bool:
         statement = update(agents).where(agents.c.name == agent.name).values(_editable(agent))
         return (await self._conn.execute(statement)).rowcount > 0
 
     async def delete(self, name: str) -> bool:
-        return (await self._conn.execute(delete(agents).where(agents.c.name == name))).rowcount > 0
+        deleted = (await self._conn.execute(delete(agents).where(agents.c.name == name))).rowcount > 0
+        if deleted:
+            await self._delete_kept_for(name)
+        return deleted
+
+    async def _delete_kept_for(self, name: str) -> None:
+        """System work across users (the unit of work has no user), so no owner id here."""
+        for table in KEPT_FOR_AN_AGENT:
+            await self._conn.execute(delete(table).where(table.c.agent_name == name))

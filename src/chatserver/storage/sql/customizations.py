@@ -59,11 +59,15 @@ class SqlCustomizationRepository:
         )
 
     async def list_active(self, user_id: str, agent_name: str) -> list[PromptCustomization]:
-        statement = (
-            select(pc)
-            .where(pc.c.user_id == user_id, pc.c.agent_name == agent_name, pc.c.is_active == true())
-            .order_by(pc.c.priority, pc.c.created_at, pc.c.id)
-        )
+        return await self.list_for_agent(user_id, agent_name, include_inactive=False)
+
+    async def list_for_agent(
+        self, user_id: str, agent_name: str, *, include_inactive: bool
+    ) -> list[PromptCustomization]:
+        conditions = [pc.c.user_id == user_id, pc.c.agent_name == agent_name]
+        if not include_inactive:
+            conditions.append(pc.c.is_active == true())
+        statement = select(pc).where(*conditions).order_by(pc.c.priority, pc.c.created_at, pc.c.id)
         return [_customization(row) for row in (await self._conn.execute(statement)).mappings()]
 
     async def update(self, customization: PromptCustomization) -> bool:

@@ -61,10 +61,14 @@ class SqlMemoryRepository:
         statement = statement.order_by(mem.c.id.desc()).limit(limit)
         return [_memory(row) for row in (await self._conn.execute(statement)).mappings()]
 
-    async def list(self, user_id: str, *, agent_name: str | None, limit: int) -> list[Memory]:
+    async def list(
+        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+    ) -> list[Memory]:
         statement = select(mem).where(mem.c.user_id == user_id)
         if agent_name is not None:
             statement = statement.where(mem.c.agent_name == agent_name)
+        if before is not None:
+            statement = statement.where(mem.c.id < before)
         statement = statement.order_by(mem.c.id.desc()).limit(limit)
         return [_memory(row) for row in (await self._conn.execute(statement)).mappings()]
 

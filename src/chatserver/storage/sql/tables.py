@@ -79,7 +79,7 @@ chats = Table(
     metadata,
     Column("id", String(128), primary_key=True),
     _owner(),
-    # No foreign key: deleting an agent must not delete its users' conversations.
+    # No foreign key to agents: the agent repository deletes an agent's chats with it, for every user.
     Column("agent_name", String(64), nullable=False),
     Column("title", String(200), nullable=True),
     Column("turn_count", Integer, nullable=False, server_default=text("0")),
@@ -159,7 +159,7 @@ memories = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     _owner(),
-    # No foreign key, like chats: a user's notes outlive an agent's deletion until the user erases them.
+    # No foreign key, like chats: deleted with the agent by the agent repository.
     Column("agent_name", String(64), nullable=False),
     Column("content", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),

@@ -277,6 +277,43 @@ class TestErrors:
         assert raised.value.status_code == 422
         assert raised.value.code == expected and raised.value.type == "invalid_request_error"
 
+    @pytest.mark.parametrize(
+        ("messages", "extra", "param"),
+        [
+            ([user("")], {}, "messages.0.content"),
+            ([user("hi"), {"role": "robot", "content": "x"}], {}, "messages.1.role"),
+            ([{"role": "user", "content": 5}], {}, "messages.0.content"),
+            ([user("hi")], {"extra_body": {"stream": "often"}}, "stream"),
+            ([user("hi")], {"n": 2}, "n"),
+            ([user("hi")], {"extra_headers": {"X-Chat-Id": "not a valid id!"}}, "X-Chat-Id"),
+            ([assistant("last word")], {}, "messages.0.role"),
+        ],
+    )
+    async def test_a_422_names_the_offending_field_in_param(
+        self, ada: AsyncOpenAI, messages: list[Any], extra: dict[str, Any], param: str
+    ) -> None:
+        with pytest.raises(openai.UnprocessableEntityError) as raised:
+            await ada.chat.completions.create(model="assistant", messages=messages, **extra)
+        assert raised.value.param == param
+        body = raised.value.body
+        assert isinstance(body, dict) and body["param"] == param
+        assert body["message"].startswith(f"{param}: ") and len(body["message"]) > len(f"{param}: ")
+
+    async def test_a_missing_model_is_named_in_param(self, live: LiveServer) -> None:
+        async with live.client("ida") as client:
+            response = await client.post("/v1/chat/completions", json={"messages": [user("hi")]})
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert (error["param"], error["code"]) == ("model", "validation_error")
+        assert error["message"] == "model: Field required"
+
+    async def test_the_api_routes_keep_their_detail_list(self, live: LiveServer) -> None:
+        async with live.client("ida") as client:
+            response = await client.post("/api/chat", json={"agent_name": "assistant", "message": "hi"})
+        assert response.status_code == 422
+        assert response.json().keys() == {"detail", "code"}
+        assert any(item["loc"] == ["body", "session_id"] for item in response.json()["detail"])
+
     async def test_a_failing_model_is_a_502(self, ada: AsyncOpenAI) -> None:
         with pytest.raises(openai.InternalServerError) as raised:
             await ada.chat.completions.create(model="assistant", messages=[user("/fail")])

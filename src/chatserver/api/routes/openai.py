@@ -34,7 +34,7 @@ from chatserver.api.openai_schemas import (
 from chatserver.api.run_streams import EventStream, answer
 from chatserver.api.schemas import CHAT_ID_PATTERN
 from chatserver.domain import StartRun, TurnUsage
-from chatserver.errors import ChatServerError, InvalidInput
+from chatserver.errors import ChatServerError
 from chatserver.services.runs import RunHandle
 from chatserver.services.turn_policy import AgentNotFound
 
@@ -117,8 +117,6 @@ async def chat_completions(
     except AgentNotFound:
         message = f"The model '{body.model}' does not exist or you do not have access to it."
         return _error(404, message, code="model_not_found", type_="invalid_request_error", param="model")
-    except InvalidInput as error:
-        return _error(422, error.detail, code="validation_error", param=error.field)
     reply = answer(outcome, chat_id)
     usage = TurnUsage(**reply.usage.model_dump())
     return JSONResponse(completion.answer(reply.response or "", usage), headers=headers)

@@ -59,6 +59,30 @@ class TestModels:
         assert all(model.created > 0 and model.owned_by == "chatserver" for model in models)
 
 
+    async def test_an_agent_is_retrieved_as_a_model(self, live: LiveServer, ada: AsyncOpenAI) -> None:
+        await live.create_agent("retrievable")
+        model = await ada.models.retrieve("retrievable")
+        listed = {m.id: m async for m in ada.models.list()}
+        assert model == listed["retrievable"]
+        assert (model.id, model.object, model.owned_by) == ("retrievable", "model", "chatserver")
+        assert model.created > 0
+
+    async def test_retrieving_an_unknown_model_is_a_404_model_not_found(self, ada: AsyncOpenAI) -> None:
+        with pytest.raises(openai.NotFoundError) as raised:
+            await ada.models.retrieve("ghost")
+        assert (raised.value.code, raised.value.param, raised.value.type) == (
+            "model_not_found",
+            "model",
+            "invalid_request_error",
+        )
+        assert "ghost" in raised.value.message
+
+    async def test_retrieving_a_model_needs_a_token(self, live: LiveServer) -> None:
+        async with client_for(live, "x", api_key="not-a-valid-token") as client:
+            with pytest.raises(openai.AuthenticationError):
+                await client.models.retrieve("assistant")
+
+
 class TestStateless:
     async def test_a_completion_has_openais_shape(self, live: LiveServer, ada: AsyncOpenAI) -> None:
         before = int(time.time())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# What a browser sends as Origin: scheme://host[:port], nothing after it.
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#@\s]+$")
 
 
 class Settings(BaseSettings):
@@ -77,8 +81,33 @@ class Settings(BaseSettings):
     redis_circuit_seconds: float = Field(5.0, gt=0, description="Redis skipped this long after a failure")
     event_stream_interval_seconds: float = Field(1.0, gt=0, description="audit events to Redis, every")
     rate_limit_per_minute: int = Field(0, ge=0, description="0 disables rate limiting")
+    # NoDecode: the environment gives a comma-separated string, not the JSON list pydantic expects.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="browser origins allowed to call every route; * for any; none: no CORS"
+    )
     log_level: str = "INFO"
     log_json: bool | None = Field(None, description="unset: readable text on a terminal, JSON otherwise")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("'*' allows every origin: list no other origins with it")
+        # Browsers send the scheme and host in lower case; the match is exact.
+        checked = tuple(origin.lower() for origin in origins)
+        for origin in checked:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path or trailing '/'"
+                )
+        return checked
 
     @property
     def is_sqlite(self) -> bool:

@@ -59,6 +59,30 @@ class TestModels:
         assert all(model.created > 0 and model.owned_by == "chatserver" for model in models)
 
 
+    async def test_an_agent_is_retrieved_as_a_model(self, live: LiveServer, ada: AsyncOpenAI) -> None:
+        await live.create_agent("retrievable")
+        model = await ada.models.retrieve("retrievable")
+        listed = {m.id: m async for m in ada.models.list()}
+        assert model == listed["retrievable"]
+        assert (model.id, model.object, model.owned_by) == ("retrievable", "model", "chatserver")
+        assert model.created > 0
+
+    async def test_retrieving_an_unknown_model_is_a_404_model_not_found(self, ada: AsyncOpenAI) -> None:
+        with pytest.raises(openai.NotFoundError) as raised:
+            await ada.models.retrieve("ghost")
+        assert (raised.value.code, raised.value.param, raised.value.type) == (
+            "model_not_found",
+            "model",
+            "invalid_request_error",
+        )
+        assert "ghost" in raised.value.message
+
+    async def test_retrieving_a_model_needs_a_token(self, live: LiveServer) -> None:
+        async with client_for(live, "x", api_key="not-a-valid-token") as client:
+            with pytest.raises(openai.AuthenticationError):
+                await client.models.retrieve("assistant")
+
+
 class TestStateless:
     async def test_a_completion_has_openais_shape(self, live: LiveServer, ada: AsyncOpenAI) -> None:
         before = int(time.time())
@@ -276,6 +300,43 @@ class TestErrors:
             await ada.chat.completions.create(model="assistant", messages=messages, **extra)
         assert raised.value.status_code == 422
         assert raised.value.code == expected and raised.value.type == "invalid_request_error"
+
+    @pytest.mark.parametrize(
+        ("messages", "extra", "param"),
+        [
+            ([user("")], {}, "messages.0.content"),
+            ([user("hi"), {"role": "robot", "content": "x"}], {}, "messages.1.role"),
+            ([{"role": "user", "content": 5}], {}, "messages.0.content"),
+            ([user("hi")], {"extra_body": {"stream": "often"}}, "stream"),
+            ([user("hi")], {"n": 2}, "n"),
+            ([user("hi")], {"extra_headers": {"X-Chat-Id": "not a valid id!"}}, "X-Chat-Id"),
+            ([assistant("last word")], {}, "messages.0.role"),
+        ],
+    )
+    async def test_a_422_names_the_offending_field_in_param(
+        self, ada: AsyncOpenAI, messages: list[Any], extra: dict[str, Any], param: str
+    ) -> None:
+        with pytest.raises(openai.UnprocessableEntityError) as raised:
+            await ada.chat.completions.create(model="assistant", messages=messages, **extra)
+        assert raised.value.param == param
+        body = raised.value.body
+        assert isinstance(body, dict) and body["param"] == param
+        assert body["message"].startswith(f"{param}: ") and len(body["message"]) > len(f"{param}: ")
+
+    async def test_a_missing_model_is_named_in_param(self, live: LiveServer) -> None:
+        async with live.client("ida") as client:
+            response = await client.post("/v1/chat/completions", json={"messages": [user("hi")]})
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert (error["param"], error["code"]) == ("model", "validation_error")
+        assert error["message"] == "model: Field required"
+
+    async def test_the_api_routes_keep_their_detail_list(self, live: LiveServer) -> None:
+        async with live.client("ida") as client:
+            response = await client.post("/api/chat", json={"agent_name": "assistant", "message": "hi"})
+        assert response.status_code == 422
+        assert response.json().keys() == {"detail", "code"}
+        assert any(item["loc"] == ["body", "session_id"] for item in response.json()["detail"])
 
     async def test_a_failing_model_is_a_502(self, ada: AsyncOpenAI) -> None:
         with pytest.raises(openai.InternalServerError) as raised:

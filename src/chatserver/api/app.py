@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from chatserver import __version__
@@ -55,6 +56,28 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     # Inside the size limit: the JSON check never holds more than the limit in memory.
     app.add_middleware(JsonBodyCheck)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outside the body checks and the routes (where auth is): a preflight is answered before either,
+    # and every answer, a 401 or a 413 included, carries the headers a browser needs to read it.
+    _allow_cross_origin(app, settings.cors_origins)
     # Outermost: request id, access log and metrics cover every response, a 413 included.
     app.add_middleware(RequestContext)
     return app
+
+
+# What browser clients send and read beyond the CORS-safelisted headers.
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Chat-Id"]
+CORS_RESPONSE_HEADERS = ["Location", "X-Chat-Id"]
+
+
+def _allow_cross_origin(app: FastAPI, origins: tuple[str, ...]) -> None:
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["*"],
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_RESPONSE_HEADERS,
+        # Credentials (cookies, client certificates) only to origins named one by one, never to any.
+        allow_credentials="*" not in origins,
+    )

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatserver import errors
+from chatserver.api.error_params import first_problem
 from chatserver.api.json_bodies import JsonBodyRefused
 
 log = logging.getLogger("chatserver.api")
@@ -62,11 +63,14 @@ def status_and_code(error: errors.ChatServerError) -> tuple[int, str]:
     return 500, "internal_error"
 
 
-def error_body(request: Request, status: int, code: str, detail: Any) -> dict[str, Any]:
+def error_body(
+    request: Request, status: int, code: str, detail: Any, *, sent: Any = None
+) -> dict[str, Any]:
+    """``sent``: the request body as parsed, if known; it tells a field from a union member in a loc."""
     if request.url.path.startswith("/v1/"):
-        message = detail if isinstance(detail, str) else "invalid request"
+        message, param = (detail, None) if isinstance(detail, str) else first_problem(detail, sent)
         kind = OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
-        return {"error": {"message": message, "type": kind, "code": code, "param": None}}
+        return {"error": {"message": message, "type": kind, "code": code, "param": param}}
     return {"detail": detail, "code": code}
 
 
@@ -95,7 +99,8 @@ async def handle_validation_error(request: Request, error: Exception) -> JSONRes
         {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
         for item in error.errors()
     ]
-    return JSONResponse(error_body(request, 422, "validation_error", detail), status_code=422)
+    body = error_body(request, 422, "validation_error", detail, sent=error.body)
+    return JSONResponse(body, status_code=422)
 
 
 async def handle_refused_json(request: Request, error: Exception) -> JSONResponse:

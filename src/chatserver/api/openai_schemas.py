@@ -73,12 +73,17 @@ class ChatCompletionRequest(Lenient):
         agent's own system prompt; the rest is the history, tool calls paired with their results.
         """
         *earlier, last = self.messages
+        at = f"messages.{len(earlier)}"
         if last.role != "user":
-            raise InvalidInput("the last message must be a user message", field="messages")
+            raise InvalidInput("the last message must be a user message", field=f"{at}.role")
+        prompt = last.text()
+        # The run service refuses a blank prompt too, but would name its own field, not the request's.
+        if not prompt.strip():
+            raise InvalidInput("the user message must not be empty", field=f"{at}.content")
         instructions = [m.text() for m in earlier if m.role in ("system", "developer")]
         names: dict[str, str] = {}
         history = [_history_message(m, names) for m in earlier if m.role not in ("system", "developer")]
-        return RequestTurn(last.text(), history, "\n\n".join(text for text in instructions if text) or None)
+        return RequestTurn(prompt, history, "\n\n".join(text for text in instructions if text) or None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: GET /v1/models and POST /v1/chat/completions (model = agent name).
+"""The OpenAI-compatible API: GET /v1/models[/{id}] and POST /v1/chat/completions (model = agent name).
 
 With an ``X-Chat-Id`` header the server keeps the conversation in that chat (only the newest user
 message is read from the request); without it the request's messages are the whole context and
@@ -34,7 +34,7 @@ from chatserver.api.openai_schemas import (
 from chatserver.api.run_streams import EventStream, answer
 from chatserver.api.schemas import CHAT_ID_PATTERN
 from chatserver.domain import StartRun, TurnUsage
-from chatserver.errors import ChatServerError, InvalidInput
+from chatserver.errors import ChatServerError, NotFound
 from chatserver.services.runs import RunHandle
 from chatserver.services.turn_policy import AgentNotFound
 
@@ -86,6 +86,14 @@ async def list_models(_: CurrentUser, container: ContainerDep) -> ModelList:
     return ModelList(data=[ModelOut.of(agent) for agent in await container.agents.list()])
 
 
+@router.get("/models/{model}", response_model=ModelOut)
+async def retrieve_model(model: str, _: CurrentUser, container: ContainerDep) -> ModelOut | JSONResponse:
+    try:
+        return ModelOut.of(await container.agents.get(model))
+    except NotFound:
+        return _model_not_found(model)
+
+
 @router.post(
     "/chat/completions",
     response_model=None,
@@ -115,10 +123,7 @@ async def chat_completions(
             return EventStream(_chunks(completion, handle, body.include_usage), headers)
         outcome = await handle.outcome()
     except AgentNotFound:
-        message = f"The model '{body.model}' does not exist or you do not have access to it."
-        return _error(404, message, code="model_not_found", type_="invalid_request_error", param="model")
-    except InvalidInput as error:
-        return _error(422, error.detail, code="validation_error", param=error.field)
+        return _model_not_found(body.model)
     reply = answer(outcome, chat_id)
     usage = TurnUsage(**reply.usage.model_dump())
     return JSONResponse(completion.answer(reply.response or "", usage), headers=headers)
@@ -173,6 +178,11 @@ def _data(payload: dict[str, Any]) -> str:
 
 def _error_type(status: int) -> str:
     return OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+
+
+def _model_not_found(model: str) -> JSONResponse:
+    message = f"The model '{model}' does not exist or you do not have access to it."
+    return _error(404, message, code="model_not_found", type_="invalid_request_error", param="model")
 
 
 def _error(

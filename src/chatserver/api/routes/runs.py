@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from chatserver.api.deps import ContainerDep, CurrentUser, IdempotencyKey, request_hash
 from chatserver.api.cursors import decode_stamp_cursor, encode_stamp_cursor
+from chatserver.api.deps import ContainerDep, CurrentUser, IdempotencyKey, request_hash
 from chatserver.api.routes.chats import ChatId, Limit
 from chatserver.api.run_streams import EventStream, sse_events
 from chatserver.api.schemas import RunOut, RunPage, RunRequest

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import insert
 
 from chatserver.domain import Message, NewEvent, NewMessage, Run, RunOutcome, ToolCall, TurnUsage
-from chatserver.storage.protocols import UnitOfWork
+from chatserver.services.ids import sortable_id
+from chatserver.storage.protocols import StartedRun, UnitOfWork
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
 from chatserver.storage.sql.chats import TITLE_MAX_CHARS
 from chatserver.storage.sql.tables import chat_messages
@@ -267,3 +268,66 @@ async def test_on_postgres_opening_a_turn_reads_only_the_windows_rows_however_lo
         await engine.dispose()
     assert len(window) == 10
     assert read == 10
+
+
+def _new_run(user_id: str = "alice", *, key: str | None = None, agent: str = "helper", n: int = 0) -> Run:
+    created = NOW + timedelta(seconds=n)
+    return Run(sortable_id(created), user_id, "c1", agent, "queued", f"m{n}", created, idempotency_key=key)
+
+
+async def _start(uow_factory: SqlUnitOfWorkFactory, run: Run, policy: str = "enqueue") -> StartedRun:
+    async with uow_factory(user_id=run.user_id) as uow:
+        started = await uow.turns.start(run, policy=policy, owner=OWNER, lease_until=LATER)
+        await uow.commit()
+    return started
+
+
+async def test_starting_a_run_creates_the_chat_and_starts_the_run_when_the_chat_is_free(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    first, second = _new_run(n=0), _new_run(n=1)
+    started = await _start(uow_factory, first)
+    queued = await _start(uow_factory, second)
+    async with uow_factory(user_id="alice") as uow:
+        chat_row = await uow.chats.get("alice", "c1")
+        stored = [await uow.runs.get("alice", r.id) for r in (first, second)]
+    assert started == StartedRun("accepted", claimed=first.id)
+    assert queued == StartedRun("accepted", running=first.id)
+    assert chat_row is not None and chat_row.agent_name == "helper"
+    assert [r.status for r in stored if r] == ["running", "queued"]
+
+
+async def test_starting_a_run_refuses_what_it_must_and_writes_nothing_then(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    running = _new_run(key="k1")
+    await _start(uow_factory, running)
+    refused = [
+        await _start(uow_factory, _new_run(n=1), policy="reject"),
+        await _start(uow_factory, _new_run("bob", n=2)),
+        await _start(uow_factory, _new_run(agent="other", n=3)),
+        await _start(uow_factory, _new_run(key="k1", n=4)),
+    ]
+    async with uow_factory(user_id="alice") as uow:
+        runs = await uow.runs.list("alice", "c1", status=None, limit=10, before=None)
+    assert [r.outcome for r in refused] == ["busy", "not_found", "other_agent", "key_taken"]
+    assert refused[2].chat_agent == "helper"
+    assert [r.id for r in runs] == [running.id]
+
+
+async def test_interrupt_flags_the_running_run_and_steer_points_at_it(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    running = _new_run(n=0)
+    await _start(uow_factory, running)
+    steering = _new_run(n=1)
+    steered = await _start(uow_factory, steering, policy="steer")
+    interrupting = await _start(uow_factory, _new_run(n=2), policy="interrupt")
+    async with uow_factory(user_id="alice") as uow:
+        pointing = await uow.runs.steering("alice", running.id)
+    async with uow_factory() as uow:
+        renewed = await uow.runs.renew(OWNER, [running.id], lease_until=LATER)
+        await uow.commit()
+    assert steered.running == interrupting.running == running.id
+    assert [r.id for r in pointing] == [steering.id]
+    assert renewed == [(running.id, True)]

@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from chatserver.clock import Clock
-from chatserver.domain import Chat, Run, RunEvent, RunOutcome, StartRun, TurnUsage
+from chatserver.domain import Run, RunEvent, RunOutcome, StartRun, TurnUsage
 from chatserver.errors import ChatBusy, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.ids import sortable_id
 from chatserver.services.run_events import RunEventLog
 from chatserver.services.run_executor import RunExecutor, Stateless
 from chatserver.services.turn_policy import AgentNotFound, TurnPolicy
-from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
+from chatserver.storage.protocols import StartedRun, UnitOfWorkFactory
 
 READ_SECONDS = 5.0
 """How long a reader waits on the log before it looks at the run's record."""
@@ -114,7 +114,7 @@ class RunService:
             stateless = Stateless(command.history, command.instructions)
             self._executor.launch(run, stateless=stateless, built=built)
             return RunHandle(run, self)
-        return await self._enqueue(run, command, built.config.name)
+        return await self._enqueue(run, command)
 
     async def get(self, user_id: str, run_id: str) -> Run:
         async with self._uow(user_id=user_id) as uow:
@@ -199,44 +199,31 @@ class RunService:
         everything = await self._events.read(run_id, None, wait_seconds=0)
         return bool(everything) and any(event.terminal for event in everything or ())
 
-    async def _enqueue(self, run: Run, command: StartRun, agent_name: str) -> RunHandle:
+    async def _enqueue(self, run: Run, command: StartRun) -> RunHandle:
         policy = command.busy_policy or self._policy.busy_policy
-        assert command.chat_id is not None
+        lease_until = self._executor.lease_until()
         async with self._uow(user_id=run.user_id) as uow:
-            await self._own_chat(uow, run, agent_name)
-            active = await uow.runs.active(run.user_id, command.chat_id)
-            if active and policy == "reject":
-                raise ChatBusy("chat is busy with another turn")
-            current = next((r.id for r in active if r.status == "running"), None)
-            steered = current if policy == "steer" else None
-            run = replace(run, steers=steered)
-            if not await uow.runs.add(run):
-                raise Conflict("a run with this idempotency key is being created")
-            interrupted = [r for r in active if r.status == "running"] if policy == "interrupt" else []
-            for running in interrupted:
-                await uow.runs.request_cancel(run.user_id, running.id)
-            claimed = await self._executor.claim(uow, run.user_id, command.chat_id)
-            mine = claimed if claimed is not None and claimed.id == run.id else run
-            await self._events.append(run.id, "run", _run_event(mine))
+            started = await uow.turns.start(
+                run, policy=policy, owner=self._executor.replica, lease_until=lease_until
+            )
+            older = None
+            if started.claimed is not None and started.claimed != run.id:
+                older = await uow.runs.get(run.user_id, started.claimed)  # queued earlier, left over
             await uow.commit()
-        for running in interrupted:
-            if not self._executor.cancel_local(running.id):
-                await self._signals.cancel(running.id)
-        if steered is not None and not self._executor.steer_local(steered):
-            await self._signals.steer(steered)
+        _refuse(started, run)
+        mine = replace(run, status="running", started_at=run.created_at) if started.claimed == run.id else run
+        # Appended once the run is stored: should another replica start it in between (its chat
+        # freed that instant), its first events may come before this one.
+        await self._events.append(run.id, "run", _run_event(mine))
+        running = started.running
+        if running is not None and policy == "interrupt" and not self._executor.cancel_local(running):
+            await self._signals.cancel(running)
+        if running is not None and policy == "steer" and not self._executor.steer_local(running):
+            await self._signals.steer(running)
+        claimed = mine if started.claimed == run.id else older
         if claimed is not None:
             self._executor.launch(claimed)
         return RunHandle(mine, self)
-
-    async def _own_chat(self, uow: UnitOfWork, run: Run, agent_name: str) -> None:
-        assert run.chat_id is not None
-        now = run.created_at
-        await uow.chats.create_if_absent(Chat(run.chat_id, run.user_id, agent_name, None, 0, now, now))
-        chat = await uow.chats.get(run.user_id, run.chat_id)
-        if chat is None:
-            raise NotFound(f"chat '{run.chat_id}' not found")
-        if chat.agent_name != agent_name:
-            raise Conflict(f"chat '{run.chat_id}' belongs to agent '{chat.agent_name}'")
 
     async def _insert(self, run: Run, *, lease: bool) -> None:
         async with self._uow(user_id=run.user_id) as uow:
@@ -288,6 +275,17 @@ class RunService:
             raise InvalidInput("message must not be empty", field="message")
         if len(message) > self._policy.max_message_chars:
             raise PayloadTooLarge(f"message is longer than {self._policy.max_message_chars} characters")
+
+
+def _refuse(started: StartedRun, run: Run) -> None:
+    if started.outcome == "not_found":
+        raise NotFound(f"chat '{run.chat_id}' not found")
+    if started.outcome == "other_agent":
+        raise Conflict(f"chat '{run.chat_id}' belongs to agent '{started.chat_agent}'")
+    if started.outcome == "busy":
+        raise ChatBusy("chat is busy with another turn")
+    if started.outcome == "key_taken":
+        raise Conflict("a run with this idempotency key is being created")
 
 
 def _run_event(run: Run) -> dict[str, str | None]:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from chatserver.domain import (
     AgentConfig,
@@ -102,8 +102,33 @@ class ClaimedTurn:
     """The turns before it, oldest first (``MessageRepository.window``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    """What ``TurnRepository.start`` did with a new run of a chat."""
+
+    outcome: Literal["accepted", "not_found", "other_agent", "busy", "key_taken"]
+    """Only ``accepted`` wrote anything: the run is stored (queued, or started: see ``claimed``)."""
+    claimed: str | None = None
+    """The id of the run of the chat that started now (this one, or an older queued one)."""
+    running: str | None = None
+    """The run that was running on the chat when this one came (the one interrupt and steer act on)."""
+    chat_agent: str | None = None
+
+
 class TurnRepository(Protocol):
-    """A chat turn's two transactions, each in as few round trips as the database allows."""
+    """A chat turn's transactions, each in as few round trips as the database allows."""
+
+    async def start(
+        self, run: Run, *, policy: str, owner: str, lease_until: datetime
+    ) -> StartedRun:
+        """Store a new run of the caller's chat ``run.chat_id`` (created if new), as one transaction.
+
+        Refuses, writing nothing, another user's chat (``not_found``), a chat of another agent
+        (``other_agent``), a busy chat under the ``reject`` policy (``busy``) and a taken
+        idempotency key (``key_taken``). Else the run is queued (``steer``: pointing at the running
+        run), the running run is flagged for cancellation (``interrupt``), and the chat's oldest
+        queued run starts under ``owner``'s lease if none runs.
+        """
 
     async def open(
         self,

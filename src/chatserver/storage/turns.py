@@ -6,15 +6,17 @@ PostgreSQL has its own (``storage.sql.turns``), which does each transaction in o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
-from chatserver.domain import NewEvent, NewMessage, RunOutcome
+from chatserver.domain import Chat, NewEvent, NewMessage, Run, RunOutcome
 from chatserver.storage.protocols import (
     ChatRepository,
     ClaimedTurn,
     EventRepository,
     MessageRepository,
     RunRepository,
+    StartedRun,
 )
 
 
@@ -32,6 +34,28 @@ class ComposedTurnRepository:
         self._messages = messages
         self._events = events
         self._runs = runs
+
+    async def start(self, run: Run, *, policy: str, owner: str, lease_until: datetime) -> StartedRun:
+        assert run.chat_id is not None
+        now = run.created_at
+        await self._chats.create_if_absent(Chat(run.chat_id, run.user_id, run.agent_name, None, 0, now, now))
+        chat = await self._chats.get(run.user_id, run.chat_id)
+        if chat is None:
+            return StartedRun("not_found")
+        if chat.agent_name != run.agent_name:
+            return StartedRun("other_agent", chat_agent=chat.agent_name)
+        active = await self._runs.active(run.user_id, run.chat_id)
+        if active and policy == "reject":
+            return StartedRun("busy")
+        running = next((r.id for r in active if r.status == "running"), None)
+        if not await self._runs.add(replace(run, steers=running if policy == "steer" else None)):
+            return StartedRun("key_taken")
+        if running is not None and policy == "interrupt":
+            await self._runs.request_cancel(run.user_id, running)
+        claimed = await self._runs.claim_next(
+            run.user_id, run.chat_id, owner=owner, now=now, lease_until=lease_until
+        )
+        return StartedRun("accepted", claimed=claimed.id if claimed else None, running=running)
 
     async def open(
         self,

@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.domain import Chat, Message, NewEvent, NewMessage, RunOutcome
-from chatserver.storage.protocols import ClaimedTurn
+from chatserver.domain import Chat, Message, NewEvent, NewMessage, Run, RunOutcome
+from chatserver.storage.protocols import ClaimedTurn, StartedRun
 from chatserver.storage.sql.chats import fit_title
 from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
 
@@ -39,11 +39,33 @@ _CLOSE = (
 ascending) and the event; 0 (nothing written) when the run is no longer this replica's."""
 
 
+_START = "SELECT * FROM chatserver_start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+
+
 class PostgresTurnRepository:
     """Implements ``storage.protocols.TurnRepository`` on the unit of work's asyncpg connection."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    async def start(self, run: Run, *, policy: str, owner: str, lease_until: datetime) -> StartedRun:
+        driver = await self._driver()
+        row = await driver.fetchrow(
+            _START,
+            run.id,
+            run.user_id,
+            run.chat_id,
+            run.agent_name,
+            run.message,
+            run.created_at,
+            run.idempotency_key,
+            run.request_hash,
+            policy,
+            owner,
+            lease_until,
+        )
+        outcome, claimed, running, chat_agent = row
+        return StartedRun(outcome, claimed=claimed, running=running, chat_agent=chat_agent)
 
     async def open(
         self,

@@ -7,8 +7,9 @@ Create Date: 2025-01-05
 A chat runs one turn at a time because at most one of its runs is ``running`` (a partial unique
 index), not because a connection holds a lock: a replica that loses its database connection keeps
 its runs until their leases expire, and every write of a run is fenced by its lease holder.
-``chatserver_close_run`` replaces ``chatserver_close_turn``: it ends the run and, only when this
-replica still holds it, stores the answer and the audit event, in one round trip.
+``chatserver_start_run`` stores a new run of a chat and starts the chat's next one if it is free,
+and ``chatserver_close_run`` replaces ``chatserver_close_turn``: it ends the run and, only when this
+replica still holds it, stores the answer and the audit event; one round trip each.
 """
 
 from __future__ import annotations
@@ -64,6 +65,70 @@ WITH fenced AS (
     FROM fenced
 )
 SELECT count(*) FROM fenced
+$body$
+"""
+
+
+# ``chatserver_start_run``: storage.protocols.TurnRepository.start in one statement. The chat is
+# created if new; another user's chat is invisible under row-level security, so it reads as absent.
+# Only the chat's oldest queued run may start, so racing replicas update the same row and the
+# loser finds it no longer queued; should the partial unique index still refuse one, none starts.
+_START_RUN = f"""
+CREATE FUNCTION chatserver_start_run(
+    p_run_id text, p_user_id text, p_chat_id text, p_agent_name text, p_message text, p_now timestamptz,
+    p_idempotency_key text, p_request_hash text, p_policy text, p_owner text, p_lease_until timestamptz
+) RETURNS TABLE (outcome text, claimed text, running text, chat_agent text)
+LANGUAGE plpgsql VOLATILE AS $body$
+DECLARE
+    v_agent text;
+    v_running text;
+    v_active boolean;
+    v_claimed text;
+BEGIN
+    PERFORM {_SET_CONTEXT};
+    INSERT INTO chats (id, user_id, agent_name, title, turn_count, created_at, updated_at)
+    VALUES (p_chat_id, p_user_id, p_agent_name, NULL, 0, p_now, p_now) ON CONFLICT DO NOTHING;
+    SELECT c.agent_name INTO v_agent FROM chats AS c WHERE c.id = p_chat_id AND c.user_id = p_user_id;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    IF v_agent <> p_agent_name THEN
+        RETURN QUERY SELECT 'other_agent'::text, NULL::text, NULL::text, v_agent;
+        RETURN;
+    END IF;
+    SELECT r.id INTO v_running FROM runs AS r WHERE r.chat_id = p_chat_id AND r.status = 'running';
+    v_active := v_running IS NOT NULL OR EXISTS (
+        SELECT 1 FROM runs AS r WHERE r.chat_id = p_chat_id AND r.status = 'queued');
+    IF v_active AND p_policy = 'reject' THEN
+        RETURN QUERY SELECT 'busy'::text, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    INSERT INTO runs (id, user_id, chat_id, agent_name, status, message, created_at, idempotency_key,
+                      request_hash, steers)
+    VALUES (p_run_id, p_user_id, p_chat_id, p_agent_name, 'queued', p_message, p_now, p_idempotency_key,
+            p_request_hash, CASE WHEN p_policy = 'steer' THEN v_running END)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'key_taken'::text, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    IF p_policy = 'interrupt' AND v_running IS NOT NULL THEN
+        UPDATE runs SET cancel_requested = true WHERE id = v_running AND status = 'running';
+    END IF;
+    BEGIN
+        UPDATE runs SET status = 'running', started_at = p_now, lease_owner = p_owner,
+                        lease_expires_at = p_lease_until
+        WHERE id = (SELECT q.id FROM runs AS q WHERE q.chat_id = p_chat_id AND q.status = 'queued'
+                    ORDER BY q.created_at, q.id LIMIT 1)
+          AND status = 'queued'
+          AND NOT EXISTS (SELECT 1 FROM runs AS r WHERE r.chat_id = p_chat_id AND r.status = 'running')
+        RETURNING id INTO v_claimed;
+    EXCEPTION WHEN unique_violation THEN
+        v_claimed := NULL;
+    END;
+    RETURN QUERY SELECT 'accepted'::text, v_claimed, v_running, NULL::text;
+END
 $body$
 """
 
@@ -138,6 +203,7 @@ def upgrade() -> None:
         op.execute("ALTER TABLE runs FORCE ROW LEVEL SECURITY")
         op.execute(f"CREATE POLICY runs_owner ON runs USING {_OWNER} WITH CHECK {_OWNER}")
         op.execute(_CLOSE_RUN)
+        op.execute(_START_RUN)
 
 
 def downgrade() -> None:
@@ -146,6 +212,10 @@ def downgrade() -> None:
             "DROP FUNCTION chatserver_close_run(text, text, integer, timestamptz, text[], text[], jsonb[], "
             "text[], text[], boolean[], text, text, text, text, jsonb, text, text, text, text, integer, "
             "integer, integer, text, text, jsonb)"
+        )
+        op.execute(
+            "DROP FUNCTION chatserver_start_run(text, text, text, text, text, timestamptz, text, text, text, "
+            "text, timestamptz)"
         )
         op.execute("DROP POLICY IF EXISTS runs_owner ON runs")
     op.drop_table("runs")

@@ -42,6 +42,7 @@ from chatserver.services.run_supervisor import RunSupervisor
 from chatserver.services.runs import LocalRunSignals, RunService, RunSignals
 from chatserver.services.sessions import SessionService
 from chatserver.services.turn_policy import TurnPolicy
+from chatserver.services.user_data import UserDataService
 from chatserver.storage.protocols import Database, UnitOfWorkFactory
 from chatserver.storage.sql.engine import SqlDatabase, create_engine
 from chatserver.storage.sql.maintenance import SqlMaintenanceGate
@@ -76,6 +77,7 @@ class Container:
     redis: RedisRuntime | None
     memories: MemoryService
     mcp: McpConnections
+    user_data: UserDataService
 
     @property
     def before_response(self) -> BeforeResponse:
@@ -224,6 +226,7 @@ def build_container(
         redis=redis,
         memories=memories,
         mcp=mcp,
+        user_data=UserDataService(uow, clock),
     )
 
 

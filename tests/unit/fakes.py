@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -519,6 +519,44 @@ class FakeRuns:
         return sorted(queued)[:limit]
 
 
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class FakeUserData:
+    """Rows as their dataclasses' fields, JSON values like the SQL repository's."""
+
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    def _section(self, section: str) -> Sequence[Any]:
+        s = self.s
+        rows: dict[str, Sequence[Any]] = {
+            "chats": list(s.chats.values()), "messages": s.messages, "memories": s.memories,
+            "customizations": list(s.customizations.values()), "sessions": list(s.sessions.values()),
+            "runs": list(s.runs.values()), "events": s.events,
+        }
+        return rows[section]
+
+    def _owner(self, row: Any) -> str | None:
+        # A message names no owner here: its chat's.
+        if isinstance(row, Message):
+            chat = self.s.chats.get(row.chat_id)
+            return chat.user_id if chat else None
+        return str(row.user_id) if row.user_id is not None else None
+
+    async def export_page(
+        self, user_id: str, section: str, *, after: Any | None, limit: int, chat_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        rows = [
+            {key: _jsonable(value) for key, value in asdict(row).items()}
+            for row in self._section(section)
+            if self._owner(row) == user_id and (chat_id is None or row.chat_id == chat_id)
+        ]
+        rows = sorted((row for row in rows if after is None or row["id"] > after), key=lambda row: row["id"])
+        return rows[:limit]
+
+
 class FakeUnitOfWork:
     """Works on a copy of the store and publishes it on commit, so rollback is real."""
 
@@ -551,6 +589,7 @@ class FakeUnitOfWork:
         )
         self.memories = FakeMemories(w)
         self.runs = FakeRuns(w)
+        self.user_data = FakeUserData(w)
         self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
         return self
 

@@ -256,6 +256,20 @@ class MemoryRepository(Protocol):
     async def delete_all(self, user_id: str, agent_name: str) -> int: ...
 
 
+EXPORT_SECTIONS = ("chats", "messages", "customizations", "memories", "sessions", "runs", "events")
+"""What a user's export holds besides the user: messages nested in their chats."""
+
+
+class UserDataRepository(Protocol):
+    """All of one user's rows, for export (and erasure)."""
+
+    async def export_page(
+        self, user_id: str, section: str, *, after: Any | None, limit: int, chat_id: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Up to ``limit`` of the user's rows of ``section`` (an ``EXPORT_SECTIONS`` name) with an id
+        above ``after``, by id, as JSON values; ``messages`` are one chat's (``chat_id``)."""
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     api_keys: ApiKeyRepository
@@ -268,6 +282,7 @@ class UnitOfWork(Protocol):
     memories: MemoryRepository
     turns: TurnRepository
     runs: RunRepository
+    user_data: UserDataRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

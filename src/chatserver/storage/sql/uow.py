@@ -21,6 +21,7 @@ from chatserver.storage.protocols import (
     RunRepository,
     SessionRepository,
     TurnRepository,
+    UserDataRepository,
     UserRepository,
 )
 from chatserver.storage.sql.agents import SqlAgentRepository
@@ -38,6 +39,7 @@ from chatserver.storage.sql.messages import SqlMessageRepository
 from chatserver.storage.sql.runs import SqlRunRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
+from chatserver.storage.sql.user_data import SqlUserDataRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
 from chatserver.storage.sql.write_gate import WriteGate
 from chatserver.storage.turns import ComposedTurnRepository
@@ -79,6 +81,7 @@ class SqlUnitOfWork:
     memories: MemoryRepository
     turns: TurnRepository
     runs: RunRepository
+    user_data: UserDataRepository
 
     def __init__(
         self, engine: AsyncEngine, *, user_id: str | None = None, gate: WriteGate | None = None
@@ -159,6 +162,7 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(conn)
         self.memories = SqlMemoryRepository(conn)
         self.runs = SqlRunRepository(conn)
+        self.user_data = SqlUserDataRepository(conn)
         if conn.dialect.name == "postgresql":
             self.turns = PostgresTurnRepository(conn)
         else:

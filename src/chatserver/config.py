@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(2048, ge=1, description="concurrent connections; 503 past it")
 
     jwt_secret: SecretStr | None = None
+    erasure_salt: SecretStr | None = Field(
+        None, description="salts the user id hashed into user.erased; unset: derived from jwt_secret"
+    )
     jwks_url: str | None = None
     jwt_audience: str = "authenticated"
     jwt_issuer: str | None = None

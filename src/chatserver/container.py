@@ -5,8 +5,11 @@ Building does no I/O; ``start()`` and ``aclose()`` bracket the container's life.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,6 +34,7 @@ from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
 from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
 from chatserver.services.chats import ChatHistoryService
+from chatserver.services.erasure import ErasureService
 from chatserver.services.events import AuditEventService
 from chatserver.services.identity import IdentityService
 from chatserver.services.memories import MemoryService, ToolBackends
@@ -78,6 +82,7 @@ class Container:
     memories: MemoryService
     mcp: McpConnections
     user_data: UserDataService
+    erasure: ErasureService
 
     @property
     def before_response(self) -> BeforeResponse:
@@ -193,6 +198,7 @@ def build_container(
         if redis is not None
         else LocalRunSignals(executor)
     )
+    runs = RunService(uow, loader, executor, events_log, signals, clock, policy)
     return Container(
         settings=settings,
         clock=clock,
@@ -204,7 +210,7 @@ def build_container(
         loader=loader,
         identity=IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock),
         agents=AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio),
-        runs=RunService(uow, loader, executor, events_log, signals, clock, policy),
+        runs=runs,
         executor=executor,
         supervisor=RunSupervisor(uow, executor, events_log, clock, lease_seconds=settings.run_lease_seconds),
         chats=ChatHistoryService(uow),
@@ -227,6 +233,7 @@ def build_container(
         memories=memories,
         mcp=mcp,
         user_data=UserDataService(uow, clock),
+        erasure=ErasureService(uow, runs, loader, clock, salt=_erasure_salt(settings)),
     )
 
 
@@ -235,3 +242,14 @@ def _token_flush_seconds(settings: Settings) -> float:
     if settings.run_token_flush_seconds is not None:
         return settings.run_token_flush_seconds
     return 0.05 if settings.redis_url else 0.0
+
+
+def _erasure_salt(settings: Settings) -> bytes:
+    """The configured salt, else one derived from the JWT secret (stable across restarts and
+    replicas); with neither, a random one: receipts then link to no id at all."""
+    if settings.erasure_salt is not None:
+        return settings.erasure_salt.get_secret_value().encode()
+    if settings.jwt_secret is not None:
+        secret = settings.jwt_secret.get_secret_value().encode()
+        return hmac.new(secret, b"chatserver user.erased salt", hashlib.sha256).digest()
+    return secrets.token_bytes(32)

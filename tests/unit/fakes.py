@@ -556,6 +556,32 @@ class FakeUserData:
         rows = sorted((row for row in rows if after is None or row["id"] > after), key=lambda row: row["id"])
         return rows[:limit]
 
+    async def active_run_ids(self, user_id: str) -> list[str]:
+        runs = self.s.runs.values()
+        return sorted(r.id for r in runs if r.user_id == user_id and r.status in ("queued", "running"))
+
+    async def erase(self, user_id: str) -> dict[str, int]:
+        s, mine = self.s, (lambda row: self._owner(row) == user_id)
+        chats = {c for c, chat in s.chats.items() if chat.user_id == user_id}
+        counts = {
+            "chats": len(chats),
+            "messages": sum(map(mine, s.messages)),
+            "memories": sum(map(mine, s.memories)),
+            "customizations": sum(map(mine, s.customizations.values())),
+            "sessions": sum(map(mine, s.sessions.values())), "runs": sum(map(mine, s.runs.values())),
+            "api_keys": sum(key.user_id == user_id for key, _ in s.keys.values()),
+            "events": sum(e.user_id == user_id or e.chat_id in chats for e in s.events),
+        }
+        s.messages = [m for m in s.messages if not mine(m)]
+        s.memories = [m for m in s.memories if not mine(m)]
+        s.events = [e for e in s.events if not (e.user_id == user_id or e.chat_id in chats)]
+        for table in (s.chats, s.customizations, s.sessions, s.runs):
+            for key in [k for k, row in table.items() if row.user_id == user_id]:
+                del table[key]
+        s.keys = {k: v for k, v in s.keys.items() if v[0].user_id != user_id}
+        s.users.pop(user_id, None)
+        return counts
+
 
 class FakeUnitOfWork:
     """Works on a copy of the store and publishes it on commit, so rollback is real."""

@@ -259,6 +259,8 @@ class MemoryRepository(Protocol):
 EXPORT_SECTIONS = ("chats", "messages", "customizations", "memories", "sessions", "runs", "events")
 """What a user's export holds besides the user: messages nested in their chats."""
 
+ERASED_KINDS = ("chats", "messages", "memories", "customizations", "sessions", "runs", "api_keys", "events")
+
 
 class UserDataRepository(Protocol):
     """All of one user's rows, for export (and erasure)."""
@@ -268,6 +270,13 @@ class UserDataRepository(Protocol):
     ) -> builtins.list[dict[str, Any]]:
         """Up to ``limit`` of the user's rows of ``section`` (an ``EXPORT_SECTIONS`` name) with an id
         above ``after``, by id, as JSON values; ``messages`` are one chat's (``chat_id``)."""
+
+    async def active_run_ids(self, user_id: str) -> builtins.list[str]:
+        """The user's queued and running runs, of every chat and stateless."""
+
+    async def erase(self, user_id: str) -> dict[str, int]:
+        """Delete the user and every row naming them (audit events of theirs or of their chats
+        included); how many of each kind (``ERASED_KINDS``)."""
 
 
 class UnitOfWork(Protocol):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from chatserver.api.deps import ContainerDep, CurrentUser
 
@@ -17,6 +17,14 @@ class MeOut(BaseModel):
     id: str
     is_admin: bool
     created_at: datetime
+
+
+class EraseConfirmation(BaseModel):
+    confirm: str = Field(description="Your own user id: erasure cannot be undone")
+
+
+class Erased(BaseModel):
+    erased: dict[str, int] = Field(description="How many rows of each kind were deleted")
 
 
 @router.get("", response_model=MeOut)
@@ -38,3 +46,10 @@ async def export(principal: CurrentUser, container: ContainerDep) -> StreamingRe
     day = container.clock.now().strftime("%Y%m%d")
     headers = {"Content-Disposition": f'attachment; filename="chatserver-export-{day}.json"'}
     return StreamingResponse(chunks, media_type="application/json", headers=headers)
+
+
+@router.delete("", response_model=Erased)
+async def erase_me(body: EraseConfirmation, principal: CurrentUser, container: ContainerDep) -> Erased:
+    """Erase yourself and everything of yours: your runs are stopped first. A JWT of yours signs you
+    up again as a new user afterwards; your API keys are gone."""
+    return Erased(erased=await container.erasure.erase_self(principal.user_id, confirm=body.confirm))

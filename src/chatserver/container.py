@@ -199,6 +199,7 @@ def build_container(
         else LocalRunSignals(executor)
     )
     runs = RunService(uow, loader, executor, events_log, signals, clock, policy)
+    identity = IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock)
     return Container(
         settings=settings,
         clock=clock,
@@ -208,7 +209,7 @@ def build_container(
         models=models,
         agent_cache=cache,
         loader=loader,
-        identity=IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock),
+        identity=identity,
         agents=AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio),
         runs=runs,
         executor=executor,
@@ -233,7 +234,7 @@ def build_container(
         memories=memories,
         mcp=mcp,
         user_data=UserDataService(uow, clock),
-        erasure=ErasureService(uow, runs, loader, clock, salt=_erasure_salt(settings)),
+        erasure=ErasureService(uow, runs, loader, identity, clock, salt=_erasure_salt(settings)),
     )
 
 

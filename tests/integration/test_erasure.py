@@ -21,6 +21,14 @@ SHARED_TABLES = {"agents"}
 """Configuration of the server, not of any user: nothing in it names a user."""
 
 
+class Forgotten:
+    def __init__(self) -> None:
+        self.users: list[str] = []
+
+    def forget(self, user_id: str) -> None:
+        self.users.append(user_id)
+
+
 class Cancellations:
     def __init__(self) -> None:
         self.runs: list[tuple[str, str]] = []
@@ -65,8 +73,8 @@ async def test_after_erasure_no_table_names_the_user_and_others_keep_theirs(
     await populate(uow_factory, "bystander")
     before = await counts_by_table(engine, TARGET)
     assert all(before.values()), f"populate every table first: {before}"
-    evictions, cancellations = Evictions(), Cancellations()
-    service = ErasureService(uow_factory, cancellations, evictions, FakeClock(NOW), salt=b"pepper")
+    evictions, cancellations, forgotten = Evictions(), Cancellations(), Forgotten()
+    service = ErasureService(uow_factory, cancellations, evictions, forgotten, FakeClock(NOW), salt=b"pepper")
     erased = await service.erase(TARGET)
     assert erased == {
         "runs": 1,
@@ -81,7 +89,7 @@ async def test_after_erasure_no_table_names_the_user_and_others_keep_theirs(
     assert await counts_by_table(engine, TARGET) == dict.fromkeys(before, 0)
     assert all((await counts_by_table(engine, "bystander")).values())
     assert [user for user, _ in cancellations.runs] == [TARGET]  # its queued run, before the deletion
-    assert evictions.users == [TARGET]
+    assert evictions.users == forgotten.users == [TARGET]
     async with uow_factory() as uow:
         [receipt] = await uow.events.list(type="user.erased", user_id=None, limit=5, before=None)
     assert receipt.data == {"subject": subject_hash(b"pepper", TARGET), "by": "admin", "erased": erased}

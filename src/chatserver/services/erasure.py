@@ -27,15 +27,28 @@ class AgentEvictor(Protocol):
         """Drop the user's cached agents of ``agent_names`` (and any other held here), on every replica."""
 
 
+class KnownSubjects(Protocol):
+    def forget(self, user_id: str) -> None:
+        """Stop assuming the user exists (JWT subjects are signed up on first sight)."""
+
+
 def subject_hash(salt: bytes, user_id: str) -> str:
     return hmac.new(salt, user_id.encode(), hashlib.sha256).hexdigest()
 
 
 class ErasureService:
     def __init__(
-        self, uow: UnitOfWorkFactory, runs: RunCanceller, agents: AgentEvictor, clock: Clock, *, salt: bytes
+        self,
+        uow: UnitOfWorkFactory,
+        runs: RunCanceller,
+        agents: AgentEvictor,
+        subjects: KnownSubjects,
+        clock: Clock,
+        *,
+        salt: bytes,
     ) -> None:
         self._uow = uow
+        self._subjects = subjects
         self._runs = runs
         self._agents = agents
         self._clock = clock
@@ -64,4 +77,5 @@ class ErasureService:
             await uow.events.add(NewEvent("user.erased", data=data), now=self._clock.now())
             await uow.commit()
         self._agents.invalidate_user(user_id, agent_names)
+        self._subjects.forget(user_id)
         return counts

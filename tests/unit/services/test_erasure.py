@@ -22,6 +22,14 @@ class Bus:
         self.published.append((user_id, agent_name))
 
 
+class Forgotten:
+    def __init__(self) -> None:
+        self.users: list[str] = []
+
+    def forget(self, user_id: str) -> None:
+        self.users.append(user_id)
+
+
 class Cancellations:
     def __init__(self) -> None:
         self.runs: list[str] = []
@@ -33,7 +41,7 @@ class Cancellations:
 
 def service(uow: FakeUnitOfWorkFactory, loader: Any = None) -> ErasureService:
     loader = loader or AgentLoader(uow, None, AgentCache(10, 900, FakeClock(NOW)))  # type: ignore[arg-type]
-    return ErasureService(uow, Cancellations(), loader, FakeClock(NOW), salt=b"salt")
+    return ErasureService(uow, Cancellations(), loader, Forgotten(), FakeClock(NOW), salt=b"salt")
 
 
 async def test_erasing_oneself_needs_ones_own_id_and_erases_nothing_otherwise() -> None:

@@ -279,6 +279,28 @@ class UserDataRepository(Protocol):
         included); how many of each kind (``ERASED_KINDS``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionCutoffs:
+    """Rows older than these go; None keeps them forever."""
+
+    chats: datetime | None
+    """Chats whose ``updated_at`` is older, with everything under them."""
+    sessions: datetime | None
+    """Inactive session instances last updated before."""
+    runs: datetime | None
+    """Ended runs that finished before."""
+    events: datetime | None
+    """Audit events created before."""
+
+
+class RetentionRepository(Protocol):
+    """System work: old rows of every user."""
+
+    async def purge(self, cutoffs: RetentionCutoffs, *, limit: int) -> dict[str, int]:
+        """Delete at most ``limit`` rows in all (no cascade beyond them) past their cutoff; how many
+        of each kind: ``messages``, ``runs``, ``sessions``, ``chats``, ``events``."""
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     api_keys: ApiKeyRepository
@@ -292,6 +314,7 @@ class UnitOfWork(Protocol):
     turns: TurnRepository
     runs: RunRepository
     user_data: UserDataRepository
+    retention: RetentionRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -18,6 +18,7 @@ from chatserver.storage.protocols import (
     EventRepository,
     MemoryRepository,
     MessageRepository,
+    RetentionRepository,
     RunRepository,
     SessionRepository,
     TurnRepository,
@@ -36,6 +37,7 @@ from chatserver.storage.sql.driver_errors import (
 from chatserver.storage.sql.events import SqlEventRepository
 from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
+from chatserver.storage.sql.retention import SqlRetentionRepository
 from chatserver.storage.sql.runs import SqlRunRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
@@ -82,6 +84,7 @@ class SqlUnitOfWork:
     turns: TurnRepository
     runs: RunRepository
     user_data: UserDataRepository
+    retention: RetentionRepository
 
     def __init__(
         self, engine: AsyncEngine, *, user_id: str | None = None, gate: WriteGate | None = None
@@ -163,6 +166,7 @@ class SqlUnitOfWork:
         self.memories = SqlMemoryRepository(conn)
         self.runs = SqlRunRepository(conn)
         self.user_data = SqlUserDataRepository(conn)
+        self.retention = SqlRetentionRepository(conn)
         if conn.dialect.name == "postgresql":
             self.turns = PostgresTurnRepository(conn)
         else:

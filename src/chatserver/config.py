@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(2048, ge=1, description="concurrent connections; 503 past it")
 
     jwt_secret: SecretStr | None = None
+    database_app_role: str = Field(
+        "chatserver_rls",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL: requests run as this role when the configured one bypasses RLS",
+    )
     erasure_salt: SecretStr | None = Field(
         None, description="salts the user id hashed into user.erased; unset: derived from jwt_secret"
     )

@@ -90,7 +90,9 @@ class Container:
         return self.redis.invalidations if self.redis is not None else NothingToSettle()
 
     async def start(self) -> None:
-        """Hook for what runs beside requests: the background tasks, unless settings turn them off."""
+        """Hook for what runs beside requests: the background tasks, unless settings turn them off.
+        First of all, requests are made to run under row-level security."""
+        await self.database.enforce_row_level_security(self.settings.database_app_role)
         if self.redis is not None:
             await self.redis.start()
         if self.settings.background_tasks:

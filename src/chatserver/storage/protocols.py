@@ -335,6 +335,9 @@ class Database(Protocol):
 
     async def ping(self) -> None: ...
     async def migrations_current(self) -> bool: ...
+    async def enforce_row_level_security(self, app_role: str) -> None:
+        """Where the configured role would bypass row-level security, serve as ``app_role``."""
+
     async def dispose(self) -> None: ...
 
 

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(2048, ge=1, description="concurrent connections; 503 past it")
 
     jwt_secret: SecretStr | None = None
+    database_app_role: str = Field(
+        "chatserver_rls",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL: requests run as this role when the configured one bypasses RLS",
+    )
+    erasure_salt: SecretStr | None = Field(
+        None, description="salts the user id hashed into user.erased; unset: derived from jwt_secret"
+    )
     jwks_url: str | None = None
     jwt_audience: str = "authenticated"
     jwt_issuer: str | None = None
@@ -72,6 +80,10 @@ class Settings(BaseSettings):
     agent_cache_ttl_seconds: float = Field(900.0, gt=0)
     cleanup_interval_seconds: float = Field(300.0, gt=0)
     session_ttl_seconds: float = Field(1800.0, gt=0)
+    retention_chat_days: int = Field(0, ge=0, description="chats without activity this long go; 0: never")
+    retention_session_days: int = Field(30, ge=0, description="inactive session instances; 0: never")
+    retention_event_days: int = Field(0, ge=0, description="audit events; 0: never")
+    retention_run_days: int = Field(90, ge=0, description="records of ended runs; 0: never")
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     background_tasks: bool = True
 

@@ -5,8 +5,11 @@ Building does no I/O; ``start()`` and ``aclose()`` bracket the container's life.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,6 +34,7 @@ from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
 from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
 from chatserver.services.chats import ChatHistoryService
+from chatserver.services.erasure import ErasureService
 from chatserver.services.events import AuditEventService
 from chatserver.services.identity import IdentityService
 from chatserver.services.memories import MemoryService, ToolBackends
@@ -42,6 +46,7 @@ from chatserver.services.run_supervisor import RunSupervisor
 from chatserver.services.runs import LocalRunSignals, RunService, RunSignals
 from chatserver.services.sessions import SessionService
 from chatserver.services.turn_policy import TurnPolicy
+from chatserver.services.user_data import UserDataService
 from chatserver.storage.protocols import Database, UnitOfWorkFactory
 from chatserver.storage.sql.engine import SqlDatabase, create_engine
 from chatserver.storage.sql.maintenance import SqlMaintenanceGate
@@ -76,6 +81,8 @@ class Container:
     redis: RedisRuntime | None
     memories: MemoryService
     mcp: McpConnections
+    user_data: UserDataService
+    erasure: ErasureService
 
     @property
     def before_response(self) -> BeforeResponse:
@@ -83,7 +90,9 @@ class Container:
         return self.redis.invalidations if self.redis is not None else NothingToSettle()
 
     async def start(self) -> None:
-        """Hook for what runs beside requests: the background tasks, unless settings turn them off."""
+        """Hook for what runs beside requests: the background tasks, unless settings turn them off.
+        First of all, requests are made to run under row-level security."""
+        await self.database.enforce_row_level_security(self.settings.database_app_role)
         if self.redis is not None:
             await self.redis.start()
         if self.settings.background_tasks:
@@ -191,6 +200,8 @@ def build_container(
         if redis is not None
         else LocalRunSignals(executor)
     )
+    runs = RunService(uow, loader, executor, events_log, signals, clock, policy)
+    identity = IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock)
     return Container(
         settings=settings,
         clock=clock,
@@ -200,9 +211,9 @@ def build_container(
         models=models,
         agent_cache=cache,
         loader=loader,
-        identity=IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock),
+        identity=identity,
         agents=AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio),
-        runs=RunService(uow, loader, executor, events_log, signals, clock, policy),
+        runs=runs,
         executor=executor,
         supervisor=RunSupervisor(uow, executor, events_log, clock, lease_seconds=settings.run_lease_seconds),
         chats=ChatHistoryService(uow),
@@ -213,7 +224,14 @@ def build_container(
             SqlMaintenanceGate(uow),
             cache,
             clock,
-            MaintenancePolicy(settings.cleanup_interval_seconds, settings.session_ttl_seconds),
+            MaintenancePolicy(
+                settings.cleanup_interval_seconds,
+                settings.session_ttl_seconds,
+                chat_days=settings.retention_chat_days,
+                session_days=settings.retention_session_days,
+                event_days=settings.retention_event_days,
+                run_days=settings.retention_run_days,
+            ),
             replica=replica,
             metrics=metrics,
         ),
@@ -224,6 +242,8 @@ def build_container(
         redis=redis,
         memories=memories,
         mcp=mcp,
+        user_data=UserDataService(uow, clock),
+        erasure=ErasureService(uow, runs, loader, identity, clock, salt=_erasure_salt(settings)),
     )
 
 
@@ -232,3 +252,14 @@ def _token_flush_seconds(settings: Settings) -> float:
     if settings.run_token_flush_seconds is not None:
         return settings.run_token_flush_seconds
     return 0.05 if settings.redis_url else 0.0
+
+
+def _erasure_salt(settings: Settings) -> bytes:
+    """The configured salt, else one derived from the JWT secret (stable across restarts and
+    replicas); with neither, a random one: receipts then link to no id at all."""
+    if settings.erasure_salt is not None:
+        return settings.erasure_salt.get_secret_value().encode()
+    if settings.jwt_secret is not None:
+        secret = settings.jwt_secret.get_secret_value().encode()
+        return hmac.new(secret, b"chatserver user.erased salt", hashlib.sha256).digest()
+    return secrets.token_bytes(32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -26,7 +26,7 @@ from chatserver.domain import (
     User,
 )
 from chatserver.errors import Conflict
-from chatserver.storage.protocols import MaintenanceWork
+from chatserver.storage.protocols import MaintenanceWork, RetentionCutoffs
 from chatserver.storage.turns import ComposedTurnRepository
 
 
@@ -540,6 +540,129 @@ class FakeRuns:
         return sorted(queued)[:limit]
 
 
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class FakeUserData:
+    """Rows as their dataclasses' fields, JSON values like the SQL repository's."""
+
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    def _section(self, section: str) -> Sequence[Any]:
+        s = self.s
+        rows: dict[str, Sequence[Any]] = {
+            "chats": list(s.chats.values()),
+            "messages": s.messages,
+            "memories": s.memories,
+            "customizations": list(s.customizations.values()),
+            "sessions": list(s.sessions.values()),
+            "runs": list(s.runs.values()),
+            "events": s.events,
+        }
+        return rows[section]
+
+    def _owner(self, row: Any) -> str | None:
+        # A message names no owner here: its chat's.
+        if isinstance(row, Message):
+            chat = self.s.chats.get(row.chat_id)
+            return chat.user_id if chat else None
+        return str(row.user_id) if row.user_id is not None else None
+
+    async def export_page(
+        self, user_id: str, section: str, *, after: Any | None, limit: int, chat_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        rows = [
+            {key: _jsonable(value) for key, value in asdict(row).items()}
+            for row in self._section(section)
+            if self._owner(row) == user_id and (chat_id is None or row.chat_id == chat_id)
+        ]
+        rows = sorted((row for row in rows if after is None or row["id"] > after), key=lambda row: row["id"])
+        return rows[:limit]
+
+    async def active_run_ids(self, user_id: str) -> list[str]:
+        runs = self.s.runs.values()
+        return sorted(r.id for r in runs if r.user_id == user_id and r.status in ("queued", "running"))
+
+    async def erase(self, user_id: str) -> dict[str, int]:
+        s, mine = self.s, (lambda row: self._owner(row) == user_id)
+        chats = {c for c, chat in s.chats.items() if chat.user_id == user_id}
+        counts = {
+            "chats": len(chats),
+            "messages": sum(map(mine, s.messages)),
+            "memories": sum(map(mine, s.memories)),
+            "customizations": sum(map(mine, s.customizations.values())),
+            "sessions": sum(map(mine, s.sessions.values())),
+            "runs": sum(map(mine, s.runs.values())),
+            "api_keys": sum(key.user_id == user_id for key, _ in s.keys.values()),
+            "events": sum(e.user_id == user_id or e.chat_id in chats for e in s.events),
+        }
+        s.messages = [m for m in s.messages if not mine(m)]
+        s.memories = [m for m in s.memories if not mine(m)]
+        s.events = [e for e in s.events if not (e.user_id == user_id or e.chat_id in chats)]
+        for table in (s.chats, s.customizations, s.sessions, s.runs):
+            for key in [k for k, row in table.items() if row.user_id == user_id]:
+                del table[key]
+        s.keys = {k: v for k, v in s.keys.items() if v[0].user_id != user_id}
+        s.users.pop(user_id, None)
+        return counts
+
+
+def _before(value: datetime | None, cutoff: datetime | None) -> bool:
+    return cutoff is not None and value is not None and value < cutoff
+
+
+class FakeRetention:
+    """The SQL purge's order and rules, over the store: a chat goes once nothing is left under it."""
+
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def purge(self, cutoffs: RetentionCutoffs, *, limit: int) -> dict[str, int]:
+        s = self.s
+        expired = {c for c, chat in s.chats.items() if _before(chat.updated_at, cutoffs.chats)}
+        budget = [limit]
+
+        def take(ids: list[Any]) -> set[Any]:
+            chosen = set(ids[: max(budget[0], 0)])
+            budget[0] -= len(chosen)
+            return chosen
+
+        messages = take([m.id for m in s.messages if m.chat_id in expired])
+        s.messages = [m for m in s.messages if m.id not in messages]
+        runs = take(
+            [
+                r.id
+                for r in s.runs.values()
+                if r.ended and (r.chat_id in expired or _before(r.finished_at, cutoffs.runs))
+            ]
+        )
+        sessions = take(
+            [
+                i.id
+                for i in s.sessions.values()
+                if not i.is_active and (i.chat_id in expired or _before(i.updated_at, cutoffs.sessions))
+            ]
+        )
+        for table, chosen in ((s.runs, runs), (s.sessions, sessions)):
+            for key in chosen:
+                del table[key]
+        held = {m.chat_id for m in s.messages} | {r.chat_id for r in s.runs.values()}
+        chats = take([c for c in expired if c not in held | {i.chat_id for i in s.sessions.values()}])
+        for key in chats:
+            del s.chats[key]
+        events = take([e.id for e in s.events if _before(e.created_at, cutoffs.events)])
+        s.events = [e for e in s.events if e.id not in events]
+        return {
+            "messages": len(messages),
+            "runs": len(runs),
+            "sessions": len(sessions),
+            "chats": len(chats),
+            "events": len(events),
+        }
+
+
 class FakeUnitOfWork:
     """Works on a copy of the store and publishes it on commit, so rollback is real."""
 
@@ -572,6 +695,8 @@ class FakeUnitOfWork:
         )
         self.memories = FakeMemories(w)
         self.runs = FakeRuns(w)
+        self.user_data = FakeUserData(w)
+        self.retention = FakeRetention(w)
         self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
         return self
 

@@ -14,7 +14,19 @@ from chatserver.api.errors import install_error_handlers
 from chatserver.api.json_bodies import JsonBodyCheck
 from chatserver.api.limits import BodySizeLimit
 from chatserver.api.responses import API_ERRORS, OPENAI_ERRORS
-from chatserver.api.routes import agents, chat, chats, customizations, health, openai, runs, sessions, web
+from chatserver.api.routes import (
+    agents,
+    chat,
+    chats,
+    customizations,
+    health,
+    me,
+    openai,
+    runs,
+    sessions,
+    users,
+    web,
+)
 from chatserver.api.routes import events as audit_events
 from chatserver.api.routes import memories as memory_routes
 from chatserver.config import Settings
@@ -47,7 +59,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     install_error_handlers(app)
     app.include_router(health.router)
     # The error responses are documented so that the OpenAPI schema describes every answer but a 500.
-    for module in (chat, runs, agents, chats, customizations, sessions):
+    for module in (chat, runs, agents, chats, customizations, sessions, me, users):
         app.include_router(module.router, responses=API_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)
     app.include_router(memory_routes.router, responses=API_ERRORS)

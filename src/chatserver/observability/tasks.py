@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 SWEEP_TASK = "session_sweep"
 EVICTION_TASK = "agent_eviction"
+RETENTION_TASK = "retention"
 
 
 class ObservedBackgroundTasks(BackgroundTaskService):
@@ -27,6 +28,9 @@ class ObservedBackgroundTasks(BackgroundTaskService):
 
     async def sweep_once(self) -> dict[str, Any] | None:
         return await self._counted(SWEEP_TASK, super().sweep_once())
+
+    async def purge_once(self) -> dict[str, int]:
+        return await self._counted(RETENTION_TASK, super().purge_once())
 
     async def evict_once(self) -> list[CacheKey]:
         return await self._counted(EVICTION_TASK, super().evict_once())

@@ -82,6 +82,13 @@ class AgentLoader:
         self._cache.invalidate(user_id, agent_name)
         self._bus.publish(user_id, agent_name)
 
+    def invalidate_user(self, user_id: str, agent_names: set[str]) -> None:
+        """Every (user, agent) of ``agent_names`` goes on every replica: another replica may hold one
+        this one does not; those held here go too, whatever their agent."""
+        held = {agent for user, agent in self._cache.keys() if user == user_id}  # noqa: SIM118 (no dict)
+        for agent_name in sorted(agent_names | held):
+            self.invalidate(user_id, agent_name)
+
     def invalidate_agent(self, agent_name: str) -> None:
         self._cache.invalidate_agent(agent_name)
         self._bus.publish(None, agent_name)

@@ -1,9 +1,11 @@
-"""BackgroundTaskService: the stale-session sweep and the agent-cache eviction, beside requests.
+"""BackgroundTaskService: the stale-session sweep, retention and the agent-cache eviction.
 
 Two asyncio tasks. The sweep runs every interval and marks instances whose last heartbeat is older
 than the session TTL inactive; with several replicas the maintenance gate lets one of them sweep per
-interval. The eviction runs half an interval later in every process (the cache is per process) and
-drops cached agents of (user, agent) pairs that have no active instance, and expired ones.
+interval. Right after it, the retention purge deletes rows older than their retention, at most
+``PURGE_BATCH_ROWS`` a transaction, one replica per interval too. The eviction runs half an interval
+later in every process (the cache is per process) and drops cached agents of (user, agent) pairs
+that have no active instance, and expired ones.
 
 A failing cycle is logged with its exception and the loop goes on. A task that ends any other way
 than through ``stop()`` is logged too, so nothing dies silently. Time comes from an injectable clock
@@ -16,13 +18,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chatserver.agents.cache import AgentCache, CacheKey
 from chatserver.clock import Clock
 from chatserver.domain import NewEvent
-from chatserver.storage.protocols import MaintenanceGate, UnitOfWork, UnitOfWorkFactory
+from chatserver.storage.protocols import MaintenanceGate, RetentionCutoffs, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("chatserver.background")
 
@@ -41,10 +43,31 @@ class AsyncioSleeper:
         await asyncio.sleep(seconds)
 
 
+RETENTION_JOB = "retention"
+PURGE_BATCH_ROWS = 1000
+"""At most this many rows a transaction: a purge never holds long locks."""
+MAX_BATCHES_PER_CYCLE = 100
+"""A cycle's bound; a larger backlog goes on next interval."""
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenancePolicy:
     interval_seconds: float
     session_ttl_seconds: float
+    chat_days: int = 0
+    """Retention in days (0: forever) of chats without activity, inactive sessions, audit events
+    and ended runs."""
+    session_days: int = 30
+    event_days: int = 0
+    run_days: int = 90
+
+    def cutoffs(self, now: datetime) -> RetentionCutoffs:
+        def before(days: int) -> datetime | None:
+            return now - timedelta(days=days) if days else None
+
+        return RetentionCutoffs(
+            before(self.chat_days), before(self.session_days), before(self.run_days), before(self.event_days)
+        )
 
 
 class BackgroundTaskService:
@@ -79,7 +102,7 @@ class BackgroundTaskService:
         self._stopping = False
         interval = self._policy.interval_seconds
         for name, first_delay, cycle in (
-            ("session-sweep", interval, self.sweep_once),
+            ("session-sweep", interval, self._sweep_and_purge),
             ("agent-eviction", interval / 2, self.evict_once),
         ):
             task = asyncio.create_task(self._loop(name, first_delay, cycle), name=f"chatserver-{name}")
@@ -124,6 +147,37 @@ class BackgroundTaskService:
         if report and report["deactivated"]:
             log.info("session sweep deactivated %d instance(s)", report["deactivated"])
         return report
+
+    async def _sweep_and_purge(self) -> None:
+        await self.sweep_once()
+        await self.purge_once()
+
+    async def purge_once(self) -> dict[str, int]:
+        """Delete what retention says is too old, a batch a transaction, one replica per interval
+        (later batches of the same cycle follow at once); the counts, empty when skipped."""
+        now = self._clock.now()
+        cutoffs = self._policy.cutoffs(now)
+        total: dict[str, int] = {}
+
+        async def purge(uow: UnitOfWork) -> dict[str, Any]:
+            counts = await uow.retention.purge(cutoffs, limit=PURGE_BATCH_ROWS)
+            if any(counts.values()):
+                await uow.events.add(NewEvent("retention.purged", data=counts), now=now)
+            return {**counts, "replica": self._replica}
+
+        min_gap = timedelta(seconds=self._policy.interval_seconds * SWEEP_GAP_SHARE)
+        for _ in range(MAX_BATCHES_PER_CYCLE):
+            report = await self._gate.run_exclusive(RETENTION_JOB, purge, now=now, min_gap=min_gap)
+            if report is None:
+                break
+            counts = {kind: count for kind, count in report.items() if kind != "replica"}
+            total = {kind: total.get(kind, 0) + count for kind, count in counts.items()}
+            if sum(counts.values()) < PURGE_BATCH_ROWS:
+                break
+            min_gap = timedelta(0)  # this replica's own batch just ran: the next one follows it
+        if any(total.values()):
+            log.info("retention purged %s", total)
+        return total
 
     async def evict_once(self) -> list[CacheKey]:
         """Evict cached agents of pairs without an active instance (audited), then expired ones."""

@@ -65,6 +65,10 @@ class IdentityService:
         if len(self._known) > KNOWN_USERS_MAX:
             self._known.popitem(last=False)
 
+    def forget(self, user_id: str) -> None:
+        """An erased user: their next JWT request must sign them up again."""
+        self._known.pop(user_id, None)
+
     async def create_key(self, user_name: str, *, admin: bool) -> IssuedKey:
         """Issue a key for the user named ``user_name``, creating the user when new."""
         now = self._clock.now()

@@ -290,6 +290,51 @@ class MemoryRepository(Protocol):
     async def delete_all(self, user_id: str, agent_name: str) -> int: ...
 
 
+EXPORT_SECTIONS = ("chats", "messages", "customizations", "memories", "sessions", "runs", "events")
+"""What a user's export holds besides the user: messages nested in their chats."""
+
+ERASED_KINDS = ("chats", "messages", "memories", "customizations", "sessions", "runs", "api_keys", "events")
+
+
+class UserDataRepository(Protocol):
+    """All of one user's rows, for export (and erasure)."""
+
+    async def export_page(
+        self, user_id: str, section: str, *, after: Any | None, limit: int, chat_id: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Up to ``limit`` of the user's rows of ``section`` (an ``EXPORT_SECTIONS`` name) with an id
+        above ``after``, by id, as JSON values; ``messages`` are one chat's (``chat_id``)."""
+
+    async def active_run_ids(self, user_id: str) -> builtins.list[str]:
+        """The user's queued and running runs, of every chat and stateless."""
+
+    async def erase(self, user_id: str) -> dict[str, int]:
+        """Delete the user and every row naming them (audit events of theirs or of their chats
+        included); how many of each kind (``ERASED_KINDS``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionCutoffs:
+    """Rows older than these go; None keeps them forever."""
+
+    chats: datetime | None
+    """Chats whose ``updated_at`` is older, with everything under them."""
+    sessions: datetime | None
+    """Inactive session instances last updated before."""
+    runs: datetime | None
+    """Ended runs that finished before."""
+    events: datetime | None
+    """Audit events created before."""
+
+
+class RetentionRepository(Protocol):
+    """System work: old rows of every user."""
+
+    async def purge(self, cutoffs: RetentionCutoffs, *, limit: int) -> dict[str, int]:
+        """Delete at most ``limit`` rows in all (no cascade beyond them) past their cutoff; how many
+        of each kind: ``messages``, ``runs``, ``sessions``, ``chats``, ``events``."""
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     api_keys: ApiKeyRepository
@@ -302,6 +347,8 @@ class UnitOfWork(Protocol):
     memories: MemoryRepository
     turns: TurnRepository
     runs: RunRepository
+    user_data: UserDataRepository
+    retention: RetentionRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -322,6 +369,9 @@ class Database(Protocol):
 
     async def ping(self) -> None: ...
     async def migrations_current(self) -> bool: ...
+    async def enforce_row_level_security(self, app_role: str) -> None:
+        """Where the configured role would bypass row-level security, serve as ``app_role``."""
+
     async def dispose(self) -> None: ...
 
 

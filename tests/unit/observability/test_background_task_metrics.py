@@ -57,6 +57,13 @@ async def test_each_cycle_is_counted_as_ok_and_its_result_passed_through() -> No
     assert runs(metrics, "agent_eviction", "ok") == 1
 
 
+async def test_each_retention_purge_is_counted_as_a_cycle_of_its_own() -> None:
+    tasks, metrics, _ = service()
+    purged = await tasks.purge_once()
+    assert not any(purged.values())
+    assert runs(metrics, "retention", "ok") == 1
+
+
 async def test_a_failing_cycle_is_counted_as_failed_and_still_raises() -> None:
     tasks, metrics, _ = service(BrokenGate)
     with pytest.raises(ConnectionError):

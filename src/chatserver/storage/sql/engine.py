@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from chatserver.config import Settings
 from chatserver.storage.sql.driver_errors import unavailable_on_connection_errors
 from chatserver.storage.sql.migrate import current_matches_head
+from chatserver.storage.sql.roles import adopt_unprivileged_role
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -94,6 +95,10 @@ class SqlDatabase:
     async def migrations_current(self) -> bool:
         with unavailable_on_connection_errors(connecting=True):
             return await current_matches_head(self._engine)
+
+    async def enforce_row_level_security(self, app_role: str) -> None:
+        if self._engine.dialect.name == "postgresql":
+            await adopt_unprivileged_role(self._engine, app_role)
 
     async def dispose(self) -> None:
         await self._engine.dispose()

@@ -19,9 +19,11 @@ from chatserver.storage.protocols import (
     EventRepository,
     MemoryRepository,
     MessageRepository,
+    RetentionRepository,
     RunRepository,
     SessionRepository,
     TurnRepository,
+    UserDataRepository,
     UserRepository,
 )
 from chatserver.storage.sql.agents import SqlAgentRepository
@@ -36,9 +38,11 @@ from chatserver.storage.sql.driver_errors import (
 from chatserver.storage.sql.events import SqlEventRepository
 from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
+from chatserver.storage.sql.retention import SqlRetentionRepository
 from chatserver.storage.sql.runs import SqlRunRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
+from chatserver.storage.sql.user_data import SqlUserDataRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
 from chatserver.storage.sql.write_gate import WriteGate
 from chatserver.storage.turns import ComposedTurnRepository
@@ -80,6 +84,8 @@ class SqlUnitOfWork:
     memories: MemoryRepository
     turns: TurnRepository
     runs: RunRepository
+    user_data: UserDataRepository
+    retention: RetentionRepository
 
     def __init__(
         self, engine: AsyncEngine, *, user_id: str | None = None, gate: WriteGate | None = None
@@ -163,6 +169,8 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(conn)
         self.memories = SqlMemoryRepository(conn)
         self.runs = SqlRunRepository(conn)
+        self.user_data = SqlUserDataRepository(conn)
+        self.retention = SqlRetentionRepository(conn)
         if conn.dialect.name == "postgresql":
             self.turns = PostgresTurnRepository(conn)
         else:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from chatserver.domain import DEFAULT_AGENT, AgentConfig, McpServer, StartRun
+from chatserver.domain import DEFAULT_AGENT, AgentConfig, ApiKey, McpServer, StartRun, User
 from chatserver.errors import ChatServerError
 
 if TYPE_CHECKING:
@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Self-hosted, multi-user LLM agent chat server.", no_args_is_help=True)
 agents_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
-keys_app = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="See users, make or unmake admins, erase a user.", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 
 T = TypeVar("T")
 
@@ -243,7 +245,78 @@ def keys_create(
     """Issue an API key. The key is printed once, alone on the last line."""
     issued = _run(lambda c: c.identity.create_key(user, admin=admin))
     typer.echo(f"key id {issued.key_id} (prefix {issued.prefix}) for user '{user}' ({issued.user.id})")
+    if issued.promoted:
+        typer.echo(
+            f"user '{user}' is now an admin: every key of theirs acts as admin (undo: users unset-admin)"
+        )
     typer.echo(issued.key)
+
+
+@keys_app.command("list")
+def keys_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's keys (name or id)")] = None,
+) -> None:
+    """List API keys: id, prefix, user, created, revoked (keys themselves are never stored)."""
+
+    async def listed(c: Container) -> list[tuple[User, list[ApiKey]]]:
+        return [await c.identity.user(user)] if user else await c.identity.users()
+
+    for owner, keys in _run(listed):
+        for key in keys:
+            revoked = key.revoked_at.isoformat() if key.revoked_at else "active"
+            typer.echo(
+                f"{key.id}\t{key.prefix}\t{owner.name or owner.id}\t{key.created_at.isoformat()}\t{revoked}"
+            )
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users: id, name (key users; JWT users have none), admin, created, active keys."""
+    for user, keys in _run(lambda c: c.identity.users()):
+        active = sum(1 for key in keys if key.revoked_at is None)
+        admin = "admin" if user.is_admin else "-"
+        typer.echo(f"{user.id}\t{user.name or '-'}\t{admin}\t{user.created_at.isoformat()}\t{active} key(s)")
+
+
+@users_app.command("show")
+def users_show(user: Annotated[str, typer.Argument(help="Name or id")]) -> None:
+    """Show one user and their keys."""
+    found, keys = _run(lambda c: c.identity.user(user))
+    typer.echo(f"id {found.id}\nname {found.name or '-'}\nadmin {'yes' if found.is_admin else 'no'}")
+    typer.echo(f"created {found.created_at.isoformat()}")
+    for key in keys:
+        typer.echo(f"key {key.id} {key.prefix} {'revoked' if key.revoked_at else 'active'}")
+
+
+@users_app.command("set-admin")
+def users_set_admin(user: Annotated[str, typer.Argument(help="Name or id")]) -> None:
+    """Make a user an admin: every key of theirs then acts as admin."""
+    changed = _run(lambda c: c.identity.set_admin(user, is_admin=True))
+    typer.echo(f"user '{changed.name or changed.id}' is an admin")
+
+
+@users_app.command("unset-admin")
+def users_unset_admin(user: Annotated[str, typer.Argument(help="Name or id")]) -> None:
+    """Make a user a regular user again."""
+    changed = _run(lambda c: c.identity.set_admin(user, is_admin=False))
+    typer.echo(f"user '{changed.name or changed.id}' is not an admin")
+
+
+@users_app.command("erase")
+def users_erase(
+    user: Annotated[str, typer.Argument(help="Name or id")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase a user and everything of theirs (see README, Data lifecycle)."""
+    if not yes:
+        typer.confirm(f"Erase user '{user}' and everything of theirs?", abort=True)
+
+    async def erase(c: Container) -> dict[str, int]:
+        found, _keys = await c.identity.user(user)
+        return await c.erasure.erase(found.id, by="cli")
+
+    counts = _run(erase)
+    typer.echo("erased " + ", ".join(f"{kind} {n}" for kind, n in counts.items()))
 
 
 @keys_app.command("revoke")

@@ -76,6 +76,16 @@ class FakeUsers:
     async def count(self) -> int:
         return len(self.s.users)
 
+    async def list(self, *, limit: int) -> list[User]:
+        return sorted(self.s.users.values(), key=lambda u: (u.created_at, u.id))[:limit]
+
+    async def set_admin(self, user_id: str, *, is_admin: bool) -> bool:
+        user = self.s.users.get(user_id)
+        if user is None:
+            return False
+        self.s.users[user_id] = replace(user, is_admin=is_admin)
+        return True
+
 
 class FakeApiKeys:
     def __init__(self, s: FakeStore) -> None:
@@ -92,6 +102,9 @@ class FakeApiKeys:
 
     async def list_for_user(self, user_id: str) -> list[ApiKey]:
         return [k for k, _ in self.s.keys.values() if k.user_id == user_id]
+
+    async def list_all(self, *, limit: int) -> list[ApiKey]:
+        return sorted((k for k, _ in self.s.keys.values()), key=lambda k: (k.created_at, k.id))[:limit]
 
     async def revoke(self, key_id: str, *, now: datetime) -> bool:
         for key, stored in list(self.s.keys.values()):

@@ -23,6 +23,8 @@ class IssuedKey:
     key_id: str
     prefix: str
     user: User
+    promoted: bool = False
+    """The user existed and was not an admin: now they are, with every key of theirs."""
 
 
 class IdentityService:
@@ -70,7 +72,11 @@ class IdentityService:
         self._known.pop(user_id, None)
 
     async def create_key(self, user_name: str, *, admin: bool) -> IssuedKey:
-        """Issue a key for the user named ``user_name``, creating the user when new."""
+        """Issue a key for the user named ``user_name``, creating the user when new.
+
+        ``admin`` for an existing user who is not one promotes the user, so every key of theirs acts
+        as admin: ``IssuedKey.promoted`` says so, for the caller to tell.
+        """
         now = self._clock.now()
         key, prefix, key_hash = generate_api_key()
         async with self._uow() as uow:
@@ -78,13 +84,14 @@ class IdentityService:
             if user is None:
                 user = User(str(uuid.uuid4()), user_name, admin, now)
                 await uow.users.add(user)
-            elif admin and not user.is_admin:
-                await uow.users.ensure(user.id, is_admin=True, now=now)
+            promoted = admin and not user.is_admin
+            if promoted:
+                await uow.users.set_admin(user.id, is_admin=True)
                 user = User(user.id, user.name, True, user.created_at)
             record = ApiKey(str(uuid.uuid4()), user.id, prefix, now)
             await uow.api_keys.add(record, key_hash=key_hash)
             await uow.commit()
-        return IssuedKey(key, record.id, prefix, user)
+        return IssuedKey(key, record.id, prefix, user, promoted=promoted)
 
     async def revoke_key(self, key_id_or_prefix: str) -> None:
         async with self._uow() as uow:
@@ -96,6 +103,29 @@ class IdentityService:
     async def has_users(self) -> bool:
         async with self._uow() as uow:
             return await uow.users.count() > 0
+
+    async def users(self, *, limit: int = 1000) -> list[tuple[User, list[ApiKey]]]:
+        """Every user (oldest first) with their keys: for operators."""
+        async with self._uow() as uow:
+            found = await uow.users.list(limit=limit)
+            keys = await uow.api_keys.list_all(limit=limit * 10)
+        return [(user, [k for k in keys if k.user_id == user.id]) for user in found]
+
+    async def user(self, name_or_id: str) -> tuple[User, list[ApiKey]]:
+        """A user by name (as given to ``keys create``) or id, with their keys."""
+        async with self._uow() as uow:
+            user = await uow.users.get_by_name(name_or_id) or await uow.users.get(name_or_id)
+            if user is None:
+                raise NotFound(f"user '{name_or_id}' not found")
+            return user, await uow.api_keys.list_for_user(user.id)
+
+    async def set_admin(self, name_or_id: str, *, is_admin: bool) -> User:
+        """A key user's admin flag (a JWT user's admin role comes from each token, not from here)."""
+        user, _keys = await self.user(name_or_id)
+        async with self._uow() as uow:
+            await uow.users.set_admin(user.id, is_admin=is_admin)
+            await uow.commit()
+        return User(user.id, user.name, is_admin, user.created_at)
 
     async def user_named(self, name: str) -> User:
         async with self._uow() as uow:

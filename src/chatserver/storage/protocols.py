@@ -44,12 +44,20 @@ class UserRepository(Protocol):
         user created for API keys (those have a name), which no JWT may act as."""
 
     async def count(self) -> int: ...
+    async def list(self, *, limit: int) -> builtins.list[User]:
+        """System task (CLI): users by creation, oldest first."""
+
+    async def set_admin(self, user_id: str, *, is_admin: bool) -> bool:
+        """False when there is no such user."""
 
 
 class ApiKeyRepository(Protocol):
     async def add(self, key: ApiKey, *, key_hash: str) -> None: ...
     async def find_active(self, key_hash: str) -> tuple[ApiKey, User] | None: ...
     async def list_for_user(self, user_id: str) -> list[ApiKey]: ...
+    async def list_all(self, *, limit: int) -> list[ApiKey]:
+        """System task (CLI): every key, oldest first."""
+
     async def revoke(self, key_id: str, *, now: datetime) -> bool:
         """Revoke by id or by prefix; False when no active key matched."""
 

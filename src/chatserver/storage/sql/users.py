@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 
 from sqlalchemy import RowMapping, func, or_, select, update
@@ -63,6 +64,14 @@ class SqlUserRepository:
     async def count(self) -> int:
         return (await self._conn.execute(select(func.count()).select_from(users))).scalar_one()
 
+    async def list(self, *, limit: int) -> builtins.list[User]:
+        statement = select(users).order_by(users.c.created_at, users.c.id).limit(limit)
+        return [_user(row) for row in (await self._conn.execute(statement)).mappings()]
+
+    async def set_admin(self, user_id: str, *, is_admin: bool) -> bool:
+        statement = update(users).where(users.c.id == user_id).values(is_admin=is_admin)
+        return (await self._conn.execute(statement)).rowcount > 0
+
 
 class SqlApiKeyRepository:
     def __init__(self, conn: AsyncConnection) -> None:
@@ -97,6 +106,10 @@ class SqlApiKeyRepository:
             .where(api_keys.c.user_id == user_id)
             .order_by(api_keys.c.created_at, api_keys.c.id)
         )
+        return [_api_key(row) for row in (await self._conn.execute(statement)).mappings()]
+
+    async def list_all(self, *, limit: int) -> list[ApiKey]:
+        statement = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id).limit(limit)
         return [_api_key(row) for row in (await self._conn.execute(statement)).mappings()]
 
     async def revoke(self, key_id: str, *, now: datetime) -> bool:

@@ -47,6 +47,7 @@ from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPo
 from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 TITLE_CHARS = 80
+ABANDON_RETRY_SECONDS = 0.1
 log = logging.getLogger("chatserver.runs")
 
 
@@ -89,6 +90,7 @@ class RunExecutor:
         self._cancellable: set[str] = set()
         """Runs at their model: cancelled by cancelling their task (before it, by ``_reasons``)."""
         self._steering: dict[str, RunSteering] = {}
+        self._abandoning: set[asyncio.Task[None]] = set()
         self._ends = RunEnds(uow, clock, retry_seconds=2 * policy.lease_seconds)
 
     def lease_until(self) -> datetime:
@@ -134,8 +136,41 @@ class RunExecutor:
             task.cancel()
         return True
 
+    def abandon(self, run: Run) -> None:
+        """End ``run`` as failed once the database answers again, if it was stored at all.
+
+        For a start whose database call failed without an answer: the run may be stored, queued
+        or even started under this replica's lease, with nothing executing it, and its chat would
+        stay busy until that lease expired.
+        """
+        task = asyncio.get_running_loop().create_task(self._abandon(run), name=f"abandon-{run.id}")
+        self._abandoning.add(task)
+        task.add_done_callback(self._abandoning.discard)
+
+    async def _abandon(self, run: Run) -> None:
+        error = RunError("database_unavailable", "the database failed while the run was being started")
+        outcome = RunOutcome(run.id, self.replica, "failed", None, TurnUsage(), error)
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + 2 * self._policy.lease_seconds
+        delay = ABANDON_RETRY_SECONDS
+        while loop.time() < give_up_at:
+            try:
+                async with self._uow(user_id=run.user_id) as uow:
+                    now = self._clock.now()
+                    if not await uow.runs.finish(run.user_id, outcome, now=now):
+                        await uow.runs.finish(run.user_id, outcome, now=now, fenced=False)
+                    await uow.commit()
+            except ChatServerError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            await self.start_next(run)
+            return
+
     async def aclose(self, grace_seconds: float) -> None:
         """Let runs in flight finish for ``grace_seconds``, then stop the rest as interrupted."""
+        for abandoning in list(self._abandoning):
+            abandoning.cancel()
         tasks = list(self._tasks.values())
         if tasks:
             await asyncio.wait(tasks, timeout=grace_seconds)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from chatserver.clock import Clock
 from chatserver.domain import Run, RunEvent, RunOutcome, StartRun, TurnUsage
-from chatserver.errors import ChatBusy, Conflict, InvalidInput, NotFound, PayloadTooLarge
+from chatserver.errors import ChatBusy, Conflict, DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.ids import sortable_id
 from chatserver.services.run_events import RunEventLog
@@ -202,14 +202,18 @@ class RunService:
     async def _enqueue(self, run: Run, command: StartRun) -> RunHandle:
         policy = command.busy_policy or self._policy.busy_policy
         lease_until = self._executor.lease_until()
-        async with self._uow(user_id=run.user_id) as uow:
-            started = await uow.turns.start(
-                run, policy=policy, owner=self._executor.replica, lease_until=lease_until
-            )
-            older = None
-            if started.claimed is not None and started.claimed != run.id:
-                older = await uow.runs.get(run.user_id, started.claimed)  # queued earlier, left over
-            await uow.commit()
+        try:
+            async with self._uow(user_id=run.user_id) as uow:
+                started = await uow.turns.start(
+                    run, policy=policy, owner=self._executor.replica, lease_until=lease_until
+                )
+                older = None
+                if started.claimed is not None and started.claimed != run.id:
+                    older = await uow.runs.get(run.user_id, started.claimed)  # queued earlier, left over
+                await uow.commit()
+        except DatabaseUnavailable:
+            self._executor.abandon(run)
+            raise
         _refuse(started, run)
         mine = replace(run, status="running", started_at=run.created_at) if started.claimed == run.id else run
         # Appended once the run is stored: should another replica start it in between (its chat
@@ -226,12 +230,16 @@ class RunService:
         return RunHandle(mine, self)
 
     async def _insert(self, run: Run, *, lease: bool) -> None:
-        async with self._uow(user_id=run.user_id) as uow:
-            lease_until = self._executor.lease_until() if lease else None
-            owner = self._executor.replica if lease else None
-            if not await uow.runs.add(run, owner=owner, lease_until=lease_until):
-                raise Conflict("a run with this idempotency key is being created")
-            await uow.commit()
+        try:
+            async with self._uow(user_id=run.user_id) as uow:
+                lease_until = self._executor.lease_until() if lease else None
+                owner = self._executor.replica if lease else None
+                if not await uow.runs.add(run, owner=owner, lease_until=lease_until):
+                    raise Conflict("a run with this idempotency key is being created")
+                await uow.commit()
+        except DatabaseUnavailable:
+            self._executor.abandon(run)
+            raise
 
     async def _replay(self, command: StartRun) -> Run | None:
         """The run this idempotency key already started (same request), or None for a fresh key."""

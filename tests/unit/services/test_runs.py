@@ -22,7 +22,7 @@ from chatserver.agents.tools import ToolRegistry
 from chatserver.agents.types import BuiltAgent, TurnDeps
 from chatserver.config import Settings
 from chatserver.domain import AgentConfig, NewMessage, Run, RunEvent, StartRun
-from chatserver.errors import ChatBusy, Conflict, InvalidInput, NotFound
+from chatserver.errors import ChatBusy, Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.runs import RunHandle
 from chatserver.services.turn_policy import TurnPolicy
@@ -448,3 +448,41 @@ class TestSteering:
         rig.cache.invalidate("u1", "assistant")
         assert (await steering.outcome()).data["response"] == "echo: later"
         assert [m for _, m, _ in rig.stored()] == ["first", "partial ", "later", "echo: later"]
+
+
+class LostReply:
+    """The next unit of work commits, then fails as if the database's answer were lost on the way."""
+
+    def __init__(self, inner: FakeUnitOfWorkFactory) -> None:
+        self.inner = inner
+        self.armed = False
+
+    def __call__(self, *, user_id: str | None = None) -> object:
+        uow = self.inner(user_id=user_id)
+        if not self.armed:
+            return uow
+        self.armed = False
+        commit = uow.commit
+
+        async def commit_then_fail() -> None:
+            await commit()
+            raise DatabaseUnavailable("database unavailable")
+
+        uow.commit = commit_then_fail  # type: ignore[method-assign]
+        return uow
+
+
+class TestStartsWhoseAnswerWasLost:
+    async def test_a_run_stored_by_a_start_that_failed_is_ended_and_its_chat_freed(self, rig: Rig) -> None:
+        flaky = LostReply(rig.runs.executor._uow)  # type: ignore[arg-type]
+        rig.runs.service._uow = flaky  # type: ignore[assignment]
+        flaky.armed = True
+        with pytest.raises(DatabaseUnavailable):
+            await rig.start("lost")
+        [orphan] = rig.store.runs.values()
+        assert orphan.status == "running"  # stored and claimed, with nothing executing it
+        async with asyncio.timeout(5):
+            await asyncio.gather(*rig.runs.executor._abandoning)
+        ended = await rig.runs.service.get("u1", orphan.id)
+        assert (ended.status, ended.error and ended.error.code) == ("failed", "database_unavailable")
+        assert (await (await rig.start("next")).outcome()).data["response"] == "echo: next"

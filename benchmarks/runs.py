@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -75,20 +76,21 @@ async def reattach(server: Server, concurrency: int) -> list[float]:
     return timings
 
 
-async def _slow_stream(client: httpx.AsyncClient) -> bool:
+async def _slow_stream(client: httpx.AsyncClient) -> str:
     message = f"/sleep {STREAM_LATENCY_MS} slow"
     body = {"agent_name": "assistant", "message": message, "session_id": str(uuid.uuid4())}
-    ended = False
+    last = "nothing"
     async with client.stream("POST", "/api/chat/stream", json=body) as response:
         if response.status_code != 200:
-            return False
+            return f"HTTP {response.status_code}"
         async for line in response.aiter_lines():
-            ended = ended or line == "event: done"
+            if line.startswith("event: "):
+                last = line[len("event: ") :]
             await asyncio.sleep(SLOW_READ_SECONDS)
-    return ended
+    return last
 
 
-async def streams(server: Server, count: int) -> tuple[float, float, int, float]:
+async def streams(server: Server, count: int) -> tuple[float, float, Counter[str], float]:
     before = server.usage().rss_mb
     clients = [_client(server, f"streamer-{n}") for n in range(USERS)]
     started = time.perf_counter()
@@ -99,7 +101,11 @@ async def streams(server: Server, count: int) -> tuple[float, float, int, float]
     finally:
         for client in clients:
             await client.aclose()
-    failed = sum(1 for outcome in outcomes if outcome is not True)
+    failed = Counter(
+        outcome if isinstance(outcome, str) else type(outcome).__name__
+        for outcome in outcomes
+        if outcome != "done"
+    )
     return before, server.usage().peak_rss_mb, failed, time.perf_counter() - started
 
 
@@ -118,9 +124,10 @@ def measure(db: str, directory: Path, stream_count: int) -> None:
                     result = f"first replayed event p50 {p50:.2f} ms, p99 {p99:.2f} ms"
                     print(f"| reattach | {db} | c={concurrency} | {result} |")
                 before, peak, failed, seconds = await streams(server, stream_count)
+                not_done = ", ".join(f"{kind} {n}" for kind, n in failed.items()) or "none"
                 print(
                     f"| streams | {db} | {stream_count} held open | RSS {before:.0f} -> peak {peak:.0f} MB, "
-                    f"{failed} not done, all ended in {seconds:.1f} s |"
+                    f"not ended by done: {not_done}; all ended in {seconds:.1f} s |"
                 )
 
     run_on_uvloop(database())

@@ -98,10 +98,8 @@ class RunExecutor:
 
     async def claim(self, uow: UnitOfWork, user_id: str, chat_id: str) -> Run | None:
         """Start the chat's next queued run under this replica's lease (in ``uow``), if it is free."""
-        now = self._clock.now()
-        lease_until = now + timedelta(seconds=self._policy.lease_seconds)
         return await uow.runs.claim_next(
-            user_id, chat_id, owner=self.replica, now=now, lease_until=lease_until
+            user_id, chat_id, owner=self.replica, now=self._clock.now(), lease_until=self.lease_until()
         )
 
     def running(self) -> list[str]:

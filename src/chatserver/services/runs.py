@@ -9,7 +9,7 @@ executor whatever happens to the request, and its events are read from the run's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -55,7 +55,7 @@ class RunHandle:
     run: Run
     service: RunService
 
-    def events(self, after: str | None = None) -> AsyncIterator[RunEvent]:
+    def events(self, after: str | None = None) -> AsyncGenerator[RunEvent, None]:
         return self.service.follow(self.run, after)
 
     async def outcome(self) -> RunEvent:
@@ -109,7 +109,7 @@ class RunService:
         )
         if command.chat_id is None:
             run = replace(run, status="running", started_at=now)
-            await self._insert(run, lease=True)
+            await self._insert_running(run)
             await self._events.append(run.id, "run", _run_event(run))
             stateless = Stateless(command.history, command.instructions)
             self._executor.launch(run, stateless=stateless, built=built)
@@ -163,7 +163,7 @@ class RunService:
         if not stored.ended:
             await self.cancel(run.user_id, run.id)
 
-    async def follow(self, run: Run, after: str | None) -> AsyncIterator[RunEvent]:
+    async def follow(self, run: Run, after: str | None) -> AsyncGenerator[RunEvent, None]:
         """The run's events after ``after``, live until its end; from its record once its log is gone.
 
         A reader past the run's last event gets nothing more; a reader of a run whose log is gone
@@ -229,12 +229,12 @@ class RunService:
             self._executor.launch(claimed)
         return RunHandle(mine, self)
 
-    async def _insert(self, run: Run, *, lease: bool) -> None:
+    async def _insert_running(self, run: Run) -> None:
+        """A run without a chat: nothing to queue behind, it starts under this replica's lease."""
         try:
             async with self._uow(user_id=run.user_id) as uow:
-                lease_until = self._executor.lease_until() if lease else None
-                owner = self._executor.replica if lease else None
-                if not await uow.runs.add(run, owner=owner, lease_until=lease_until):
+                lease_until = self._executor.lease_until()
+                if not await uow.runs.add(run, owner=self._executor.replica, lease_until=lease_until):
                     raise Conflict("a run with this idempotency key is being created")
                 await uow.commit()
         except DatabaseUnavailable:

@@ -133,7 +133,7 @@ class TestEvents:
         handle = await rig.start("/sleep 30 still answered")
         reader = handle.events()
         assert (await anext(reader)).kind == "run"
-        await reader.aclose()  # type: ignore[attr-defined]
+        await reader.aclose()
         await settled(rig)
         assert rig.stored()[-1] == ("assistant", "echo: still answered", False)
         run = await rig.runs.service.get("u1", handle.run.id)

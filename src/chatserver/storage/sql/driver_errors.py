@@ -44,12 +44,17 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _driver_interface_errors() -> tuple[type[BaseException], ...]:
-    """asyncpg's "connection is closed" and kin, met unwrapped where a query goes to the driver."""
+    """asyncpg's "connection is closed" and kin, met unwrapped where a query goes to the driver.
+
+    ``InternalClientError`` ("cannot switch to state 12; another operation is in progress") is what
+    a connection whose backend was terminated between statements can raise on its next use: its
+    protocol state is broken, so it is as lost as a closed one.
+    """
     try:
-        from asyncpg.exceptions import InterfaceError
+        from asyncpg.exceptions import InterfaceError, InternalClientError
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         return ()
-    return (InterfaceError,)
+    return (InterfaceError, InternalClientError)
 
 
 _DRIVER_INTERFACE_ERRORS = _driver_interface_errors()

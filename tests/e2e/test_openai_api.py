@@ -58,7 +58,6 @@ class TestModels:
         assert {model.object for model in models} == {"model"}
         assert all(model.created > 0 and model.owned_by == "chatserver" for model in models)
 
-
     async def test_an_agent_is_retrieved_as_a_model(self, live: LiveServer, ada: AsyncOpenAI) -> None:
         await live.create_agent("retrievable")
         model = await ada.models.retrieve("retrievable")

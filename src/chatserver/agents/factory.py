@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic_ai import Agent
-from pydantic_ai.capabilities.process_history import ProcessHistory
-from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai import Tool
+from pydantic_ai.models import Model
+from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, FunctionToolset
 
 from chatserver.agents.mcp import McpConnections
 from chatserver.agents.prompt import render_system_prompt
 from chatserver.agents.registry import ModelRegistry
-from chatserver.agents.steering import apply_steering
 from chatserver.agents.tools import ToolRegistry
 from chatserver.agents.types import BuiltAgent, TurnDeps
 from chatserver.domain import AgentConfig, PromptCustomization
 from chatserver.errors import InvalidInput, ModelError
+
+TOOL_RETRIES = 1
+"""How often a tool may ask the model to try again (``ModelRetry``, invalid arguments) in one run."""
 
 
 class AgentFactory:
@@ -42,20 +44,10 @@ class AgentFactory:
         except InvalidInput as exc:
             raise ModelError(f"agent {config.name!r} cannot run: {exc.detail}") from exc
         system_prompt = render_system_prompt(config.system_prompt, customizations)
-        agent = Agent(
-            model,
-            output_type=str,
-            instructions=system_prompt or None,
-            tools=tools,
-            toolsets=toolsets,
-            deps_type=TurnDeps,
-            name=config.name,
-            capabilities=[ProcessHistory(apply_steering)],
-        )
         budget = config.context_tokens
         if budget is None:
             budget = self._registry.default_context_tokens(config.model)
-        return BuiltAgent(config=config, system_prompt=system_prompt, agent=agent, context_tokens=budget)
+        return assemble(config, system_prompt, model, tools, toolsets, context_tokens=budget)
 
     def _mcp_toolsets(self, config: AgentConfig) -> list[AbstractToolset[TurnDeps]]:
         if not config.mcp_servers:
@@ -63,3 +55,18 @@ class AgentFactory:
         if self._mcp is None:
             raise InvalidInput("MCP servers are not available in this process", field="mcp_servers")
         return [self._mcp.toolset(server) for server in config.mcp_servers]
+
+
+def assemble(
+    config: AgentConfig,
+    system_prompt: str,
+    model: Model,
+    tools: Sequence[Tool[TurnDeps]] = (),
+    toolsets: Sequence[AbstractToolset[TurnDeps]] = (),
+    *,
+    context_tokens: int | None = None,
+) -> BuiltAgent:
+    """The built agent of these parts: its tools and toolsets become the one toolset the loop calls."""
+    function_tools = FunctionToolset[TurnDeps](list(tools), max_retries=TOOL_RETRIES)
+    toolset = CombinedToolset([function_tools, *toolsets]) if toolsets else function_tools
+    return BuiltAgent(config, system_prompt, model, toolset, context_tokens=context_tokens)

@@ -1,6 +1,6 @@
-"""Run one chat turn on a built agent, plain or streamed, mapping failures to domain errors.
+"""Run one chat turn on a built agent (``agents/loop.py``), plain or streamed, mapping its failures.
 
-* ``RunTimedOut`` / ``TimeoutError``        -> ``ModelTimeout("model timed out after Ns")``
+* ``TimeoutError`` (the turn's timeout)     -> ``ModelTimeout("model timed out after Ns")``
 * ``UsageLimitExceeded``                    -> ``ModelError("tool step limit reached")``
 * provider failures (``ModelAPIError``, unexpected model output, provider SDK and HTTP client
   errors, a missing API key)               -> ``ModelError`` with a short message that never
@@ -13,10 +13,11 @@ retried within the turn's timeout where it is safe (``agents/retries.py``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 
 import httpx
 from pydantic_ai.exceptions import (
@@ -37,28 +38,17 @@ from pydantic_ai.exceptions import (
     UsageLimitExceeded,
     UserError,
 )
-from pydantic_ai.messages import (
-    FunctionToolCallEvent,
-    FunctionToolResultEvent,
-    ModelMessage,
-    PartDeltaEvent,
-    PartStartEvent,
-    TextPart,
-    TextPartDelta,
-)
-from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
-from pydantic_ai.usage import RunUsage, UsageLimits
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.usage import RunUsage
 
 from chatserver.agents.context import fit_history
-from chatserver.agents.history import from_new_messages, result_value
+from chatserver.agents.history import from_new_messages
+from chatserver.agents.loop import LoopResult, run_loop
 from chatserver.agents.retries import turn_deadline
 from chatserver.agents.types import (
     BuiltAgent,
     DoneEvent,
     StreamEvent,
-    TokenEvent,
-    ToolCallEvent,
-    ToolResultEvent,
     TurnDeps,
     TurnResult,
 )
@@ -96,21 +86,17 @@ async def run_turn(
     max_requests: int,
     instructions: str | None = None,
 ) -> TurnResult:
-    """One turn: system prompt + ``history`` + ``prompt``.
+    """One turn: system prompt + ``history`` + ``prompt``; ``stream_turn`` with its events dropped.
 
     ``history`` is the model-visible window, oldest first: ``history.to_model_messages(window)``.
     ``instructions`` are appended to the agent's system prompt for this run only.
     """
-    with map_model_errors(timeout_seconds), turn_deadline(timeout_seconds):
-        result = await built.agent.run(
-            prompt,
-            message_history=within_budget(built, prompt, history, instructions),
-            deps=deps,
-            usage_limits=UsageLimits(request_limit=max_requests),
-            timeout=timeout_seconds,
-            instructions=instructions,
-        )
-    return turn_result(result)
+    turn = _turn(built, prompt, history, deps, timeout_seconds, max_requests, instructions, streamed=False)
+    async with aclosing(turn) as events:
+        async for event in events:
+            if isinstance(event, DoneEvent):
+                return event.result
+    raise ModelError("the model run ended without an answer")
 
 
 async def stream_turn(
@@ -123,27 +109,51 @@ async def stream_turn(
     max_requests: int,
     instructions: str | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
-    """Like ``run_turn``, as events: tokens as produced, tool calls and results, then ``DoneEvent``.
+    """A turn as events: tokens as produced, tool calls and results, then ``DoneEvent``.
 
     Close the generator (``aclose()``, e.g. through ``contextlib.aclosing``) to stop early: the
-    model run is cancelled and awaited before ``aclose()`` returns.
+    model run is cancelled and awaited before ``aclose()`` returns. The timeout covers the loop's
+    own work, not the time the caller spends between events.
     """
+    turn = _turn(built, prompt, history, deps, timeout_seconds, max_requests, instructions, streamed=True)
+    async with aclosing(turn) as events:
+        async for event in events:
+            yield event
+
+
+async def _turn(
+    built: BuiltAgent,
+    prompt: str,
+    history: Sequence[ModelMessage],
+    deps: TurnDeps,
+    timeout_seconds: float,
+    max_requests: int,
+    instructions: str | None,
+    *,
+    streamed: bool,
+) -> AsyncGenerator[StreamEvent, None]:
+    done: list[LoopResult] = []
     with map_model_errors(timeout_seconds), turn_deadline(timeout_seconds):
-        async with built.agent.run_stream_events(
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
+        window = within_budget(built, prompt, history, instructions)
+        loop = run_loop(
+            built,
             prompt,
-            message_history=within_budget(built, prompt, history, instructions),
+            history=window,
             deps=deps,
-            usage_limits=UsageLimits(request_limit=max_requests),
-            timeout=timeout_seconds,
+            max_requests=max_requests,
             instructions=instructions,
-        ) as events:
-            async for event in events:
-                if isinstance(event, AgentRunResultEvent):
-                    yield DoneEvent(turn_result(event.result))
-                    return
-                mapped = stream_event(event)
-                if mapped is not None:
-                    yield mapped
+            result=done,
+            streamed=streamed,
+        )
+        async with aclosing(loop) as events:
+            while True:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(events, None)
+                if event is None:
+                    break
+                yield event
+    yield DoneEvent(turn_result(done[0]))
 
 
 def within_budget(
@@ -154,22 +164,8 @@ def within_budget(
     return fit_history(history, budget=built.context_tokens, fixed=fixed)
 
 
-def stream_event(event: object) -> StreamEvent | None:
-    """A pydantic-ai run event -> our stream event, or ``None`` for events clients do not see."""
-    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart) and event.part.content:
-        return TokenEvent(event.part.content)
-    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
-        return TokenEvent(event.delta.content_delta) if event.delta.content_delta else None
-    if isinstance(event, FunctionToolCallEvent):
-        return ToolCallEvent(event.part.tool_name, event.part.args_as_dict())
-    if isinstance(event, FunctionToolResultEvent):
-        return ToolResultEvent(event.part.tool_name, result_value(event.part))
-    return None
-
-
-def turn_result(result: AgentRunResult[str]) -> TurnResult:
-    messages: list[ModelMessage] = result.new_messages()
-    stored, records, output = from_new_messages(messages, result.output)
+def turn_result(result: LoopResult) -> TurnResult:
+    stored, records, output = from_new_messages(result.new_messages, result.output)
     return TurnResult(output=output, new_messages=stored, tool_calls=records, usage=turn_usage(result.usage))
 
 

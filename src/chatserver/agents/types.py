@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic_ai import Agent
+from pydantic_ai.models import Model
+from pydantic_ai.toolsets import AbstractToolset
 
 from chatserver.domain import AgentConfig, NewMessage, ToolCallRecord, TurnUsage
 
@@ -54,7 +55,9 @@ class BuiltAgent:
 
     config: AgentConfig
     system_prompt: str
-    agent: Agent[TurnDeps, str]
+    model: Model
+    toolset: AbstractToolset[TurnDeps]
+    """The agent's tools and MCP servers' tools, as one toolset."""
     context_tokens: int | None = None
     """History budget in estimated tokens (``agents/context.py``); None: the whole window."""
 

@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 import pytest
-from pydantic_ai import Agent
 from pydantic_ai.exceptions import (
     ModelAuthenticationError,
     ModelHTTPError,
@@ -23,12 +22,13 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import FunctionToolset
 
-from chatserver.agents.factory import AgentFactory
+from chatserver.agents.factory import AgentFactory, assemble
 from chatserver.agents.registry import ModelRegistry
 from chatserver.agents.runner import map_model_errors, run_turn
 from chatserver.agents.tools import NO_BACKEND_MESSAGE, ToolRegistry
-from chatserver.agents.types import BuiltAgent, TurnDeps
+from chatserver.agents.types import BuiltAgent
 from chatserver.config import Settings
 from chatserver.domain import NewMessage, ToolCallRecord
 from chatserver.errors import ModelError, ModelTimeout
@@ -45,14 +45,7 @@ from tests.unit.agents.helpers import (
 
 def built_with(model: FunctionModel | TestModel, *, tools: tuple[str, ...] = ()) -> BuiltAgent:
     config = agent_config(tools=tools)
-    agent = Agent(
-        model,
-        instructions=config.system_prompt,
-        tools=ToolRegistry(FakeClock()).select(tools),
-        deps_type=TurnDeps,
-        name=config.name,
-    )
-    return BuiltAgent(config=config, system_prompt=config.system_prompt, agent=agent)
+    return assemble(config, config.system_prompt, model, ToolRegistry(FakeClock()).select(tools))
 
 
 def answered_tools(messages: list[ModelMessage]) -> bool:
@@ -67,7 +60,8 @@ class TestBuildingAgents:
         built = factory.build(config, [customization({"instructions": ["Be brief"]})])
         assert built.config is config
         assert built.system_prompt == "You are helpful.\n\n## instruction_set\n- Be brief"
-        assert built.agent.name == "helper"
+        assert isinstance(built.toolset, FunctionToolset)
+        assert list(built.toolset.tools) == ["current_time"]
 
     async def test_the_model_receives_the_rendered_prompt(self, factory: AgentFactory) -> None:
         built = factory.build(agent_config(), [customization({"instructions": ["Be brief"]})])
@@ -82,7 +76,7 @@ class TestBuildingAgents:
             factory.build(agent_config(tools=["teleport"]), [])
 
     def test_agents_sharing_a_model_share_the_model_instance(self, factory: AgentFactory) -> None:
-        assert build(factory).agent.model is build(factory, agent_config("other")).agent.model
+        assert build(factory).model is build(factory, agent_config("other")).model
 
 
 class TestEchoTurns:
@@ -240,4 +234,4 @@ class TestErrorMapping:
             database_url="sqlite+aiosqlite:///:memory:", openai_base_url="http://localhost:1/v1"
         )
         factory = AgentFactory(ModelRegistry(settings), ToolRegistry())
-        assert factory.build(agent_config(model="openai:llama3.2"), []).agent.name == "helper"
+        assert factory.build(agent_config(model="openai:llama3.2"), []).model.model_name == "llama3.2"

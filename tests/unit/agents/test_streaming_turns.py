@@ -8,11 +8,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 
 import pytest
-from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from chatserver.agents.factory import AgentFactory
+from chatserver.agents.factory import AgentFactory, assemble
 from chatserver.agents.runner import stream_turn
 from chatserver.agents.types import (
     BuiltAgent,
@@ -21,7 +20,6 @@ from chatserver.agents.types import (
     TokenEvent,
     ToolCallEvent,
     ToolResultEvent,
-    TurnDeps,
 )
 from chatserver.domain import ToolCallRecord
 from chatserver.errors import ModelError, ModelTimeout
@@ -115,8 +113,7 @@ class SlowModel:
             self.observed.append("closed")
 
     def built(self) -> BuiltAgent:
-        agent = Agent(FunctionModel(stream_function=self.stream), deps_type=TurnDeps, name="helper")
-        return BuiltAgent(agent_config(), "", agent)
+        return assemble(agent_config(), "", FunctionModel(stream_function=self.stream))
 
 
 class TestEarlyClose:

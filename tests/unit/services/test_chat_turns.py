@@ -95,9 +95,7 @@ async def test_empty_or_oversized_messages_are_refused_before_anything_is_stored
 
 
 async def test_concurrent_turns_on_one_chat_are_serialized(world: World) -> None:
-    await asyncio.gather(
-        *[world.chat.say("u1", "assistant", "c1", f"/sleep 5 m{i}") for i in range(8)]
-    )
+    await asyncio.gather(*[world.chat.say("u1", "assistant", "c1", f"/sleep 5 m{i}") for i in range(8)])
     roles = [m.role for m in world.uow.store.messages]
     assert roles == ["user", "assistant"] * 8
     turns = [m.turn for m in world.uow.store.messages]

@@ -9,17 +9,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic_ai import Agent
-from pydantic_ai.capabilities.process_history import ProcessHistory
+from pydantic_ai import Tool
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from chatserver.agents.cache import AgentCache
-from chatserver.agents.factory import AgentFactory
+from chatserver.agents.factory import AgentFactory, assemble
 from chatserver.agents.registry import ModelRegistry
-from chatserver.agents.steering import apply_steering
 from chatserver.agents.tools import ToolRegistry
-from chatserver.agents.types import BuiltAgent, TurnDeps
 from chatserver.config import Settings
 from chatserver.domain import AgentConfig, NewMessage, Run, RunEvent, StartRun
 from chatserver.errors import ChatBusy, Conflict, DatabaseUnavailable, InvalidInput, NotFound
@@ -61,9 +58,9 @@ class Rig:
     def hang(self, user_id: str = "u1", agent_name: str = "assistant") -> HangingModel:
         """Make the (user, agent) pair's cached agent a model that never finishes."""
         model = HangingModel()
-        agent = Agent(FunctionModel(stream_function=model.stream), output_type=str, deps_type=TurnDeps)
         config = self.store.agents[agent_name]
-        self.cache.put((user_id, agent_name), BuiltAgent(config, config.system_prompt, agent))
+        built = assemble(config, config.system_prompt, FunctionModel(stream_function=model.stream))
+        self.cache.put((user_id, agent_name), built)
         return model
 
     def stored(self) -> list[tuple[str, str, bool]]:
@@ -400,15 +397,9 @@ def steerable(rig: Rig) -> SteerableModel:
     def noop() -> str:
         return "nothing"
 
-    agent = Agent(
-        FunctionModel(stream_function=model.stream),
-        output_type=str,
-        deps_type=TurnDeps,
-        tools=[noop],
-        capabilities=[ProcessHistory(apply_steering)],
-    )
     config = rig.store.agents["assistant"]
-    rig.cache.put(("u1", "assistant"), BuiltAgent(config, config.system_prompt, agent))
+    built = assemble(config, config.system_prompt, FunctionModel(stream_function=model.stream), [Tool(noop)])
+    rig.cache.put(("u1", "assistant"), built)
     return model
 
 

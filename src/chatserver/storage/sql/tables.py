@@ -196,8 +196,13 @@ runs = Table(
     # A message sent with the steer policy: the running run it is handed to (while that runs).
     Column("steers", String(36), nullable=True),
     UniqueConstraint("user_id", "idempotency_key"),
-    Index("ix_runs_running_chat", "chat_id", unique=True, postgresql_where=text("status = 'running'"),
-          sqlite_where=text("status = 'running'")),
+    Index(
+        "ix_runs_running_chat",
+        "chat_id",
+        unique=True,
+        postgresql_where=text("status = 'running'"),
+        sqlite_where=text("status = 'running'"),
+    ),
     Index(None, "chat_id", "status", "created_at"),
     Index(None, "user_id", "chat_id", "created_at", "id"),
     Index(None, "status", "lease_expires_at"),

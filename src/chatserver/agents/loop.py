@@ -1,0 +1,199 @@
+"""The run loop: model requests and tool calls, one step at a time, on pydantic-ai's lower layers.
+
+The framework's ``Agent.run`` walks a general graph (capabilities, output modes, deferred tools,
+durable replay) whose CPU cost exceeds the rest of a turn. A chat turn needs less: ask the model,
+run the tools it called, repeat until it answers in text. The loop keeps what the framework is good
+at: the ``Model`` and its providers, sent through ``pydantic_ai.direct`` (which prepares the
+messages as the model needs them and enforces the model's request timeouts), the message types,
+and the ``ToolManager`` (tool schemas, argument validation, ``ModelRetry`` and the
+retry budget). Steering messages join the request about to be sent, so each one reaches the model's
+next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+
+from pydantic_ai import RunContext
+from pydantic_ai.direct import model_request, model_request_stream
+from pydantic_ai.exceptions import ToolFailedError, ToolRetryError, UsageLimitExceeded
+from pydantic_ai.messages import (
+    InstructionPart,
+    ModelMessage,
+    ModelRequest,
+    ModelRequestPart,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ToolCallPart,
+    ToolReturn,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.tool_manager import ToolManager
+from pydantic_ai.usage import RunUsage
+
+from chatserver.agents.history import result_value
+from chatserver.agents.types import (
+    BuiltAgent,
+    StreamEvent,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    TurnDeps,
+)
+
+
+@dataclass(slots=True)
+class LoopResult:
+    """What a finished loop leaves: the run's own messages (from its prompt on), output and usage."""
+
+    new_messages: list[ModelMessage]
+    output: str
+    usage: RunUsage
+
+
+@dataclass(slots=True)
+class _Run:
+    model: Model
+    ctx: RunContext[TurnDeps]
+    tools: ToolManager[TurnDeps]
+    instructions: str | None
+    messages: list[ModelMessage]
+    first_new: int
+    streamed: bool
+
+
+async def run_loop(
+    built: BuiltAgent,
+    prompt: str,
+    *,
+    history: Sequence[ModelMessage],
+    deps: TurnDeps,
+    max_requests: int,
+    instructions: str | None = None,
+    result: list[LoopResult],
+    streamed: bool = True,
+) -> AsyncGenerator[StreamEvent, None]:
+    """A turn's events; on a text answer, append the ``LoopResult`` to ``result`` and stop.
+
+    ``streamed=False`` sends plain model requests (no token events), for models that cannot stream.
+
+    Raises what the model and tools raise (the caller maps them to domain errors), and
+    ``UsageLimitExceeded`` before a request past ``max_requests``.
+    """
+    async with built.toolset:
+        run = await _start(built, prompt, history, deps, instructions, streamed)
+        while True:
+            await _steer(run)
+            _check_limit(run.ctx.usage, max_requests)
+            response: list[ModelResponse] = []
+            async with aclosing(_request(run, response)) as requested:
+                async for event in requested:
+                    yield event
+            calls = response[0].tool_calls
+            if not calls:
+                new = run.messages[run.first_new :]
+                result.append(LoopResult(new, response[0].text or "", run.ctx.usage))
+                return
+            async with aclosing(_call_tools(run, calls)) as called:
+                async for event in called:
+                    yield event
+
+
+async def _start(
+    built: BuiltAgent,
+    prompt: str,
+    history: Sequence[ModelMessage],
+    deps: TurnDeps,
+    instructions: str | None,
+    streamed: bool,
+) -> _Run:
+    rendered = "\n\n".join(text for text in (built.system_prompt, instructions or "") if text) or None
+    messages = [*history, ModelRequest(parts=[UserPromptPart(prompt)], instructions=rendered)]
+    ctx = RunContext(deps=deps, model=built.model, usage=RunUsage(), prompt=prompt, messages=messages)
+    tools = await ToolManager[TurnDeps](built.toolset).for_run_step(ctx)
+    return _Run(built.model, ctx, tools, rendered, messages, len(history), streamed)
+
+
+def _check_limit(usage: RunUsage, max_requests: int) -> None:
+    if usage.requests >= max_requests:
+        raise UsageLimitExceeded(f"The next request would exceed the request_limit of {max_requests}")
+
+
+async def _steer(run: _Run) -> None:
+    """Hand the user's steering messages to the request about to be sent."""
+    steering = run.ctx.deps.steering
+    taken = await steering.take() if steering is not None else []
+    if taken:
+        last = run.messages[-1]
+        assert isinstance(last, ModelRequest)
+        parts: list[ModelRequestPart] = [*last.parts, *(UserPromptPart(text) for text in taken)]
+        run.messages[-1] = replace(last, parts=parts)
+
+
+def _parameters(run: _Run) -> ModelRequestParameters:
+    parts = [InstructionPart(content=run.instructions)] if run.instructions else None
+    return ModelRequestParameters(
+        function_tools=run.tools.tool_defs,
+        output_mode="text",
+        allow_text_output=True,
+        instruction_parts=parts,
+    )
+
+
+async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[StreamEvent, None]:
+    """One model request: its text deltas as tokens when streamed, its response appended to ``into``."""
+    params = _parameters(run)
+    if run.streamed:
+        async with model_request_stream(run.model, run.messages, model_request_parameters=params) as stream:
+            async for event in stream:
+                token = _token(event)
+                if token:
+                    yield TokenEvent(token)
+            response = stream.get()
+    else:
+        response = await model_request(run.model, run.messages, model_request_parameters=params)
+    run.ctx.usage.incr(response.usage)
+    run.ctx.usage.requests += 1
+    run.messages.append(response)
+    into.append(response)
+
+
+def _token(event: object) -> str | None:
+    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+        return event.part.content
+    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+        return event.delta.content_delta
+    return None
+
+
+async def _call_tools(run: _Run, calls: list[ToolCallPart]) -> AsyncGenerator[StreamEvent, None]:
+    """Run the response's tool calls (concurrently, as the framework does) and send their results back."""
+    for call in calls:
+        yield ToolCallEvent(call.tool_name, call.args_as_dict())
+    parts = await asyncio.gather(*(_call_tool(run.tools, call) for call in calls))
+    for part in parts:
+        if isinstance(part, ToolReturnPart):
+            yield ToolResultEvent(part.tool_name, result_value(part))
+    run.messages.append(ModelRequest(parts=list(parts)))
+    run.ctx = replace(run.ctx, run_step=run.ctx.run_step + 1, messages=run.messages)
+    run.tools = await run.tools.for_run_step(run.ctx)
+
+
+async def _call_tool(tools: ToolManager[TurnDeps], call: ToolCallPart) -> ModelRequestPart:
+    try:
+        value = await tools.handle_call(call)
+    except ToolRetryError as exc:
+        return exc.tool_retry
+    except ToolFailedError as exc:
+        return exc.tool_failed
+    if isinstance(value, ToolReturn):
+        value = value.return_value
+    return ToolReturnPart(tool_name=call.tool_name, content=value, tool_call_id=call.tool_call_id)

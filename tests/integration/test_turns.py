@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from chatserver.domain import Message, NewEvent, NewMessage, Run, RunOutcome, ToolCall, TurnUsage
 from chatserver.services.ids import sortable_id
-from chatserver.storage.protocols import StartedRun, UnitOfWork
+from chatserver.storage.protocols import ClosedRun, HandOn, StartedRun, UnitOfWork
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
 from chatserver.storage.sql.chats import TITLE_MAX_CHARS
 from chatserver.storage.sql.tables import chat_messages
@@ -52,7 +52,9 @@ async def _turn(uow_factory: SqlUnitOfWorkFactory, n: int, answer: list[NewMessa
         )
         assert claimed is not None
         turn = claimed.chat.turn_count
-        assert await uow.turns.close("alice", "c1", turn, answer, _event(), now=NOW, outcome=outcome)
+        assert (
+            await uow.turns.close("alice", "c1", turn, answer, _event(), now=NOW, outcome=outcome)
+        ).written
         await uow.commit()
 
 
@@ -194,16 +196,20 @@ async def test_closing_a_turn_whose_run_is_not_held_writes_nothing(uow_factory: 
         await uow.commit()
     taken = RunOutcome("run-1", "replica-2", "completed", "echo", TurnUsage())
     async with uow_factory(user_id="alice") as uow:
-        assert not await uow.turns.close("alice", "c1", 1, ANSWER, _event(), now=NOW, outcome=taken)
+        assert not (await uow.turns.close("alice", "c1", 1, ANSWER, _event(), now=NOW, outcome=taken)).written
         await uow.commit()
     async with uow_factory(user_id="bob") as uow:
-        assert not await uow.turns.close("bob", "c1", 1, ANSWER, _event("bob"), now=NOW, outcome=outcome)
+        assert not (
+            await uow.turns.close("bob", "c1", 1, ANSWER, _event("bob"), now=NOW, outcome=outcome)
+        ).written
         await uow.commit()
     async with uow_factory(user_id="alice") as uow:
-        assert await uow.turns.close("alice", "c1", 1, [], _event(), now=NOW, outcome=outcome)
+        assert (await uow.turns.close("alice", "c1", 1, [], _event(), now=NOW, outcome=outcome)).written
         await uow.commit()
     async with uow_factory(user_id="alice") as uow:
-        assert not await uow.turns.close("alice", "c1", 1, ANSWER, _event(), now=NOW, outcome=outcome)
+        assert not (
+            await uow.turns.close("alice", "c1", 1, ANSWER, _event(), now=NOW, outcome=outcome)
+        ).written
         await uow.commit()
     async with uow_factory() as uow:
         events = await uow.events.list(type=None, user_id=None, limit=10, before=None)
@@ -225,7 +231,9 @@ async def test_a_stateless_turn_leaves_only_its_event(
 ) -> None:
     async with uow_factory(user_id="alice") as uow:
         outcome = await _running(uow, "alice", None, "run-1")
-        assert await uow.turns.close("alice", None, 0, [], _event(chat_id=None), now=NOW, outcome=outcome)
+        assert (
+            await uow.turns.close("alice", None, 0, [], _event(chat_id=None), now=NOW, outcome=outcome)
+        ).written
         await uow.commit()
     async with uow_factory() as uow:
         events = await uow.events.list(type=None, user_id="alice", limit=10, before=None)
@@ -331,3 +339,60 @@ async def test_interrupt_flags_the_running_run_and_steer_points_at_it(
     assert steered.running == interrupting.running == running.id
     assert [r.id for r in pointing] == [steering.id]
     assert renewed == [(running.id, True)]
+
+
+def _ending(run: Run) -> RunOutcome:
+    return RunOutcome(run.id, OWNER, "completed", "echo", TurnUsage(1, 1, 1))
+
+
+async def test_ending_a_run_starts_the_chats_next_queued_run_in_the_same_statement(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    first, second, third = _new_run(n=0), _new_run(n=1, key="k2"), _new_run(n=2)
+    for run in (first, second, third):
+        await _start(uow_factory, run)
+    hand_on = HandOn("c1", LATER)
+    async with uow_factory(user_id="alice") as uow:
+        closed = await uow.turns.close(
+            "alice", None, 0, [], _event(), now=NOW, outcome=_ending(first), hand_on=hand_on
+        )
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        stored = [await uow.runs.get("alice", r.id) for r in (first, second, third)]
+    assert closed.written and closed.started is not None
+    started = closed.started
+    assert (started.id, started.status, started.message) == (second.id, "running", "m1")
+    assert started.idempotency_key == "k2"
+    assert started == stored[1]
+    assert [r.status for r in stored if r] == ["completed", "running", "queued"]
+
+
+async def test_an_end_that_is_not_written_starts_nothing(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    first, second = _new_run(n=0), _new_run(n=1)
+    for run in (first, second):
+        await _start(uow_factory, run)
+    taken = RunOutcome(first.id, "replica-2", "completed", "echo", TurnUsage())
+    async with uow_factory(user_id="alice") as uow:
+        closed = await uow.turns.close(
+            "alice", "c1", 1, [], _event(), now=NOW, outcome=taken, hand_on=HandOn("c1", LATER)
+        )
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        waiting = await uow.runs.get("alice", second.id)
+    assert closed == ClosedRun(written=False)
+    assert waiting is not None and waiting.status == "queued"
+
+
+async def test_an_end_with_nothing_queued_starts_nothing(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    only = _new_run(n=0)
+    await _start(uow_factory, only)
+    async with uow_factory(user_id="alice") as uow:
+        closed = await uow.turns.close(
+            "alice", "c1", 1, [], _event(), now=NOW, outcome=_ending(only), hand_on=HandOn("c1", LATER)
+        )
+        await uow.commit()
+    assert closed == ClosedRun(written=True)

@@ -2,6 +2,7 @@
 
 While the database is unavailable the run keeps its chat (its lease is renewed as long as its task
 lives) and retries, so the answer is stored once the database is back; its readers are told at once.
+The same statement hands the chat on: its next queued run starts under this replica's lease.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage
@@ -19,7 +21,7 @@ from chatserver.domain import NewEvent, NewMessage, Run, RunOutcome
 from chatserver.errors import ChatServerError, DatabaseUnavailable
 from chatserver.services.run_errors import code_of
 from chatserver.services.run_events import RunWriter
-from chatserver.storage.protocols import UnitOfWorkFactory
+from chatserver.storage.protocols import ClosedRun, HandOn, UnitOfWorkFactory
 
 CLOSE_RETRY_SECONDS = 0.1
 log = logging.getLogger("chatserver.runs")
@@ -35,11 +37,26 @@ class OpenedTurn:
     instructions: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """What writing a run's end did."""
+
+    tell: bool
+    """The end was written and its readers may be told (they were not, yet)."""
+    written: bool
+    started: Run | None = None
+    """The chat's next queued run, started under this replica's lease by the same statement."""
+
+
+NOT_WRITTEN = RunEnd(tell=False, written=False)
+
+
 class RunEnds:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, retry_seconds: float) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, lease_seconds: float) -> None:
         self._uow = uow
         self._clock = clock
-        self._retry_seconds = retry_seconds
+        self._lease_seconds = lease_seconds
+        self._retry_seconds = 2 * lease_seconds
 
     async def write(
         self,
@@ -49,29 +66,29 @@ class RunEnds:
         messages: list[NewMessage],
         event: NewEvent,
         outcome: RunOutcome,
-    ) -> bool:
-        """True when the end was written and its readers may be told; else they were told already."""
+    ) -> RunEnd:
+        """Readers not to be told (``tell`` False) were told already."""
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self._retry_seconds
         delay = CLOSE_RETRY_SECONDS
         while True:
             try:
-                written = await self._write(run, opened, messages, event, outcome)
+                closed = await self._write(run, opened, messages, event, outcome)
             except DatabaseUnavailable as error:
                 await _tell(writer, run, error)
                 if loop.time() + delay > give_up_at:
                     log.warning("gave up storing the end of a run", extra={"run_id": run.id})
-                    return False
+                    return NOT_WRITTEN
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
             except ChatServerError as error:
                 log.warning("could not store the end of a run", extra={"run_id": run.id}, exc_info=True)
                 await _tell(writer, run, error)
-                return False
-            if not written:
+                return NOT_WRITTEN
+            if not closed.written:
                 await lost(run, writer)
-            return written and not writer.ended
+            return RunEnd(closed.written and not writer.ended, closed.written, closed.started)
 
     async def _write(
         self,
@@ -80,15 +97,18 @@ class RunEnds:
         messages: list[NewMessage],
         event: NewEvent,
         outcome: RunOutcome,
-    ) -> bool:
+    ) -> ClosedRun:
+        now = self._clock.now()
+        lease_until = now + timedelta(seconds=self._lease_seconds)
+        hand_on = None if run.chat_id is None else HandOn(run.chat_id, lease_until)
         async with self._uow(user_id=run.user_id) as uow:
             chat_id = run.chat_id if opened is not None else None
             turn = opened.turn if opened is not None else 0
-            written = await uow.turns.close(
-                run.user_id, chat_id, turn, messages, event, now=self._clock.now(), outcome=outcome
+            closed = await uow.turns.close(
+                run.user_id, chat_id, turn, messages, event, now=now, outcome=outcome, hand_on=hand_on
             )
             await uow.commit()
-        return written
+        return closed
 
 
 async def _tell(writer: RunWriter, run: Run, error: ChatServerError) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from chatserver.agents.history import to_model_messages
 from chatserver.agents.runner import stream_turn
@@ -39,7 +39,15 @@ from chatserver.clock import Clock
 from chatserver.domain import NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.services.agent_loader import AgentLoader
-from chatserver.services.run_ends import OpenedTurn, RunEnds, done_data, lost, turn_event
+from chatserver.services.run_ends import (
+    NOT_WRITTEN,
+    OpenedTurn,
+    RunEnd,
+    RunEnds,
+    done_data,
+    lost,
+    turn_event,
+)
 from chatserver.services.run_errors import code_of
 from chatserver.services.run_events import RunEventLog, RunWriter
 from chatserver.services.run_steering import RunSteering
@@ -48,6 +56,8 @@ from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 TITLE_CHARS = 80
 ABANDON_RETRY_SECONDS = 0.1
+T = TypeVar("T")
+
 log = logging.getLogger("chatserver.runs")
 
 
@@ -91,7 +101,7 @@ class RunExecutor:
         """Runs at their model: cancelled by cancelling their task (before it, by ``_reasons``)."""
         self._steering: dict[str, RunSteering] = {}
         self._abandoning: set[asyncio.Task[None]] = set()
-        self._ends = RunEnds(uow, clock, retry_seconds=2 * policy.lease_seconds)
+        self._ends = RunEnds(uow, clock, lease_seconds=policy.lease_seconds)
 
     def lease_until(self) -> datetime:
         return self._clock.now() + timedelta(seconds=self._policy.lease_seconds)
@@ -181,6 +191,7 @@ class RunExecutor:
         started = time.perf_counter()
         progress = _Progress()
         steering = self._steering[run.id] = RunSteering(self._uow, self._clock, self.replica, run)
+        end = NOT_WRITTEN
         try:
             # Shielded: once begun, the user's message is stored whatever happens; a cancel that
             # came meanwhile takes effect right after.
@@ -191,19 +202,26 @@ class RunExecutor:
             assert progress.opened is not None
             result = await self._model(run, progress.opened, writer)
         except asyncio.CancelledError:
-            await _shielded(self._stopped(run, progress.opened, writer, started))
+            end = await _shielded(self._stopped(run, progress.opened, writer, started))
         except Exception as error:
             if not isinstance(error, ChatServerError):
                 log.exception("run failed", extra={"run_id": run.id})
-            await _shielded(self._failed(run, progress.opened, writer, error, started))
+            end = await _shielded(self._failed(run, progress.opened, writer, error, started))
         else:
-            await _shielded(self._completed(run, progress.opened, writer, result, started))
+            end = await _shielded(self._completed(run, progress.opened, writer, result, started))
         finally:
             self._reasons.pop(run.id, None)
             self._cancellable.discard(run.id)
             del self._steering[run.id]
             await _shielded(self._end_logs(run, writer, steering))
-        await self.start_next(run)
+        await self._hand_on(run, end)
+
+    async def _hand_on(self, run: Run, end: RunEnd) -> None:
+        """Start the chat's next run: the end's statement did when it was written."""
+        if end.started is not None:
+            self.launch(end.started)
+        elif not end.written:
+            await self.start_next(run)
 
     async def _end_logs(self, run: Run, writer: RunWriter, steering: RunSteering) -> None:
         """Close the run's log; the messages that steered it end with its end, in their own logs."""
@@ -288,7 +306,7 @@ class RunExecutor:
 
     async def _completed(
         self, run: Run, opened: OpenedTurn | None, writer: RunWriter, result: TurnResult, started: float
-    ) -> None:
+    ) -> RunEnd:
         assert opened is not None
         model = opened.built.config.model
         done = done_data(run, result, model)
@@ -304,48 +322,55 @@ class RunExecutor:
             requests=usage.requests,
         )
         self._listener.turn_completed(run.agent_name, result, time.perf_counter() - started)
-        if await self._ends.write(run, opened, writer, result.new_messages, event, outcome):
+        end = await self._ends.write(run, opened, writer, result.new_messages, event, outcome)
+        if end.tell:
             await writer.emit("done", done)
+        return end
 
     async def _failed(
         self, run: Run, opened: OpenedTurn | None, writer: RunWriter, error: Exception, started: float
-    ) -> None:
+    ) -> RunEnd:
         code = code_of(error)
         detail = error.detail if isinstance(error, ChatServerError) else "internal server error"
         self._listener.turn_failed(run.agent_name, code, time.perf_counter() - started)
         model = opened.built.config.model if opened else None
         outcome = RunOutcome(run.id, self.replica, "failed", model, TurnUsage(), RunError(code, detail))
         event = turn_event("turn.failed", run, opened, code=code)
-        if await self._ends.write(run, opened, writer, [], event, outcome):
+        end = await self._ends.write(run, opened, writer, [], event, outcome)
+        if end.tell:
             await writer.emit("error", {"run_id": run.id, "detail": detail, "code": code})
+        return end
 
-    async def _stopped(self, run: Run, opened: OpenedTurn | None, writer: RunWriter, started: float) -> None:
+    async def _stopped(
+        self, run: Run, opened: OpenedTurn | None, writer: RunWriter, started: float
+    ) -> RunEnd:
         reason = self._reasons.get(run.id, "cancelled")
         self._listener.turn_failed(run.agent_name, "cancelled", time.perf_counter() - started)
         if reason == "lease_lost":
             await lost(run, writer)
-            return
+            return NOT_WRITTEN
         partial = [NewMessage("assistant", writer.text, incomplete=True)] if writer.text and opened else []
         status: RunStatus = "cancelled" if reason == "cancelled" else "interrupted"
         error = None if status == "cancelled" else RunError("server_restarted", "the server stopped mid-run")
         model = opened.built.config.model if opened else None
         outcome = RunOutcome(run.id, self.replica, status, model, TurnUsage(), error)
         event = turn_event(f"turn.{status}", run, opened)
-        if not await self._ends.write(run, opened, writer, partial, event, outcome):
-            return
+        end = await self._ends.write(run, opened, writer, partial, event, outcome)
+        if not end.tell:
+            return end
         if error is None:
             await writer.emit("cancelled", {"run_id": run.id})
         else:
             await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": error.code})
+        return end
 
 
-async def _shielded(work: Coroutine[Any, Any, None]) -> None:
+async def _shielded(work: Coroutine[Any, Any, T]) -> T:
     """Finish ``work`` even if the task is cancelled again meanwhile: a run's end must be written."""
     task = asyncio.ensure_future(work)
     while True:
         try:
-            await asyncio.shield(task)
-            return
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
             if task.done():
-                return
+                return task.result()

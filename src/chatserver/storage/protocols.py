@@ -123,6 +123,24 @@ class StartedRun:
     chat_agent: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class HandOn:
+    """After a run's end, start its chat's oldest queued run (if no other runs) under this lease."""
+
+    chat_id: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedRun:
+    """What ``TurnRepository.close`` did."""
+
+    written: bool
+    """False, with nothing written, when the run was no longer running under the closer's lease."""
+    started: Run | None = None
+    """The chat's queued run that started in its place (``hand_on``), now under the closer's lease."""
+
+
 class TurnRepository(Protocol):
     """A chat turn's transactions, each in as few round trips as the database allows."""
 
@@ -164,11 +182,13 @@ class TurnRepository(Protocol):
         *,
         now: datetime,
         outcome: RunOutcome,
-    ) -> bool:
+        hand_on: HandOn | None = None,
+    ) -> ClosedRun:
         """End the run as ``outcome`` says, and store the turn's answer (``chat_id`` None: a stateless
-        turn, no messages) and its audit event.
+        turn, no messages) and its audit event; then, when written and asked (``hand_on``), start the
+        chat's next queued run under ``outcome.owner`` (``RunRepository.claim_next``).
 
-        Fenced: False, with nothing written, when the run is no longer running under
+        Fenced: not written, with nothing written, when the run is no longer running under
         ``outcome.owner``'s lease (the sweep ended it, or it was never claimed).
         """
 

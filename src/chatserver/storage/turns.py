@@ -13,7 +13,9 @@ from chatserver.domain import Chat, NewEvent, NewMessage, Run, RunOutcome
 from chatserver.storage.protocols import (
     ChatRepository,
     ClaimedTurn,
+    ClosedRun,
     EventRepository,
+    HandOn,
     MessageRepository,
     RunRepository,
     StartedRun,
@@ -89,10 +91,16 @@ class ComposedTurnRepository:
         *,
         now: datetime,
         outcome: RunOutcome,
-    ) -> bool:
+        hand_on: HandOn | None = None,
+    ) -> ClosedRun:
         if not await self._runs.finish(user_id, outcome, now=now):
-            return False
+            return ClosedRun(written=False)
         if chat_id is not None and messages:
             await self._messages.add(user_id, chat_id, turn, messages, now=now)
         await self._events.add(event, now=now)
-        return True
+        if hand_on is None:
+            return ClosedRun(written=True)
+        started = await self._runs.claim_next(
+            user_id, hand_on.chat_id, owner=outcome.owner, now=now, lease_until=hand_on.lease_until
+        )
+        return ClosedRun(written=True, started=started)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import Chat, Message, NewEvent, NewMessage, Run, RunOutcome
-from chatserver.storage.protocols import ClaimedTurn, StartedRun
+from chatserver.storage.protocols import ClaimedTurn, ClosedRun, HandOn, StartedRun
 from chatserver.storage.sql.chats import fit_title
 from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
 
@@ -32,11 +32,13 @@ one row with no message and the chat unclaimed when the chat belongs to another 
 the caller owns no such chat."""
 
 _CLOSE = (
-    "SELECT chatserver_close_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-    " $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+    "SELECT * FROM chatserver_end_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+    " $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
 )
 """Ends the run (fenced by its lease holder), then stores the answer's messages in order (ids
-ascending) and the event; 0 (nothing written) when the run is no longer this replica's."""
+ascending) and the event, then starts the chat's next queued run (migration 0006); one row:
+``written`` 0 (nothing written) when the run is no longer this replica's, and the started run's
+columns (``next_*``, null when none started)."""
 
 
 _START = "SELECT * FROM chatserver_start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -100,10 +102,11 @@ class PostgresTurnRepository:
         *,
         now: datetime,
         outcome: RunOutcome,
-    ) -> bool:
+        hand_on: HandOn | None = None,
+    ) -> ClosedRun:
         driver = await self._driver()
         usage, error = outcome.usage, outcome.error
-        written = await driver.fetchval(
+        row = await driver.fetchrow(
             _CLOSE,
             chat_id,
             user_id,
@@ -130,8 +133,26 @@ class PostgresTurnRepository:
             error.code if error else None,
             error.detail if error else None,
             None if outcome.result is None else json.dumps(outcome.result, default=str),
+            hand_on.chat_id if hand_on else None,
+            hand_on.lease_until if hand_on else None,
         )
-        return bool(written)
+        written, next_id = bool(row["written"]), row["next_id"]
+        if next_id is None or hand_on is None:
+            return ClosedRun(written)
+        started = Run(
+            next_id,
+            user_id,
+            hand_on.chat_id,
+            row["next_agent_name"],
+            "running",
+            row["next_message"],
+            row["next_created_at"],
+            started_at=now,
+            idempotency_key=row["next_idempotency_key"],
+            request_hash=row["next_request_hash"],
+            steers=row["next_steers"],
+        )
+        return ClosedRun(written, started)
 
     async def _driver(self) -> Any:
         return (await self._conn.get_raw_connection()).driver_connection

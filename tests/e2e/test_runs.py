@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.e2e.conftest import DATABASES, live_server, prepared_database
 from tests.e2e.harness import JWT_SECRET, LiveServer, free_port, mint_token, serve_in_thread
@@ -22,6 +23,7 @@ from tests.e2e.streams import Event, events_of, stream_turn, turn
 from tests.support.databases import throwaway_database
 from tests.support.fake_openai import fake_openai_server
 from tests.support.redis import redis_prefix, redis_url
+from tests.support.tcp_proxy import TcpProxy
 
 CANCEL_DEADLINE_SECONDS = 1.0
 SLOW = {"model_timeout_seconds": 60.0}
@@ -399,3 +401,86 @@ async def _kill_mid_run(a: str, b: str, pid: int, lease: float) -> None:
     assert within < 3 * lease, f"interrupted after {within:.1f}s"
     assert after.status_code == 200 and after.json()["response"] == "echo: after"
     assert [m["content"] for m in messages] == ["/sleep 60000 lost", "after", "echo: after"]
+
+
+@pytest.mark.postgres
+def test_a_replica_cut_from_the_database_mid_run_stops_it_while_the_other_takes_the_chat_on(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A's PostgreSQL link is cut mid-run: B ends the run and starts the chat's queued one, and A,
+    unable to renew its lease, stops its own run before B could be running the chat beside it."""
+    lease = 1.5
+    with asyncio.Runner() as runner:
+        database = throwaway_database("postgres", tmp_path_factory.mktemp("pg"))
+        url = runner.run(database.__aenter__())
+        env = {
+            "CHATSERVER_JWT_SECRET": JWT_SECRET,
+            "CHATSERVER_RUN_LEASE_SECONDS": str(lease),
+            "CHATSERVER_MODEL_TIMEOUT_SECONDS": "60",
+            "CHATSERVER_DB_TIMEOUT_SECONDS": "1",
+            "CHATSERVER_LOG_LEVEL": "WARNING",
+        }
+        direct = make_url(url)
+        try:
+            with TcpProxy(direct.host or "127.0.0.1", direct.port or 5432) as proxy:
+                through = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+                with chatserver_serve(
+                    tmp_path_factory.mktemp("a"), CHATSERVER_DATABASE_URL=through, **env
+                ) as a:
+                    a.wait_healthy(timeout=90)
+                    with chatserver_serve(
+                        tmp_path_factory.mktemp("b"), CHATSERVER_DATABASE_URL=url, **env
+                    ) as b:
+                        b.wait_healthy(timeout=90)
+                        runner.run(_cut_mid_run(a.url, b.url, proxy, lease))
+        finally:
+            runner.run(database.__aexit__(None, None, None))
+
+
+async def _cut_mid_run(a: str, b: str, proxy: TcpProxy, lease: float) -> None:
+    headers = {"Authorization": f"Bearer {mint_token('cutoff')}"}
+    chat_id = new_chat_id()
+    async with (
+        httpx.AsyncClient(base_url=a, headers=headers, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=b, headers=headers, timeout=30) as on_b,
+    ):
+        first = await on_a.post(
+            f"/api/chats/{chat_id}/runs", json={"agent_name": "assistant", "message": "/sleep 60000 cut off"}
+        )
+        first_id = first.json()["id"]
+        await wait_for_status(on_b, first_id, "running")
+        second = await on_b.post(
+            f"/api/chats/{chat_id}/runs", json={"agent_name": "assistant", "message": "next"}
+        )
+        assert second.json()["status"] == "queued"
+        await asyncio.to_thread(proxy.cut)
+        cut_at = time.monotonic()
+        stopped = await _counted(on_a, 'outcome="lease_lost"', seconds=10 * lease)
+        stopped_after = time.monotonic() - cut_at
+        interrupted = await wait_for_status(on_b, first_id, "interrupted", seconds=10 * lease)
+        await wait_for_status(on_b, second.json()["id"], "completed", seconds=10 * lease)
+        await asyncio.to_thread(proxy.restore)
+        after = await on_a.post("/api/chat", json=turn("after", chat_id))
+        messages = await stored(on_b, chat_id)
+    assert stopped == 1 and stopped_after < 3 * lease, f"A stopped its run {stopped_after:.1f}s after the cut"
+    assert interrupted["error"]["code"] == "server_restarted"
+    assert after.status_code == 200 and after.json()["response"] == "echo: after"
+    assert [m["content"] for m in messages] == [
+        "/sleep 60000 cut off",
+        "next",
+        "echo: next",
+        "after",
+        "echo: after",
+    ]
+
+
+async def _counted(client: httpx.AsyncClient, label: str, *, seconds: float) -> float:
+    """The value of the turns counter with ``label`` in ``/metrics``, once it is above zero."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = (await client.get("/metrics")).text
+        for line in text.splitlines():
+            if line.startswith("chatserver_chat_turns_total{") and label in line:
+                return float(line.rsplit(" ", 1)[1])
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no turn counted with {label} within {seconds}s")

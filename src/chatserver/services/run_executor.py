@@ -58,6 +58,9 @@ TITLE_CHARS = 80
 ABANDON_RETRY_SECONDS = 0.1
 T = TypeVar("T")
 
+_STOPPED_CODES = {"cancelled": "cancelled", "shutdown": "interrupted", "lease_lost": "lease_lost"}
+"""Why a run was stopped -> the outcome its turn is counted under (metrics)."""
+
 log = logging.getLogger("chatserver.runs")
 
 
@@ -101,6 +104,8 @@ class RunExecutor:
         """Runs at their model: cancelled by cancelling their task (before it, by ``_reasons``)."""
         self._steering: dict[str, RunSteering] = {}
         self._abandoning: set[asyncio.Task[None]] = set()
+        self._held_until: dict[str, float] = {}
+        """When each run's lease runs out (event loop time) unless renewed: its claim, its renewals."""
         self._ends = RunEnds(uow, clock, lease_seconds=policy.lease_seconds)
 
     def lease_until(self) -> datetime:
@@ -120,11 +125,28 @@ class RunExecutor:
     ) -> None:
         if run.id in self._tasks:
             return
-        task = asyncio.get_running_loop().create_task(
-            self._execute(run, stateless, built), name=f"run-{run.id}"
-        )
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._execute(run, stateless, built), name=f"run-{run.id}")
         self._tasks[run.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
+        # Claimed just now, so held for a lease from here at most.
+        self._held_until[run.id] = loop.time() + self._policy.lease_seconds
+        task.add_done_callback(lambda _: self._forget(run.id))
+
+    def _forget(self, run_id: str) -> None:
+        self._tasks.pop(run_id, None)
+        self._held_until.pop(run_id, None)
+
+    def renewed(self, run_ids: list[str], asked_at: float) -> None:
+        """These runs' leases were renewed by a statement sent at ``asked_at`` (event loop time)."""
+        until = asked_at + self._policy.lease_seconds
+        for run_id in run_ids:
+            if run_id in self._held_until:
+                self._held_until[run_id] = until
+
+    def lapsed(self) -> list[str]:
+        """Runs whose lease may have run out: another replica may have ended them and moved on."""
+        now = asyncio.get_running_loop().time()
+        return [run_id for run_id, until in self._held_until.items() if until <= now]
 
     def steer_local(self, run_id: str) -> bool:
         """Tell a run of this replica's that a steering message waits for it."""
@@ -345,7 +367,7 @@ class RunExecutor:
         self, run: Run, opened: OpenedTurn | None, writer: RunWriter, started: float
     ) -> RunEnd:
         reason = self._reasons.get(run.id, "cancelled")
-        self._listener.turn_failed(run.agent_name, "cancelled", time.perf_counter() - started)
+        self._listener.turn_failed(run.agent_name, _STOPPED_CODES[reason], time.perf_counter() - started)
         if reason == "lease_lost":
             await lost(run, writer)
             return NOT_WRITTEN

@@ -2,7 +2,8 @@
 
 Every ``lease_seconds / 3`` it renews the leases of the runs this replica executes. A run that is
 no longer this replica's (the sweep of another replica ended it while this one could not reach
-the database) is stopped here without writing anything more; a run flagged for cancellation (by a
+the database), or whose lease ran out while renewals failed, is stopped here without writing
+anything more; a run flagged for cancellation (by a
 replica that could not reach this one) is cancelled. Then any replica may end the runs whose lease
 has expired as ``interrupted`` and start the next queued run of their chats, so a run whose
 replica was killed is ended within two leases and its chat goes on.
@@ -59,17 +60,31 @@ class RunSupervisor:
         mine = self._executor.running()
         if not mine:
             return
-        async with self._uow() as uow:
-            held = await uow.runs.renew(
-                self._executor.replica, mine, lease_until=self._executor.lease_until()
-            )
-            await uow.commit()
+        asked_at = asyncio.get_running_loop().time()
+        try:
+            async with self._uow() as uow:
+                held = await uow.runs.renew(
+                    self._executor.replica, mine, lease_until=self._executor.lease_until()
+                )
+                await uow.commit()
+        except ChatServerError:
+            self._stop_lapsed()
+            raise
         kept = dict(held)
+        self._executor.renewed(list(kept), asked_at)
         for run_id in mine:
             if run_id not in kept:
                 self._executor.cancel_local(run_id, "lease_lost")
             elif kept[run_id]:
                 self._executor.cancel_local(run_id, "cancelled")
+
+    def _stop_lapsed(self) -> None:
+        """Runs whose lease ran out unrenewed stop: another replica may be running their chat now."""
+        for run_id in self._executor.lapsed():
+            log.warning(
+                "run stopped: its lease ran out while the database was unreachable", extra={"run_id": run_id}
+            )
+            self._executor.cancel_local(run_id, "lease_lost")
 
     async def sweep(self) -> None:
         async with self._uow() as uow:

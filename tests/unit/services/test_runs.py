@@ -77,16 +77,20 @@ class Rig:
         )  # type: ignore[arg-type]
 
 
+POLICY = TurnPolicy(history_window=50, max_message_chars=100, model_timeout_seconds=5.0, max_model_requests=5)
+
+
 @pytest.fixture
 def rig() -> Rig:
+    return make_rig(POLICY)
+
+
+def make_rig(policy: TurnPolicy) -> Rig:
     settings = Settings(database_url="sqlite+aiosqlite:///:memory:")
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     uow = FakeUnitOfWorkFactory()
     cache = AgentCache(10, 900, clock)
     loader = AgentLoader(uow, AgentFactory(ModelRegistry(settings), ToolRegistry(clock)), cache)
-    policy = TurnPolicy(
-        history_window=50, max_message_chars=100, model_timeout_seconds=5.0, max_model_requests=5
-    )
     listener = RecordingListener()
     uow.store.agents["assistant"] = AgentConfig("assistant", "echo", "Base prompt.", tools=("current_time",))
     return Rig(uow.store, clock, cache, build_runs(uow, loader, clock, policy, listener=listener), listener)
@@ -288,6 +292,16 @@ class TestIdempotency:
         assert [m for _, m, _ in rig.stored()].count("again") == 2
 
 
+SHORT_LEASE = replace(POLICY, lease_seconds=0.3)
+
+
+class Unreachable:
+    """A unit of work factory for a database that cannot be reached."""
+
+    def __call__(self, *, user_id: str | None = None) -> object:
+        raise DatabaseUnavailable("database unavailable")
+
+
 class TestLeases:
     def dead_run(self, rig: Rig, chat_id: str = "c1") -> Run:
         """A run that was running on a replica that died a minute ago."""
@@ -328,6 +342,25 @@ class TestLeases:
         assert (events[-1].kind, events[-1].data["code"]) == ("error", "server_restarted")
         assert rig.stored() == [("user", "hello", False)]
         assert (await rig.runs.service.get("u1", handle.run.id)).status == "running"
+
+    async def test_a_run_whose_lease_ran_out_while_renewals_failed_stops_and_writes_nothing(self) -> None:
+        rig = make_rig(SHORT_LEASE)
+        runs = rig.runs
+        model = rig.hang()
+        handle = await rig.start("hello")
+        await asyncio.wait_for(model.waiting.wait(), 5)
+        runs.supervisor._uow = Unreachable()  # type: ignore[assignment]
+        with pytest.raises(DatabaseUnavailable):
+            await runs.supervisor.renew()
+        assert not model.cancelled.is_set()  # the lease still holds: the run goes on
+        await asyncio.sleep(SHORT_LEASE.lease_seconds)
+        with pytest.raises(DatabaseUnavailable):
+            await runs.supervisor.renew()
+        events = await asyncio.wait_for(collect(handle), 5)
+        assert model.cancelled.is_set()
+        assert (events[-1].kind, events[-1].data["code"]) == ("error", "server_restarted")
+        assert rig.stored() == [("user", "hello", False)]
+        assert rig.listener.failed == [("assistant", "lease_lost")]
 
     async def test_a_cancel_flagged_by_another_replica_stops_the_run_at_the_next_renewal(
         self, rig: Rig

@@ -167,3 +167,22 @@ class TestStreamedTurns:
         assert "".join(e.data["delta"] for e in events if e.name == "token") == "fake says: stream it"
         assert events[-1].name == "done"
         assert len(fake.requests) - before == 2
+
+    async def test_a_stream_cut_after_its_headers_before_any_event_is_retried(
+        self, model_server: LiveServer, fake: FakeOpenAI
+    ) -> None:
+        fake.script = ["cut"]
+        before = len(fake.requests)
+        chat = new_chat()
+        async with model_server.client("ora") as client:
+            response, events = await stream_turn(client, body("say it once", chat, AGENT))
+            plain_before = len(fake.requests)
+            fake.script = ["cut"]
+            reply = await turn(client, "and plainly", chat, AGENT)
+            plain_attempts = len(fake.requests) - plain_before
+        assert response.status_code == 200
+        assert [event.name for event in events][-1] == "done"
+        assert "".join(e.data["delta"] for e in events if e.name == "token") == "fake says: say it once"
+        assert len(fake.requests) - before - plain_attempts == 2
+        assert reply.status_code == 200 and reply.json()["response"] == "fake says: and plainly"
+        assert plain_attempts == 2

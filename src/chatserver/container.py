@@ -202,6 +202,7 @@ def build_container(
         busy_policy=settings.busy_chat_policy,
         lease_seconds=settings.run_lease_seconds,
         token_flush_seconds=_token_flush_seconds(settings),
+        max_runs_per_user=settings.max_runs_per_user,
     )
     events_log = run_events or (
         redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)

@@ -2,8 +2,13 @@
 ``RunHandle`` it returns, in its own format.
 
 ``start`` checks everything that can refuse a turn (message, agent, chat, busy policy, idempotency
-key) before it returns, so those errors are plain HTTP errors; from then on the run goes on in the
-executor whatever happens to the request, and its events are read from the run's log.
+key, the user's number of runs) before it returns, so those errors are plain HTTP errors; from then
+on the run goes on in the executor whatever happens to the request, and its events are read from
+the run's log.
+
+A user may have ``TurnPolicy.max_runs_per_user`` runs queued or running at once, counted in the
+database (so across replicas) in the transaction that stores the new run: one user's many runs
+can hold only that many tasks, model requests and event writers, never everyone's.
 """
 
 from __future__ import annotations
@@ -16,14 +21,24 @@ from typing import Protocol
 
 from chatserver.clock import Clock
 from chatserver.domain import Run, RunEvent, RunOutcome, StartRun, TurnUsage
-from chatserver.errors import ChatBusy, Conflict, DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
+from chatserver.errors import (
+    ChatBusy,
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRuns,
+)
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.ids import sortable_id
 from chatserver.services.run_events import RunEventLog
 from chatserver.services.run_executor import RunExecutor, Stateless
 from chatserver.services.turn_policy import AgentNotFound, TurnPolicy
-from chatserver.storage.protocols import StartedRun, UnitOfWorkFactory
+from chatserver.storage.protocols import StartedRun, UnitOfWork, UnitOfWorkFactory
 
+RUNS_RETRY_AFTER_SECONDS = 1
+"""What a user at the run limit is told to wait: runs end at any moment, the next may be soon."""
 READ_SECONDS = 5.0
 """How long a reader waits on the log before it looks at the run's record."""
 CANCEL_WAIT_SECONDS = 1.0
@@ -204,6 +219,7 @@ class RunService:
         lease_until = self._executor.lease_until()
         try:
             async with self._uow(user_id=run.user_id) as uow:
+                await self._check_room(uow, run.user_id)
                 started = await uow.turns.start(
                     run, policy=policy, owner=self._executor.replica, lease_until=lease_until
                 )
@@ -233,6 +249,7 @@ class RunService:
         """A run without a chat: nothing to queue behind, it starts under this replica's lease."""
         try:
             async with self._uow(user_id=run.user_id) as uow:
+                await self._check_room(uow, run.user_id)
                 lease_until = self._executor.lease_until()
                 if not await uow.runs.add(run, owner=self._executor.replica, lease_until=lease_until):
                     raise Conflict("a run with this idempotency key is being created")
@@ -240,6 +257,15 @@ class RunService:
         except DatabaseUnavailable:
             self._executor.abandon(run)
             raise
+
+    async def _check_room(self, uow: UnitOfWork, user_id: str) -> None:
+        """Refuse a new run of a user who has as many queued or running as they may."""
+        limit = self._policy.max_runs_per_user
+        if await uow.runs.count_active(user_id) >= limit:
+            raise TooManyRuns(
+                f"you have {limit} runs queued or running, the most allowed; wait for one to end",
+                retry_after_seconds=RUNS_RETRY_AFTER_SECONDS,
+            )
 
     async def _replay(self, command: StartRun) -> Run | None:
         """The run this idempotency key already started (same request), or None for a fresh key."""

@@ -28,17 +28,15 @@ from chatserver.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
-    TooManyRuns,
 )
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.ids import sortable_id
 from chatserver.services.run_events import RunEventLog
 from chatserver.services.run_executor import RunExecutor, Stateless
 from chatserver.services.turn_policy import AgentNotFound, TurnPolicy
+from chatserver.services.user_starts import UserStarts, too_many_runs
 from chatserver.storage.protocols import StartedRun, UnitOfWork, UnitOfWorkFactory
 
-RUNS_RETRY_AFTER_SECONDS = 1
-"""What a user at the run limit is told to wait: runs end at any moment, the next may be soon."""
 READ_SECONDS = 5.0
 """How long a reader waits on the log before it looks at the run's record."""
 CANCEL_WAIT_SECONDS = 1.0
@@ -99,6 +97,7 @@ class RunService:
         self._signals = signals
         self._clock = clock
         self._policy = policy
+        self._starts = UserStarts(policy.max_runs_per_user)
 
     async def start(self, command: StartRun) -> RunHandle:
         self._check_message(command.message)
@@ -218,7 +217,7 @@ class RunService:
         policy = command.busy_policy or self._policy.busy_policy
         lease_until = self._executor.lease_until()
         try:
-            async with self._uow(user_id=run.user_id) as uow:
+            async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
                 await self._check_room(uow, run.user_id)
                 started = await uow.turns.start(
                     run, policy=policy, owner=self._executor.replica, lease_until=lease_until
@@ -248,7 +247,7 @@ class RunService:
     async def _insert_running(self, run: Run) -> None:
         """A run without a chat: nothing to queue behind, it starts under this replica's lease."""
         try:
-            async with self._uow(user_id=run.user_id) as uow:
+            async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
                 await self._check_room(uow, run.user_id)
                 lease_until = self._executor.lease_until()
                 if not await uow.runs.add(run, owner=self._executor.replica, lease_until=lease_until):
@@ -262,10 +261,7 @@ class RunService:
         """Refuse a new run of a user who has as many queued or running as they may."""
         limit = self._policy.max_runs_per_user
         if await uow.runs.count_active(user_id) >= limit:
-            raise TooManyRuns(
-                f"you have {limit} runs queued or running, the most allowed; wait for one to end",
-                retry_after_seconds=RUNS_RETRY_AFTER_SECONDS,
-            )
+            raise too_many_runs(limit)
 
     async def _replay(self, command: StartRun) -> Run | None:
         """The run this idempotency key already started (same request), or None for a fresh key."""

@@ -18,6 +18,7 @@ from chatserver.errors import NotFound, RateLimited, TooManyRuns
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.runs import RunHandle
 from chatserver.services.turn_policy import TurnPolicy
+from chatserver.services.user_starts import UserStarts
 from tests.unit.fakes import FakeClock, FakeUnitOfWorkFactory
 from tests.unit.services.runs import Runs, build_runs
 
@@ -98,3 +99,31 @@ class TestTheLimit:
         assert sum(isinstance(result, RunHandle) for result in results) == LIMIT
         assert sum(isinstance(result, TooManyRuns) for result in results) == 4
         await runs.executor.aclose(0)
+
+
+class TestStartsInProcess:
+    async def test_a_users_starts_run_one_at_a_time_and_one_past_the_limit_waiting_is_refused_at_once(
+        self,
+    ) -> None:
+        starts = UserStarts(2)
+        inside: list[str] = []
+        release = asyncio.Event()
+
+        async def start_of(user: str) -> None:
+            async with starts.turn(user):
+                inside.append(user)
+                await release.wait()
+                inside.remove(user)
+
+        first = asyncio.create_task(start_of("ann"))
+        second = asyncio.create_task(start_of("ann"))
+        others = asyncio.create_task(start_of("bob"))
+        await asyncio.sleep(0.01)
+        assert sorted(inside) == ["ann", "bob"], "ann's second start waits; bob's does not"
+        with pytest.raises(TooManyRuns):
+            async with starts.turn("ann"):
+                pass  # pragma: no cover - refused before the block
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, second, others), 5)
+        async with starts.turn("ann"):
+            pass  # free again

@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -122,7 +122,7 @@ def _serve_http(settings: Settings) -> None:
     import uvicorn
 
     from chatserver.api.app import create_app
-    from chatserver.http_server import server_options
+    from chatserver.http_server import DrainingServer, server_options
     from chatserver.runtime import tune_garbage_collector
 
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal into the handler that
@@ -131,7 +131,7 @@ def _serve_http(settings: Settings) -> None:
     api = create_app(settings)
     tune_garbage_collector()
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             api,
             host=settings.host,
             port=settings.port,
@@ -143,6 +143,10 @@ def _serve_http(settings: Settings) -> None:
             log_config=None,
             access_log=False,
         )
+        server = DrainingServer(config, on_drain=lambda: _draining(api))
+        server.run()
+        if not server.started:
+            raise typer.Exit(STARTUP_FAILURE)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -158,6 +162,12 @@ def _port_in_use(host: str, port: int) -> bool:
             return False
     except OSError as error:
         return error.errno == errno.EADDRINUSE
+
+
+def _draining(api: Any) -> None:
+    container = getattr(api.state, "container", None)
+    if container is not None:
+        container.draining()
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

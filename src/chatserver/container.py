@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -83,6 +84,19 @@ class Container:
     mcp: McpConnections
     user_data: UserDataService
     erasure: ErasureService
+    draining_since: float | None = None
+    """``time.monotonic()`` when the HTTP server began to drain (SIGTERM); the grace counts from then."""
+
+    def draining(self) -> None:
+        """The HTTP server stops taking requests: the shutdown grace starts now, not at ``aclose``."""
+        if self.draining_since is None:
+            self.draining_since = time.monotonic()
+
+    def grace_left(self) -> float:
+        grace = self.settings.shutdown_grace_seconds
+        if self.draining_since is None:
+            return grace
+        return max(0.0, grace - (time.monotonic() - self.draining_since))
 
     @property
     def before_response(self) -> BeforeResponse:
@@ -143,7 +157,7 @@ class Container:
 
     async def aclose(self) -> None:
         await self.background.stop()
-        await self.executor.aclose(self.settings.shutdown_grace_seconds)
+        await self.executor.aclose(self.grace_left())
         await self.supervisor.stop()
         if self.redis is not None:
             await self.redis.aclose()
@@ -188,6 +202,7 @@ def build_container(
         busy_policy=settings.busy_chat_policy,
         lease_seconds=settings.run_lease_seconds,
         token_flush_seconds=_token_flush_seconds(settings),
+        max_runs_per_user=settings.max_runs_per_user,
     )
     events_log = run_events or (
         redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)

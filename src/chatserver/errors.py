@@ -49,6 +49,10 @@ class RateLimited(ChatServerError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class TooManyRuns(RateLimited):
+    """The user has as many runs queued or running as they may (``CHATSERVER_MAX_RUNS_PER_USER``)."""
+
+
 class ModelError(ChatServerError):
     pass
 

@@ -13,14 +13,20 @@ to that protocol, keeping its speed (h11, which caps headers, is slower per requ
 
 Idle keep-alive connections close after ``keep_alive`` seconds, and past ``max_connections``
 concurrent connections (or requests) uvicorn answers 503 (its ``limit_concurrency``).
+
+``DrainingServer`` tells the app when a graceful stop begins, so that the runs still going when the
+connections are done get what is left of the same grace, not a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+from collections.abc import Callable
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chatserver.config import Settings
@@ -123,3 +129,15 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": settings.http_keep_alive_seconds,
         "limit_concurrency": settings.http_max_connections,
     }
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, calling ``on_drain`` as it stops accepting connections."""
+
+    def __init__(self, config: uvicorn.Config, on_drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_drain = on_drain
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_drain()
+        await super().shutdown(sockets)

@@ -192,3 +192,41 @@ async def test_deleting_a_chat_deletes_its_runs(uow_factory: SqlUnitOfWorkFactor
         await uow.commit()
     async with uow_factory(user_id="alice") as uow:
         assert await uow.runs.get("alice", queued.id) is None
+
+
+class TestRunsOfAUser:
+    @pytest.mark.usefixtures("alices_chat")
+    async def test_the_active_count_is_the_users_queued_and_running_runs_in_every_chat_and_none(
+        self, uow_factory: SqlUnitOfWorkFactory
+    ) -> None:
+        queued, running, ended, stateless = run(), run(), run(), run(None)
+        await add(uow_factory, queued, running, ended, stateless)
+        await add(uow_factory, run(None, "bob"))
+        assert await claim(uow_factory) is not None
+        cancelled = RunOutcome(ended.id, "r1", "cancelled", None, TurnUsage())
+        async with uow_factory(user_id="alice") as uow:
+            assert await uow.runs.finish("alice", cancelled, now=at(2), fenced=False)
+            await uow.commit()
+        async with uow_factory(user_id="alice") as uow:
+            assert await uow.runs.count_active("alice") == 3
+        async with uow_factory(user_id="bob") as uow:
+            assert await uow.runs.count_active("bob") == 1
+
+    async def test_starts_racing_past_a_limit_admit_exactly_the_limit(
+        self, uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+    ) -> None:
+        limit = 3
+
+        async def start_if_room() -> bool:
+            async with uow_factory(user_id="alice") as uow:
+                if await uow.runs.count_active("alice") >= limit:
+                    return False
+                await asyncio.sleep(0.01)  # as a start's other statements take time
+                assert await uow.runs.add(run(None))
+                await uow.commit()
+                return True
+
+        admitted = await asyncio.gather(*[start_if_room() for _ in range(limit + 5)])
+        assert admitted.count(True) == limit
+        async with uow_factory(user_id="alice") as uow:
+            assert await uow.runs.count_active("alice") == limit

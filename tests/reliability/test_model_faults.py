@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Iterator
 from itertools import pairwise
 
 import httpx
@@ -19,55 +17,19 @@ import pytest
 from tests.e2e.conftest import live_server
 from tests.e2e.harness import LiveServer
 from tests.e2e.streams import stream_turn
-from tests.reliability.turns import body, stored, turn
-from tests.support.fake_openai import FakeOpenAI, fake_openai_server
-
-AGENT = "gpt"
-TIMEOUT = 3.0
-BACKOFF = 0.1
-RETRIES = 2
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[FakeOpenAI]:
-    with fake_openai_server() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def server(provider: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = {
-        "openai_base_url": provider.url,
-        "model_timeout_seconds": TIMEOUT,
-        "model_retries": RETRIES,
-        "model_retry_backoff_seconds": BACKOFF,
-    }
-    with live_server("sqlite", tmp_path_factory.mktemp("model-faults"), **settings) as live:
-        asyncio.run(live.create_agent(AGENT, model="openai:fake-model", tools=[]))
-        yield live
-
-
-@pytest.fixture
-def fake(provider: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    """The module's fake, answering normally again after each test."""
-    yield provider
-    provider.script.clear()
-    provider.behaviour = "answer"
-    provider.retry_after = "1"
-
-
-def new_chat() -> str:
-    return str(uuid.uuid4())
+from tests.reliability.conftest import AGENT, BACKOFF, RETRIES, TIMEOUT
+from tests.reliability.turns import body, new_chat, stored, turn
+from tests.support.fake_openai import FakeOpenAI
 
 
 class TestPlainTurns:
     async def test_a_failing_provider_is_retried_with_growing_waits_then_502_and_the_message_is_kept(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         chat = new_chat()
         fake.behaviour = "error_500"
         before = len(fake.requests)
-        async with server.client("fay") as client:
+        async with model_server.client("fay") as client:
             failed = await turn(client, "hello", chat, AGENT)
             attempts = fake.arrivals[before:]
             after_failure = await stored(client, chat)
@@ -84,33 +46,33 @@ class TestPlainTurns:
         assert after_recovery == [("user", "hello"), ("user", "again"), ("assistant", "fake says: again")]
 
     async def test_one_server_error_is_retried_and_the_turn_succeeds(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         fake.script = ["error_500"]
         before = len(fake.requests)
-        async with server.client("gus") as client:
+        async with model_server.client("gus") as client:
             reply = await turn(client, "hi", new_chat(), AGENT)
         assert reply.status_code == 200 and reply.json()["response"] == "fake says: hi"
         assert len(fake.requests) - before == 2
 
     async def test_a_429_is_retried_once_its_retry_after_has_passed(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         fake.script, fake.retry_after = ["rate_limited"], "1"
         before = len(fake.requests)
-        async with server.client("hal") as client:
+        async with model_server.client("hal") as client:
             reply = await turn(client, "patience", new_chat(), AGENT)
         arrivals = fake.arrivals[before:]
         assert reply.status_code == 200 and reply.json()["response"] == "fake says: patience"
         assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.95
 
     async def test_a_retry_after_past_the_turn_timeout_is_not_waited_for(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         chat = new_chat()
         fake.behaviour, fake.retry_after = "rate_limited", "60"
         before = len(fake.requests)
-        async with server.client("ida") as client:
+        async with model_server.client("ida") as client:
             started = time.monotonic()
             refused = await turn(client, "now please", chat, AGENT)
             took = time.monotonic() - started
@@ -122,11 +84,11 @@ class TestPlainTurns:
         assert kept == [("user", "now please")]
 
     async def test_a_hanging_provider_is_a_504_at_the_turn_timeout_and_the_next_turn_works(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         chat = new_chat()
         fake.behaviour = "hang"
-        async with server.client("jan") as client:
+        async with model_server.client("jan") as client:
             started = time.monotonic()
             timed_out = await turn(client, "anyone there?", chat, AGENT)
             took = time.monotonic() - started
@@ -139,14 +101,14 @@ class TestPlainTurns:
         assert kept == [("user", "anyone there?"), ("user", "hello?"), ("assistant", "fake says: hello?")]
 
     async def test_a_connection_cut_mid_answer_is_not_retried_since_its_tokens_were_published(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         """A plain turn is a run too: its tokens are in its event log, readable by any client, so a
         retry could repeat them there, as for a stream."""
         fake.script = ["drop"]
         before = len(fake.requests)
         chat = new_chat()
-        async with server.client("kim") as client:
+        async with model_server.client("kim") as client:
             reply = await turn(client, "whole answer", chat, AGENT)
             kept = await stored(client, chat)
         assert (reply.status_code, reply.json()["code"]) == (502, "model_error")
@@ -174,12 +136,12 @@ class TestPlainTurns:
 
 class TestStreamedTurns:
     async def test_a_stream_cut_after_its_first_tokens_is_not_retried_and_keeps_no_partial_answer(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         chat = new_chat()
         fake.script = ["drop"]
         before = len(fake.requests)
-        async with server.client("max") as client:
+        async with model_server.client("max") as client:
             response, events = await stream_turn(client, body("tell me more", chat, AGENT))
             attempts = len(fake.requests) - before
             kept = await stored(client, chat)
@@ -195,13 +157,32 @@ class TestStreamedTurns:
         assert sent == [("user", "tell me more"), ("user", "and now?")], "no partial answer in the history"
 
     async def test_a_stream_that_fails_before_its_first_token_is_retried(
-        self, server: LiveServer, fake: FakeOpenAI
+        self, model_server: LiveServer, fake: FakeOpenAI
     ) -> None:
         fake.script = ["error_500"]
         before = len(fake.requests)
-        async with server.client("ned") as client:
+        async with model_server.client("ned") as client:
             response, events = await stream_turn(client, body("stream it", new_chat(), AGENT))
         assert response.status_code == 200
         assert "".join(e.data["delta"] for e in events if e.name == "token") == "fake says: stream it"
         assert events[-1].name == "done"
         assert len(fake.requests) - before == 2
+
+    async def test_a_stream_cut_after_its_headers_before_any_event_is_retried(
+        self, model_server: LiveServer, fake: FakeOpenAI
+    ) -> None:
+        fake.script = ["cut"]
+        before = len(fake.requests)
+        chat = new_chat()
+        async with model_server.client("ora") as client:
+            response, events = await stream_turn(client, body("say it once", chat, AGENT))
+            plain_before = len(fake.requests)
+            fake.script = ["cut"]
+            reply = await turn(client, "and plainly", chat, AGENT)
+            plain_attempts = len(fake.requests) - plain_before
+        assert response.status_code == 200
+        assert [event.name for event in events][-1] == "done"
+        assert "".join(e.data["delta"] for e in events if e.name == "token") == "fake says: say it once"
+        assert len(fake.requests) - before - plain_attempts == 2
+        assert reply.status_code == 200 and reply.json()["response"] == "fake says: and plainly"
+        assert plain_attempts == 2

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -127,3 +128,40 @@ def test_sigterm_during_a_streamed_turn_lets_it_finish_and_store_its_answer(tmp_
     assert exit_code == 0
     assert kept == [("user", "/sleep 1500 finish me"), ("assistant", "echo: finish me")]
     assert recall == "recall: /sleep 1500 finish me"
+
+
+GRACE_SECONDS = 1
+
+
+async def cut_by_the_grace(server: ServerProcess) -> tuple[httpx.Response, httpx.Response, list[Any]]:
+    """A plain turn, a ``/v1`` completion and a stream, all too slow for the grace, then SIGTERM."""
+    async with client(server, "mona") as http:
+        plain = asyncio.create_task(turn(http, "/sleep 30000 too slow", "grace-plain"))
+        completion = {"model": "assistant", "messages": [{"role": "user", "content": "/sleep 30000 no"}]}
+        openai = asyncio.create_task(http.post("/v1/chat/completions", json=completion))
+        request = http.stream("POST", "/api/chat/stream", json=body("/sleep 30000 slow too", "grace-stream"))
+        async with request as response:
+            assert response.status_code == 200
+            events = events_of(response)
+            first = await anext(events)
+            await until_stored(http, "grace-plain", 1)
+            server.process.send_signal(signal.SIGTERM)
+            rest = [event async for event in events]
+        return await plain, await openai, [first, *rest]
+
+
+def test_past_the_shutdown_grace_turns_get_503_and_streams_an_error_event(tmp_path: Path) -> None:
+    with database("sqlite", tmp_path) as env:
+        env = {**env, "CHATSERVER_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS)}
+        with running(tmp_path, env) as first:
+            plain, openai, events = asyncio.run(cut_by_the_grace(first))
+            exit_code = first.process.wait(timeout=WAIT_SECONDS)
+        with running(tmp_path, env) as second:
+            kept, _ = asyncio.run(after_restart(second, "mona", "grace-plain"))
+    assert (plain.status_code, plain.json()["code"]) == (503, "shutting_down"), plain.text
+    assert plain.headers["connection"] == "close"
+    assert (openai.status_code, openai.json()["error"]["code"]) == (503, "shutting_down"), openai.text
+    assert [event.name for event in events] == ["run", "error"]
+    assert events[-1].data["code"] == "shutting_down"
+    assert exit_code == 0
+    assert kept == [("user", "/sleep 30000 too slow")], "the message is kept"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+
+
+def new_chat() -> str:
+    return str(uuid.uuid4())
 
 
 def body(message: str, chat_id: str, agent: str = "assistant") -> dict[str, str]:

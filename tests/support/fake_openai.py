@@ -8,7 +8,11 @@ request), or ``FakeOpenAI.script`` (the next requests, one behaviour each, befor
   request asks for ``stream``);
 * ``error_500``; ``rate_limited``: 429 with ``Retry-After: <FakeOpenAI.retry_after>``;
 * ``hang``: never answers;
-* ``drop``: starts the answer, then cuts the connection mid-body (mid-stream when streaming).
+* ``drop``: starts the answer, then cuts the connection mid-body (mid-stream when streaming);
+* ``cut``: sends the headers of a stream (200, ``text/event-stream``), then cuts the connection
+  before any event;
+* ``malformed``: answers ``FakeOpenAI.malformed`` as it is, a 200 (as the one event of a stream,
+  then ``[DONE]``, when streaming).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from starlette.routing import Route
 
 from tests.e2e.harness import free_port
 
-Behaviour = Literal["answer", "error_500", "rate_limited", "hang", "drop"]
+Behaviour = Literal["answer", "error_500", "rate_limited", "hang", "drop", "cut", "malformed"]
 
 
 @dataclass
@@ -50,6 +54,8 @@ class FakeOpenAI:
     """Pause after each streamed word: a slow model, to act mid-answer."""
     first_reply_seconds: float = 0.0
     """Pause before answering a request that holds no tool result yet: to act between two requests."""
+    malformed: str = '{"choices": "nope"}'
+    """What ``malformed`` answers: any text, JSON or not."""
 
     def next_behaviour(self) -> Behaviour:
         return self.script.pop(0) if self.script else self.behaviour
@@ -129,6 +135,18 @@ async def _stream(
     yield b"data: [DONE]\n\n"
 
 
+async def _no_events() -> AsyncIterator[bytes]:
+    """Starlette sends the headers before it asks for the first chunk."""
+    await asyncio.sleep(0)
+    raise _DropConnection
+    yield b""  # pragma: no cover - makes this a generator
+
+
+async def _as_events(text: str) -> AsyncIterator[bytes]:
+    yield f"data: {text}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+
+
 async def _cut_short(completion: dict[str, Any]) -> AsyncIterator[bytes]:
     body = json.dumps(completion).encode()
     yield body[: len(body) // 2]
@@ -150,6 +168,12 @@ def _app(fake: FakeOpenAI) -> Starlette:
             return JSONResponse(error, status_code=429, headers={"Retry-After": fake.retry_after})
         if behaviour == "hang":
             await asyncio.Event().wait()
+        if behaviour == "cut":
+            return StreamingResponse(_no_events(), media_type="text/event-stream")
+        if behaviour == "malformed":
+            if body.get("stream"):
+                return StreamingResponse(_as_events(fake.malformed), media_type="text/event-stream")
+            return Response(fake.malformed, media_type="application/json")
         if not any(message["role"] == "tool" for message in body["messages"]):
             await asyncio.sleep(fake.first_reply_seconds)
         completion = fake.completion(body)

@@ -478,6 +478,11 @@ class FakeRuns:
         ]
         return sorted(rows, key=lambda r: (r.created_at, r.id))
 
+    async def count_active(self, user_id: str) -> int:
+        return sum(
+            1 for r in self.s.runs.values() if r.user_id == user_id and r.status in ("queued", "running")
+        )
+
     async def claim_next(
         self, user_id: str, chat_id: str, *, owner: str, now: datetime, lease_until: datetime
     ) -> Run | None:

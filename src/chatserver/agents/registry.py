@@ -29,6 +29,7 @@ from chatserver.agents.local import (
     model_file,
 )
 from chatserver.agents.local import default_context_tokens as local_context_tokens
+from chatserver.agents.provider_answers import CheckedAnswers
 from chatserver.agents.retries import RetryPolicy, retrying_client
 from chatserver.config import Settings
 from chatserver.errors import InvalidInput
@@ -195,7 +196,7 @@ class ModelRegistry:
             built = self._local_model(spec.name)
         else:
             info = _PROVIDERS[spec.provider]
-            built = info.build_model(spec.name, self._provider(spec.provider, info))
+            built = CheckedAnswers(info.build_model(spec.name, self._provider(spec.provider, info)))
         self._models[model] = built
         return built
 

@@ -12,8 +12,10 @@ through pydantic-ai's ``wait_retry_after``. A wait that would end past the turn'
 (``turn_deadline``) is not started: the provider's answer goes back at once (502, not a 504 later).
 
 Why it is safe: a response is read whole inside its attempt, so a retry never follows output that
-reached anyone, except for a successful event stream (a streamed completion), which is handed over
-unread and never retried, since its tokens go to the client as they arrive. A retried request is
+reached anyone, except for a successful event stream (a streamed completion): its tokens go to the
+client as they arrive, so it is read only up to the end of its first event (which comes before any
+token: the SDKs parse nothing sooner), then handed over and never retried. A stream cut after its
+headers but before its first event is whole is retried like any other cut. A retried request is
 sent again unchanged; earlier steps of the turn (tool calls) are not repeated.
 
 pydantic-ai's ``AsyncHTTPX2TenacityTransport`` is not used as is: it closes the last failed response
@@ -23,7 +25,7 @@ before giving it back, so the SDK could no longer read the provider's status and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 MAX_BACKOFF_SECONDS = 8.0
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 EVENT_STREAM = "text/event-stream"
+EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+"""What ends a server-sent event."""
 POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 """As pydantic-ai's and the OpenAI SDK's own clients: a busy server has many turns in flight."""
 
@@ -125,24 +129,67 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
     async def _attempt(self, request: httpx2.Request) -> httpx2.Response:
         """One try, its body read whole (so a cut connection fails this try), but a successful stream."""
         response = await self._wrapped.handle_async_request(request)
-        streamed = response.headers.get("content-type", "").startswith(EVENT_STREAM)
-        if (streamed and response.status_code < 400) or response.is_stream_consumed:
-            return response  # a stream goes on unread; a body already in memory needs no reading
+        if response.is_stream_consumed:
+            return response  # a body already in memory needs no reading
         response.request = request
+        streamed = response.headers.get("content-type", "").startswith(EVENT_STREAM)
+        if streamed and response.status_code < 400:
+            return await _first_event_read(response)
         try:
             body = b"".join([chunk async for chunk in response.aiter_raw()])
         finally:
             await response.aclose()
-        return httpx2.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=httpx2.ByteStream(body),
-            extensions=response.extensions,
-            request=request,
-        )
+        return _with_stream(response, httpx2.ByteStream(body))
 
     async def aclose(self) -> None:
         await self._wrapped.aclose()
+
+
+class _ReadAhead(httpx2.AsyncByteStream):
+    """What was read of a stream already, then the rest of it as it comes."""
+
+    def __init__(self, head: bytes, rest: AsyncIterator[bytes], response: httpx2.Response) -> None:
+        self._head = head
+        self._rest = rest
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._head:
+            yield self._head
+        async for chunk in self._rest:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+async def _first_event_read(response: httpx2.Response) -> httpx2.Response:
+    """``response`` with its stream read up to the end of its first event (or of the stream).
+
+    A cut before then raises here, inside the attempt, so it is retried: nothing of it was parsed.
+    """
+    raw = response.aiter_raw()
+    head = b""
+    try:
+        while not any(end in head for end in EVENT_ENDS):
+            chunk = await anext(raw, None)
+            if chunk is None:
+                break
+            head += chunk
+    except BaseException:
+        await response.aclose()
+        raise
+    return _with_stream(response, _ReadAhead(head, raw, response))
+
+
+def _with_stream(response: httpx2.Response, stream: httpx2.AsyncByteStream) -> httpx2.Response:
+    return httpx2.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=stream,
+        extensions=response.extensions,
+        request=response.request,
+    )
 
 
 def retrying_client(policy: RetryPolicy) -> httpx2.AsyncClient:

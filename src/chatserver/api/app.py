@@ -29,6 +29,7 @@ from chatserver.api.routes import (
 )
 from chatserver.api.routes import events as audit_events
 from chatserver.api.routes import memories as memory_routes
+from chatserver.api.shutdown import ShutdownAnswers
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
 from chatserver.observability.http import RequestContext
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     # Outside the body checks and the routes (where auth is): a preflight is answered before either,
     # and every answer, a 401 or a 413 included, carries the headers a browser needs to read it.
     _allow_cross_origin(app, settings.cors_origins)
+    # Just inside the request context: the answer to a request cut by shutdown is logged and counted.
+    app.add_middleware(ShutdownAnswers)
     # Outermost: request id, access log and metrics cover every response, a 413 included.
     app.add_middleware(RequestContext)
     return app

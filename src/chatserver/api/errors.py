@@ -29,6 +29,7 @@ ERROR_TABLE: dict[type[errors.ChatServerError], tuple[int, str]] = {
     errors.InvalidInput: (422, "validation_error"),
     errors.PayloadTooLarge: (413, "payload_too_large"),
     errors.RateLimited: (429, "rate_limited"),
+    errors.TooManyRuns: (429, "too_many_runs"),
     errors.ModelTimeout: (504, "model_timeout"),
     errors.ModelError: (502, "model_error"),
     errors.DatabaseUnavailable: (503, "database_unavailable"),

@@ -2,8 +2,13 @@
 ``RunHandle`` it returns, in its own format.
 
 ``start`` checks everything that can refuse a turn (message, agent, chat, busy policy, idempotency
-key) before it returns, so those errors are plain HTTP errors; from then on the run goes on in the
-executor whatever happens to the request, and its events are read from the run's log.
+key, the user's number of runs) before it returns, so those errors are plain HTTP errors; from then
+on the run goes on in the executor whatever happens to the request, and its events are read from
+the run's log.
+
+A user may have ``TurnPolicy.max_runs_per_user`` runs queued or running at once, counted in the
+database (so across replicas) in the transaction that stores the new run: one user's many runs
+can hold only that many tasks, model requests and event writers, never everyone's.
 """
 
 from __future__ import annotations
@@ -16,13 +21,21 @@ from typing import Protocol
 
 from chatserver.clock import Clock
 from chatserver.domain import Run, RunEvent, RunOutcome, StartRun, TurnUsage
-from chatserver.errors import ChatBusy, Conflict, DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge
+from chatserver.errors import (
+    ChatBusy,
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.ids import sortable_id
 from chatserver.services.run_events import RunEventLog
 from chatserver.services.run_executor import RunExecutor, Stateless
 from chatserver.services.turn_policy import AgentNotFound, TurnPolicy
-from chatserver.storage.protocols import StartedRun, UnitOfWorkFactory
+from chatserver.services.user_starts import UserStarts, too_many_runs
+from chatserver.storage.protocols import StartedRun, UnitOfWork, UnitOfWorkFactory
 
 READ_SECONDS = 5.0
 """How long a reader waits on the log before it looks at the run's record."""
@@ -84,6 +97,7 @@ class RunService:
         self._signals = signals
         self._clock = clock
         self._policy = policy
+        self._starts = UserStarts(policy.max_runs_per_user)
 
     async def start(self, command: StartRun) -> RunHandle:
         self._check_message(command.message)
@@ -203,7 +217,8 @@ class RunService:
         policy = command.busy_policy or self._policy.busy_policy
         lease_until = self._executor.lease_until()
         try:
-            async with self._uow(user_id=run.user_id) as uow:
+            async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
+                await self._check_room(uow, run.user_id)
                 started = await uow.turns.start(
                     run, policy=policy, owner=self._executor.replica, lease_until=lease_until
                 )
@@ -232,7 +247,8 @@ class RunService:
     async def _insert_running(self, run: Run) -> None:
         """A run without a chat: nothing to queue behind, it starts under this replica's lease."""
         try:
-            async with self._uow(user_id=run.user_id) as uow:
+            async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
+                await self._check_room(uow, run.user_id)
                 lease_until = self._executor.lease_until()
                 if not await uow.runs.add(run, owner=self._executor.replica, lease_until=lease_until):
                     raise Conflict("a run with this idempotency key is being created")
@@ -240,6 +256,12 @@ class RunService:
         except DatabaseUnavailable:
             self._executor.abandon(run)
             raise
+
+    async def _check_room(self, uow: UnitOfWork, user_id: str) -> None:
+        """Refuse a new run of a user who has as many queued or running as they may."""
+        limit = self._policy.max_runs_per_user
+        if await uow.runs.count_active(user_id) >= limit:
+            raise too_many_runs(limit)
 
     async def _replay(self, command: StartRun) -> Run | None:
         """The run this idempotency key already started (same request), or None for a fresh key."""

@@ -20,6 +20,7 @@ class TurnPolicy:
     lease_seconds: float = 30.0
     token_flush_seconds: float = 0.05
     idempotency_hours: float = 24.0
+    max_runs_per_user: int = 64
 
 
 class AgentNotFound(NotFound):

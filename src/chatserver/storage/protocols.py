@@ -218,6 +218,13 @@ class RunRepository(Protocol):
     async def active(self, user_id: str, chat_id: str) -> builtins.list[Run]:
         """The chat's queued and running runs, oldest first."""
 
+    async def count_active(self, user_id: str) -> int:
+        """The user's queued and running runs, in every chat and none.
+
+        Counted once any other transaction doing this for the user has ended (PostgreSQL: a
+        transaction lock per user), so that two starts at once never both see room for one.
+        """
+
     async def claim_next(
         self, user_id: str, chat_id: str, *, owner: str, now: datetime, lease_until: datetime
     ) -> Run | None:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
+from pydantic_ai.models import Model
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel
 
 from chatserver.agents.echo import EchoModel
+from chatserver.agents.provider_answers import CheckedAnswers
 from chatserver.agents.registry import OPENAI_PLACEHOLDER_KEY, ModelRegistry, parse_model
 from chatserver.config import Settings
 from chatserver.errors import InvalidInput
 
+M = TypeVar("M", bound=Model)
+
 
 def registry(**overrides: object) -> ModelRegistry:
     return ModelRegistry(Settings(database_url="sqlite+aiosqlite:///:memory:", **overrides))  # type: ignore[arg-type]
+
+
+def provider_model(model: Model, kind: type[M]) -> M:
+    """A provider's model, as resolved: inside the wrapper that checks its answers."""
+    assert isinstance(model, CheckedAnswers)
+    assert isinstance(model.wrapped, kind)
+    return model.wrapped
 
 
 class TestModelStrings:
@@ -63,14 +76,14 @@ class TestKeys:
     def test_an_openai_base_url_without_a_key_uses_a_placeholder_key(self) -> None:
         models = registry(openai_base_url="http://localhost:11434/v1")
         models.validate("openai:llama3.2")
-        model = models.resolve("openai:llama3.2")
-        assert isinstance(model, OpenAIChatModel)
+        model = provider_model(models.resolve("openai:llama3.2"), OpenAIChatModel)
         assert model.client.api_key == OPENAI_PLACEHOLDER_KEY
         assert str(model.client.base_url).startswith("http://localhost:11434/v1")
 
     def test_a_configured_openai_key_is_passed_to_the_provider(self) -> None:
-        model = registry(openai_api_key="sk-real").resolve("openai:gpt-4.1-mini")
-        assert isinstance(model, OpenAIChatModel)
+        model = provider_model(
+            registry(openai_api_key="sk-real").resolve("openai:gpt-4.1-mini"), OpenAIChatModel
+        )
         assert model.client.api_key == "sk-real"
         assert model.model_name == "gpt-4.1-mini"
 
@@ -109,15 +122,15 @@ class TestResolution:
 
     def test_models_of_one_provider_share_one_client(self) -> None:
         models = registry(openai_api_key="sk-test")
-        first = models.resolve("openai:gpt-4.1-mini")
-        second = models.resolve("openai:gpt-4.1")
+        first = provider_model(models.resolve("openai:gpt-4.1-mini"), OpenAIChatModel)
+        second = provider_model(models.resolve("openai:gpt-4.1"), OpenAIChatModel)
         assert first is not second
-        assert isinstance(first, OpenAIChatModel) and isinstance(second, OpenAIChatModel)
         assert first.client is second.client
 
     def test_anthropic_resolves_through_the_anthropic_provider(self) -> None:
-        model = registry(anthropic_api_key="sk-ant").resolve("anthropic:claude-sonnet-4-5")
-        assert isinstance(model, AnthropicModel)
+        model = provider_model(
+            registry(anthropic_api_key="sk-ant").resolve("anthropic:claude-sonnet-4-5"), AnthropicModel
+        )
         assert model.model_name == "claude-sonnet-4-5"
 
     async def test_closing_the_registry_forgets_the_models(self) -> None:

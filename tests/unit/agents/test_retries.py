@@ -5,6 +5,7 @@ The remote end is httpx2's MockTransport (a process edge); the retry logic and t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -128,8 +129,57 @@ async def test_a_body_cut_mid_read_is_retried_since_nobody_saw_any_of_it() -> No
     assert len(remote.calls) == 2
 
 
-async def test_a_streamed_answer_is_handed_over_unread_and_a_cut_in_it_is_not_retried() -> None:
-    remote = Remote(cut("text/event-stream; charset=utf-8"), ok())
-    with pytest.raises(httpx2.ReadError):
-        await send(remote)
+class CutAfterFirstEvent(httpx2.AsyncByteStream):
+    """A stream whose first event arrives (in two pieces), then whose connection is cut."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'data: {"role": '
+        yield b'"assistant"}\n\ndata: {"content": "Hel'
+        raise httpx2.ReadError("connection reset by peer")
+
+
+class Unended(httpx2.AsyncByteStream):
+    """A stream that delivers its first event and then waits, as a model thinking does."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"data: first\n\n"
+        await asyncio.Event().wait()
+        yield b"never"  # pragma: no cover
+
+
+def streamed(body: httpx2.AsyncByteStream) -> Callable[[], httpx2.Response]:
+    return lambda: httpx2.Response(200, stream=body, headers={"content-type": "text/event-stream"})
+
+
+async def test_a_stream_cut_after_its_first_event_is_not_retried_and_keeps_what_was_sent() -> None:
+    remote = Remote(streamed(CutAfterFirstEvent()), ok())
+    received = b""
+    transport = RetryingTransport(FAST, httpx2.MockTransport(remote))
+    async with (
+        httpx2.AsyncClient(transport=transport) as client,
+        client.stream("POST", URL, json={"model": "m"}) as response,
+    ):
+        with pytest.raises(httpx2.ReadError):
+            async for chunk in response.aiter_raw():
+                received += chunk
+    assert received == b'data: {"role": "assistant"}\n\ndata: {"content": "Hel'
     assert len(remote.calls) == 1
+
+
+async def test_a_stream_cut_before_its_first_event_is_whole_is_retried() -> None:
+    remote = Remote(cut("text/event-stream; charset=utf-8"), ok("text/event-stream"))
+    response = await send(remote)
+    assert response.content == b'{"ok": true}'
+    assert len(remote.calls) == 2
+
+
+async def test_a_stream_is_handed_over_after_its_first_event_without_waiting_for_the_rest() -> None:
+    remote = Remote(streamed(Unended()))
+    transport = RetryingTransport(FAST, httpx2.MockTransport(remote))
+    async with (
+        httpx2.AsyncClient(transport=transport) as client,
+        asyncio.timeout(2),
+        client.stream("POST", URL, json={"model": "m"}) as response,
+    ):
+        first = await anext(response.aiter_raw())
+    assert first == b"data: first\n\n"

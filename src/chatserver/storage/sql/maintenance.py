@@ -13,7 +13,6 @@ Within one process a job never overlaps itself: a second call while one runs is 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import NewEvent
 from chatserver.storage.protocols import MaintenanceWork
+from chatserver.storage.sql.statements import int4_key
 from chatserver.storage.sql.tables import audit_events
 from chatserver.storage.sql.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 
@@ -31,16 +31,12 @@ _TRY_LOCK = select(
 _TAKE_WRITE_LOCK = update(audit_events).where(false()).values(id=audit_events.c.id)
 
 
-def _int4(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big", signed=True)
-
-
-KEY_SPACE = _int4("chatserver.maintenance")
+KEY_SPACE = int4_key("chatserver.maintenance")
 
 
 def job_key(job: str) -> tuple[int, int]:
     """The job's advisory lock key, identical on every replica."""
-    return KEY_SPACE, _int4(job)
+    return KEY_SPACE, int4_key(job)
 
 
 def completed_event(job: str) -> str:

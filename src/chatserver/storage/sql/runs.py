@@ -7,16 +7,37 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, exists, select, true, tuple_, update
+from sqlalchemy import (
+    Integer,
+    RowMapping,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from chatserver.domain import Run, RunError, RunOutcome, TurnUsage
-from chatserver.storage.sql.statements import insert_unless_taken
+from chatserver.storage.sql.statements import insert_unless_taken, int4_key
 from chatserver.storage.sql.tables import runs
 
 _r = runs.c
 _ACTIVE = ("queued", "running")
+USER_STARTS_SPACE = int4_key("chatserver.user_starts")
+_LOCK_USER_STARTS = select(
+    func.pg_advisory_xact_lock(literal(USER_STARTS_SPACE, Integer()), bindparam("user", type_=Integer()))
+)
+
+
+def user_key(user_id: str) -> int:
+    """The advisory lock key of a user's run starts (two-int keys: the chat locks are one bigint)."""
+    return int4_key(user_id)
 
 
 def run_of(row: RowMapping) -> Run:
@@ -123,6 +144,13 @@ class SqlRunRepository:
             .order_by(_r.created_at, _r.id)
         )
         return [run_of(row) for row in (await self._conn.execute(statement)).mappings()]
+
+    async def count_active(self, user_id: str) -> int:
+        if self._conn.dialect.name == "postgresql":
+            # Its own statement: a statement's snapshot is taken before it waits for the lock.
+            await self._conn.execute(_LOCK_USER_STARTS, {"user": user_key(user_id)})
+        statement = select(func.count()).where(_r.user_id == user_id, _r.status.in_(_ACTIVE))
+        return int((await self._conn.execute(statement)).scalar_one())
 
     async def claim_next(
         self, user_id: str, chat_id: str, *, owner: str, now: datetime, lease_until: datetime

@@ -1,7 +1,8 @@
-"""Statement helpers shared by the repositories: dialect inserts and conflict mapping."""
+"""Statement helpers shared by the repositories: dialect inserts, conflict mapping, lock keys."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.errors import Conflict
 from chatserver.storage.sql.driver_errors import is_unique_violation
+
+
+def int4_key(text: str) -> int:
+    """``text`` as one half of a two-int PostgreSQL advisory lock key, the same on every replica."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big", signed=True)
 
 
 def dialect_insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:

@@ -44,7 +44,7 @@ from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
 from chatserver.storage.sql.user_data import SqlUserDataRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
-from chatserver.storage.sql.write_gate import WriteGate
+from chatserver.storage.sql.write_gate import FairGate, Ticket
 from chatserver.storage.turns import ComposedTurnRepository
 
 _ACTING_FOR = "chatserver_acting_for"
@@ -88,11 +88,12 @@ class SqlUnitOfWork:
     retention: RetentionRepository
 
     def __init__(
-        self, engine: AsyncEngine, *, user_id: str | None = None, gate: WriteGate | None = None
+        self, engine: AsyncEngine, *, user_id: str | None = None, gate: FairGate | None = None
     ) -> None:
         self._engine = engine
         self._user_id = user_id
         self._gate = gate
+        self._ticket: Ticket | None = None
         self._conn: AsyncConnection | None = None
 
     @property
@@ -103,7 +104,7 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         if self._gate is not None:
-            await self._gate.acquire()
+            self._ticket = await self._gate.acquire(self._user_id)
         try:
             self._conn = await self._open()
         except BaseException:
@@ -144,8 +145,9 @@ class SqlUnitOfWork:
         return conn
 
     def _release_gate(self) -> None:
-        if self._gate is not None:
-            self._gate.release()
+        ticket, self._ticket = self._ticket, None
+        if self._gate is not None and ticket is not None:
+            self._gate.release(ticket)
 
     async def commit(self) -> None:
         with unavailable_on_connection_errors():
@@ -204,14 +206,15 @@ class SqlUnitOfWork:
 class SqlUnitOfWorkFactory:
     """Implements ``storage.protocols.UnitOfWorkFactory``.
 
-    On SQLite, units of work of this process take turns (``WriteGate``): SQLite has one writer at a
-    time, and queueing here is fair and immediate where its busy timeout polls and can starve.
+    On SQLite, units of work of this process take turns, user by user (``FairGate``): SQLite has one
+    writer at a time, and queueing here is fair and immediate where its busy timeout polls and can
+    starve.
     """
 
     def __init__(self, engine: AsyncEngine, *, timeout_seconds: float = 5.0) -> None:
         self._engine = engine
         dialect = engine.dialect.name
-        self._gate = WriteGate(timeout_seconds) if dialect == "sqlite" else None
+        self._gate = FairGate(1, timeout_seconds) if dialect == "sqlite" else None
         if dialect == "postgresql" and not event.contains(engine.sync_engine, "begin", _renew_context):
             event.listen(engine.sync_engine, "begin", _renew_context)
 

@@ -63,9 +63,7 @@ def status_and_code(error: errors.ChatServerError) -> tuple[int, str]:
     return 500, "internal_error"
 
 
-def error_body(
-    request: Request, status: int, code: str, detail: Any, *, sent: Any = None
-) -> dict[str, Any]:
+def error_body(request: Request, status: int, code: str, detail: Any, *, sent: Any = None) -> dict[str, Any]:
     """``sent``: the request body as parsed, if known; it tells a field from a union member in a loc."""
     if request.url.path.startswith("/v1/"):
         message, param = (detail, None) if isinstance(detail, str) else first_problem(detail, sent)

@@ -129,9 +129,7 @@ def json_wanted(setting: bool | None, stream: TextIO) -> bool:
     return not (callable(isatty) and isatty())
 
 
-def configure_logging(
-    level: str = "INFO", *, json: bool | None = True, stream: TextIO | None = None
-) -> None:
+def configure_logging(level: str = "INFO", *, json: bool | None = True, stream: TextIO | None = None) -> None:
     """Send every log record to ``stream`` (stderr) as JSON (or readable text) at ``level``.
 
     ``json=None`` decides by the stream, as ``json_wanted`` does.

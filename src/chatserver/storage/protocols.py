@@ -126,9 +126,7 @@ class StartedRun:
 class TurnRepository(Protocol):
     """A chat turn's transactions, each in as few round trips as the database allows."""
 
-    async def start(
-        self, run: Run, *, policy: str, owner: str, lease_until: datetime
-    ) -> StartedRun:
+    async def start(self, run: Run, *, policy: str, owner: str, lease_until: datetime) -> StartedRun:
         """Store a new run of the caller's chat ``run.chat_id`` (created if new), as one transaction.
 
         Refuses, writing nothing, another user's chat (``not_found``), a chat of another agent

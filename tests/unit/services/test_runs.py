@@ -251,16 +251,19 @@ class TestBusyChats:
         assert (await rig.runs.service.get("u1", running.run.id)).status == "cancelled"
         assert [m for _, m, _ in rig.stored()] == ["first", "partial ", "second", "echo: second"]
 
-    async def test_a_chat_of_another_agent_or_user_is_refused_before_anything_is_stored(
-        self, rig: Rig
-    ) -> None:
+    async def test_a_chat_of_another_agent_is_refused_before_anything_is_stored(self, rig: Rig) -> None:
         await collect(await rig.start("mine"))
         rig.store.agents["other"] = AgentConfig("other", "echo", "x")
         with pytest.raises(Conflict):
             await rig.runs.service.start(StartRun("u1", "other", "hi", chat_id="c1"))
-        with pytest.raises(NotFound):
-            await rig.start("let me in", user_id="u2")
         assert len(rig.store.runs) == 1
+
+    async def test_a_chat_id_another_user_has_starts_the_callers_own_chat(self, rig: Rig) -> None:
+        await collect(await rig.start("mine"))
+        theirs = await collect(await rig.start("theirs", user_id="u2"))
+        assert theirs[-1].data["response"] == "echo: theirs"
+        assert sorted(rig.store.chats) == [("u1", "c1"), ("u2", "c1")]
+        assert [r.user_id for r in rig.store.runs.values()] == ["u1", "u2"]
 
 
 class TestIdempotency:

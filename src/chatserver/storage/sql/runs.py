@@ -132,7 +132,9 @@ class SqlRunRepository:
         Only the oldest may start, so two replicas racing here update the same row, and the loser
         finds it no longer queued; the partial unique index backs that up.
         """
-        running = select(runs.c.id).where(_r.chat_id == chat_id, _r.status == "running")
+        running = select(runs.c.id).where(
+            _r.user_id == user_id, _r.chat_id == chat_id, _r.status == "running"
+        )
         oldest = (
             select(_r.id)
             .where(_r.chat_id == chat_id, _r.user_id == user_id, _r.status == "queued")
@@ -214,7 +216,9 @@ class SqlRunRepository:
 
     async def startable(self, *, limit: int = 100) -> builtins.list[tuple[str, str]]:
         other = runs.alias("other")
-        running = select(other.c.id).where(other.c.chat_id == _r.chat_id, other.c.status == "running")
+        running = select(other.c.id).where(
+            other.c.user_id == _r.user_id, other.c.chat_id == _r.chat_id, other.c.status == "running"
+        )
         statement = (
             select(_r.user_id, _r.chat_id)
             .where(and_(_r.status == "queued", _r.chat_id.is_not(None), ~exists(running)))

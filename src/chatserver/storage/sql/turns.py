@@ -1,4 +1,4 @@
-"""A chat turn's two writes on PostgreSQL: one round trip each, through the functions of migration 0004.
+"""A chat turn's writes on PostgreSQL: one round trip each, through the functions of migrations 0004-0006.
 
 Opening a turn claims it, stores the user's message and reads the window in one statement
 (data-modifying CTEs: the window's snapshot predates the insert, and reads earlier turns only).
@@ -143,7 +143,7 @@ def _tool_calls_json(message: NewMessage) -> str | None:
 
 
 def _message(chat_id: str, row: Sequence[Any]) -> Message:
-    message_id, turn, role, content, calls, tool_call_id, tool_name, created_at = row[5:]
+    message_id, turn, role, content, calls, tool_call_id, tool_name, created_at = row[5:13]
     if isinstance(calls, str):  # jsonb arrives as text unless a codec decodes it
         calls = json.loads(calls)
     return Message(

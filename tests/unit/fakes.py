@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from chatserver.domain import (
     ApiKey,
     AuditEvent,
     Chat,
+    ConfigVersions,
     Memory,
     Message,
     NewEvent,
@@ -49,6 +51,8 @@ class FakeStore:
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     """run id -> (owner, lease until), for running runs."""
     cancel_requested: set[str] = field(default_factory=set)
+    versions: dict[str, str] = field(default_factory=dict)
+    """"agent:<name>" / "user:<id>" -> the stamp of its last write (``AgentRepository.versions``)."""
 
 
 class FakeUsers:
@@ -127,16 +131,25 @@ class FakeAgents:
     async def list(self) -> list[AgentConfig]:
         return sorted(self.s.agents.values(), key=lambda a: a.name)
 
+    async def versions(self, name: str, user_id: str) -> ConfigVersions | None:
+        if name not in self.s.agents:
+            return None
+        return ConfigVersions(
+            self.s.versions.get(f"agent:{name}", "0"), self.s.versions.get(f"user:{user_id}", "0")
+        )
+
     async def add(self, agent: AgentConfig) -> None:
         if agent.name in self.s.agents:
             raise Conflict(f"agent '{agent.name}' exists")
         self.s.agents[agent.name] = agent
+        self.s.versions[f"agent:{agent.name}"] = uuid.uuid4().hex
         self._delete_kept_for(agent.name)
 
     async def update(self, agent: AgentConfig) -> bool:
         found = agent.name in self.s.agents
         if found:
             self.s.agents[agent.name] = agent
+            self.s.versions[f"agent:{agent.name}"] = uuid.uuid4().hex
         return found
 
     async def delete(self, name: str) -> bool:
@@ -254,6 +267,10 @@ class FakeCustomizations:
         if self._clash(customization):
             raise Conflict("customization of this type exists")
         self.s.customizations[customization.id] = customization
+        self._changed(customization.user_id)
+
+    def _changed(self, user_id: str) -> None:
+        self.s.versions[f"user:{user_id}"] = uuid.uuid4().hex
 
     async def get(self, user_id: str, customization_id: str) -> PromptCustomization | None:
         row = self.s.customizations.get(customization_id)
@@ -291,12 +308,14 @@ class FakeCustomizations:
         if self._clash(customization):
             raise Conflict("customization of this type exists")
         self.s.customizations[customization.id] = customization
+        self._changed(customization.user_id)
         return True
 
     async def delete(self, user_id: str, customization_id: str) -> bool:
         if await self.get(user_id, customization_id) is None:
             return False
         del self.s.customizations[customization_id]
+        self._changed(user_id)
         return True
 
 
@@ -704,6 +723,7 @@ class FakeUnitOfWork:
             runs=dict(self._store.runs),
             leases=dict(self._store.leases),
             cancel_requested=set(self._store.cancel_requested),
+            versions=dict(self._store.versions),
         )
         w = self._work
         self.users, self.api_keys, self.agents = FakeUsers(w), FakeApiKeys(w), FakeAgents(w)
@@ -717,7 +737,7 @@ class FakeUnitOfWork:
         self.runs = FakeRuns(w)
         self.user_data = FakeUserData(w)
         self.retention = FakeRetention(w)
-        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
+        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs, self.agents)
         return self
 
     async def __aexit__(
@@ -737,7 +757,7 @@ class FakeUnitOfWork:
             "sessions",
         )
         names = (*names, "events")
-        for name in (*names, "memories", "runs", "leases", "cancel_requested"):
+        for name in (*names, "memories", "runs", "leases", "cancel_requested", "versions"):
             setattr(self._store, name, getattr(self._work, name))
         self._store.commits += 1
 

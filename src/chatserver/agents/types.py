@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic_ai import Agent
 
-from chatserver.domain import AgentConfig, NewMessage, ToolCallRecord, TurnUsage
+from chatserver.domain import AgentConfig, ConfigVersions, NewMessage, ToolCallRecord, TurnUsage
 
 
 class ToolBackend(Protocol):
@@ -57,6 +57,8 @@ class BuiltAgent:
     agent: Agent[TurnDeps, str]
     context_tokens: int | None = None
     """History budget in estimated tokens (``agents/context.py``); None: the whole window."""
+    versions: ConfigVersions | None = None
+    """The stamps of what it was built from, read before it (``services/agent_loader.py``)."""
 
 
 @dataclass(frozen=True, slots=True)

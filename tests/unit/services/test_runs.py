@@ -21,7 +21,7 @@ from chatserver.agents.steering import apply_steering
 from chatserver.agents.tools import ToolRegistry
 from chatserver.agents.types import BuiltAgent, TurnDeps
 from chatserver.config import Settings
-from chatserver.domain import AgentConfig, NewMessage, Run, RunEvent, StartRun
+from chatserver.domain import AgentConfig, ConfigVersions, NewMessage, Run, RunEvent, StartRun
 from chatserver.errors import ChatBusy, Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.runs import RunHandle
@@ -62,9 +62,18 @@ class Rig:
         """Make the (user, agent) pair's cached agent a model that never finishes."""
         model = HangingModel()
         agent = Agent(FunctionModel(stream_function=model.stream), output_type=str, deps_type=TurnDeps)
-        config = self.store.agents[agent_name]
-        self.cache.put((user_id, agent_name), BuiltAgent(config, config.system_prompt, agent))
+        self.cache_agent(agent, user_id, agent_name)
         return model
+
+    def cache_agent(
+        self, agent: Agent[TurnDeps, str], user_id: str = "u1", agent_name: str = "assistant"
+    ) -> None:
+        """Cache ``agent`` as built at the stored versions, as the loader would: turns keep it."""
+        config, stamps = self.store.agents[agent_name], self.store.versions
+        versions = ConfigVersions(stamps.get(f"agent:{agent_name}", "0"), stamps.get(f"user:{user_id}", "0"))
+        self.cache.put(
+            (user_id, agent_name), BuiltAgent(config, config.system_prompt, agent, versions=versions)
+        )
 
     def stored(self) -> list[tuple[str, str, bool]]:
         return [(m.role, m.content, m.incomplete) for m in self.store.messages]
@@ -410,8 +419,7 @@ def steerable(rig: Rig) -> SteerableModel:
         tools=[noop],
         capabilities=[ProcessHistory(apply_steering)],
     )
-    config = rig.store.agents["assistant"]
-    rig.cache.put(("u1", "assistant"), BuiltAgent(config, config.system_prompt, agent))
+    rig.cache_agent(agent)
     return model
 
 

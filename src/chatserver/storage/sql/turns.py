@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.domain import Chat, Message, NewEvent, NewMessage, Run, RunOutcome
+from chatserver.domain import Chat, ConfigVersions, Message, NewEvent, NewMessage, Run, RunOutcome
 from chatserver.storage.protocols import ClaimedTurn, StartedRun
 from chatserver.storage.sql.chats import fit_title
 from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
@@ -29,7 +29,8 @@ from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_c
 _OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8)"
 """One row per window message, newest first, or one row with no message when the window is empty;
 one row with no message and the chat unclaimed when the chat belongs to another agent; no row when
-the caller owns no such chat."""
+the caller owns no such chat. Each claimed row ends with the agent's and the caller's customizations'
+version stamps (migration 0006)."""
 
 _CLOSE = (
     "SELECT chatserver_close_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
@@ -88,7 +89,11 @@ class PostgresTurnRepository:
         owner_agent, chat_title, turn_count, created_at, updated_at = rows[0][:5]
         chat = Chat(chat_id, user_id, owner_agent, chat_title, turn_count, created_at, updated_at)
         window = [_message(chat_id, row) for row in reversed(rows) if row[5] is not None]
-        return ClaimedTurn(chat, window)
+        agent_version, customizations_version = rows[0][13:15]
+        versions = (
+            None if agent_version is None else ConfigVersions(agent_version, customizations_version or "")
+        )
+        return ClaimedTurn(chat, window, versions)
 
     async def close(
         self,

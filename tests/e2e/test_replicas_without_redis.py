@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.e2e.harness import JWT_SECRET
@@ -39,6 +40,14 @@ def replicas(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             runner.run(database.__aexit__(None, None, None))
 
 
+async def stateless_system_prompt(client: httpx.AsyncClient, agent: str) -> str:
+    """The same through ``/v1`` without a kept chat: the turn's only statement stores its run."""
+    body = {"model": agent, "messages": [{"role": "user", "content": "/system"}]}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
 async def test_an_admins_system_prompt_change_through_one_replica_is_in_the_others_next_turn(
     replicas: Replicas,
 ) -> None:
@@ -61,6 +70,7 @@ async def test_an_admins_system_prompt_change_through_one_replica_is_in_the_othe
             )
             assert updated.status_code == 200
             assert await system_prompt(u1, agent) == await system_prompt(u2, agent) == version
+            assert await stateless_system_prompt(u1, agent) == version
     assert await metric(replicas.b, "chatserver_agent_cache_stale_total") >= stale + 4
     assert await metric(replicas.b, "chatserver_cache_invalidations_received_total") == 0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chatserver.domain import AgentConfig, ConfigVersions
+from chatserver.domain import AgentConfig, ConfigVersions, Run
+from chatserver.services.ids import sortable_id
 from chatserver.storage.sql import SqlUnitOfWorkFactory
 from tests.support.builders import NOW, chat, customization
 
@@ -126,3 +127,19 @@ async def test_opening_a_turn_returns_the_versions_current_then(
             await uow.commit()
     assert [claimed for claimed, _ in opened] == [current for _, current in opened]
     assert opened[0][0] != opened[1][0]
+
+
+async def test_storing_a_stateless_run_returns_the_versions_current_then(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _add_helper(uow_factory)
+    run = Run(sortable_id(NOW), "alice", None, "helper", "running", "hi", NOW, idempotency_key="k1")
+    async with uow_factory(user_id="alice") as uow:
+        added = await uow.runs.add_stateless(run, owner="r1", lease_until=NOW)
+        again = await uow.runs.add_stateless(replace(run, id=sortable_id(NOW)), owner="r1", lease_until=NOW)
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        stored = await uow.runs.get("alice", run.id)
+    assert added == (True, await _versions(uow_factory))
+    assert again == (False, None)  # the key is taken: nothing stored
+    assert stored is not None and stored.status == "running"

@@ -461,6 +461,13 @@ class FakeRuns:
             self.s.leases[run.id] = (owner, lease_until)
         return True
 
+    async def add_stateless(
+        self, run: Run, *, owner: str, lease_until: datetime
+    ) -> tuple[bool, ConfigVersions | None]:
+        if not await self.add(run, owner=owner, lease_until=lease_until):
+            return False, None
+        return True, await FakeAgents(self.s).versions(run.agent_name, run.user_id)
+
     async def get(self, user_id: str, run_id: str) -> Run | None:
         run = self.s.runs.get(run_id)
         return run if run is not None and run.user_id == user_id else None

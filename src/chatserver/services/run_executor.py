@@ -36,7 +36,16 @@ from chatserver.agents.types import (
     TurnResult,
 )
 from chatserver.clock import Clock
-from chatserver.domain import Message, NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
+from chatserver.domain import (
+    ConfigVersions,
+    Message,
+    NewMessage,
+    Run,
+    RunError,
+    RunOutcome,
+    RunStatus,
+    TurnUsage,
+)
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.run_ends import OpenedTurn, RunEnds, done_data, lost, turn_event
@@ -57,6 +66,8 @@ class Stateless:
 
     history: tuple[NewMessage, ...] = ()
     instructions: str | None = None
+    versions: ConfigVersions | None = None
+    """Read when the run was stored: what its agent must be built at (``AgentLoader.current``)."""
 
 
 @dataclass(slots=True)
@@ -237,6 +248,7 @@ class RunExecutor:
         """Store the user's message (committed before the model runs) and read the window."""
         if run.chat_id is None:
             extra = stateless or Stateless()
+            built = await self._agents.current(built, run.user_id, extra.versions)
             return OpenedTurn(built, 0, to_model_messages(extra.history), extra.instructions or None)
         window = (
             self._policy.history_window

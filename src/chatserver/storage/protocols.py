@@ -187,6 +187,13 @@ class RunRepository(Protocol):
     async def add(self, run: Run, *, owner: str | None = None, lease_until: datetime | None = None) -> bool:
         """Insert; False when the caller's idempotency key is taken (nothing written)."""
 
+    async def add_stateless(
+        self, run: Run, *, owner: str, lease_until: datetime
+    ) -> tuple[bool, ConfigVersions | None]:
+        """``add`` of a run without a chat, and in the same statement the stamps of its agent and of
+        its user's customizations (``AgentRepository.versions``): a stateless turn's only statement
+        before its model runs."""
+
     async def get(self, user_id: str, run_id: str) -> Run | None: ...
     async def by_idempotency_key(self, user_id: str, key: str) -> Run | None: ...
     async def forget_idempotency_key(self, user_id: str, key: str) -> None:

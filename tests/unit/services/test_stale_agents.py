@@ -62,3 +62,10 @@ async def test_a_rebuilt_agent_with_another_history_window_reads_its_own_window(
     written_elsewhere(world, history_window=1)
     recalled = await world.chat.say("u1", "assistant", "c1", "/recall")
     assert recalled.response == "recall: /recall"
+
+
+async def test_a_stateless_turn_after_a_change_written_elsewhere_runs_with_it(world: World) -> None:
+    assert (await world.chat.ask("u1", "assistant", "/system")).response == "Base prompt."
+    written_elsewhere(world, system_prompt="Changed elsewhere.")
+    assert (await world.chat.ask("u1", "assistant", "/system")).response == "Changed elsewhere."
+    assert builds(world) == 2

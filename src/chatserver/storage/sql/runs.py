@@ -11,9 +11,9 @@ from sqlalchemy import RowMapping, and_, exists, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from chatserver.domain import Run, RunError, RunOutcome, TurnUsage
-from chatserver.storage.sql.statements import insert_unless_taken
-from chatserver.storage.sql.tables import runs
+from chatserver.domain import ConfigVersions, Run, RunError, RunOutcome, TurnUsage
+from chatserver.storage.sql.statements import dialect_insert, insert_unless_taken
+from chatserver.storage.sql.tables import agents, runs, users
 
 _r = runs.c
 _ACTIVE = ("queued", "running")
@@ -59,6 +59,24 @@ def outcome_values(outcome: RunOutcome, now: datetime) -> dict[str, Any]:
     }
 
 
+def _values(run: Run, owner: str | None, lease_until: datetime | None) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "user_id": run.user_id,
+        "chat_id": run.chat_id,
+        "agent_name": run.agent_name,
+        "status": run.status,
+        "message": run.message,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "idempotency_key": run.idempotency_key,
+        "request_hash": run.request_hash,
+        "lease_owner": owner,
+        "lease_expires_at": lease_until,
+        "steers": run.steers,
+    }
+
+
 class SqlRunRepository:
     """Implements ``storage.protocols.RunRepository``."""
 
@@ -66,22 +84,23 @@ class SqlRunRepository:
         self._conn = conn
 
     async def add(self, run: Run, *, owner: str | None = None, lease_until: datetime | None = None) -> bool:
-        values = {
-            "id": run.id,
-            "user_id": run.user_id,
-            "chat_id": run.chat_id,
-            "agent_name": run.agent_name,
-            "status": run.status,
-            "message": run.message,
-            "created_at": run.created_at,
-            "started_at": run.started_at,
-            "idempotency_key": run.idempotency_key,
-            "request_hash": run.request_hash,
-            "lease_owner": owner,
-            "lease_expires_at": lease_until,
-            "steers": run.steers,
-        }
-        return await insert_unless_taken(self._conn, runs, values)
+        return await insert_unless_taken(self._conn, runs, _values(run, owner, lease_until))
+
+    async def add_stateless(
+        self, run: Run, *, owner: str, lease_until: datetime
+    ) -> tuple[bool, ConfigVersions | None]:
+        agent = select(agents.c.config_version).where(agents.c.name == run.agent_name).scalar_subquery()
+        mine = select(users.c.customizations_version).where(users.c.id == run.user_id).scalar_subquery()
+        statement = (
+            dialect_insert(self._conn, runs)
+            .values(_values(run, owner, lease_until))
+            .on_conflict_do_nothing()
+            .returning(runs.c.id, agent, mine)
+        )
+        row = (await self._conn.execute(statement)).first()
+        if row is None:
+            return False, None
+        return True, None if row[1] is None else ConfigVersions(row[1], row[2] or "")
 
     async def get(self, user_id: str, run_id: str) -> Run | None:
         return await self._one(_r.id == run_id, _r.user_id == user_id)

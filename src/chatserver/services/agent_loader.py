@@ -71,11 +71,14 @@ class AgentLoader:
 
     async def current(self, built: BuiltAgent, user_id: str, versions: ConfigVersions | None) -> BuiltAgent:
         """``built`` if it was built at ``versions`` (read by the turn), else a fresh build: a change
-        whose invalidation never reached this replica is seen by its next turn all the same."""
-        if versions is None or built.versions == versions:
+        whose invalidation never reached this replica is seen by its next turn all the same.
+        ``versions`` None: the agent is gone (deleted elsewhere), ``NotFound``."""
+        if built.versions == versions:
             return built
         self.stale_builds += 1
         self._cache.invalidate(user_id, built.config.name)
+        if versions is None:
+            raise NotFound(f"agent '{built.config.name}' not found")
         return await self.get(user_id, built.config.name)
 
     async def _build(self, user_id: str, agent_name: str) -> BuiltAgent:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from chatserver.domain import PromptCustomization
+from chatserver.errors import NotFound
 from tests.unit.services.conftest import World
 
 
@@ -69,3 +72,14 @@ async def test_a_stateless_turn_after_a_change_written_elsewhere_runs_with_it(wo
     written_elsewhere(world, system_prompt="Changed elsewhere.")
     assert (await world.chat.ask("u1", "assistant", "/system")).response == "Changed elsewhere."
     assert builds(world) == 2
+
+
+async def test_an_agent_deleted_elsewhere_is_not_found_by_the_next_turn_despite_the_cache(
+    world: World,
+) -> None:
+    await world.chat.say("u1", "assistant", "c1", "hello")
+    del world.uow.store.agents["assistant"]
+    with pytest.raises(NotFound):
+        await world.chat.say("u1", "assistant", "c2", "still there?")
+    with pytest.raises(NotFound):
+        await world.chat.ask("u1", "assistant", "still there?")

@@ -16,17 +16,41 @@ async def test_another_users_chat_is_not_found_for_every_route(live: LiveServer)
             "/api/chat", json={"agent_name": "assistant", "message": "secret", "session_id": chat_id}
         )
         assert created.status_code == 200
-        post = await intruder.post(
-            "/api/chat", json={"agent_name": "assistant", "message": "/recall", "session_id": chat_id}
-        )
+        run_id = created.json()["run_id"]
         read = await intruder.get(f"/api/chats/{chat_id}/messages")
+        runs = await intruder.get(f"/api/chats/{chat_id}/runs")
+        run = await intruder.get(f"/api/runs/{run_id}")
         delete = await intruder.delete(f"/api/chats/{chat_id}")
         listing = await intruder.get("/api/chats")
         still_there = await owner.get(f"/api/chats/{chat_id}/messages")
-    assert [post.status_code, read.status_code, delete.status_code] == [404, 404, 404]
-    assert {post.json()["code"], read.json()["code"], delete.json()["code"]} == {"not_found"}
+    answers = [read, runs, run, delete]
+    assert [(r.status_code, r.json()["code"]) for r in answers] == [(404, "not_found")] * 4
     assert chat_id not in {c["id"] for c in listing.json()["items"]}
     assert [m["content"] for m in still_there.json()["items"]] == ["secret", "echo: secret"]
+
+
+async def test_two_users_with_one_chat_id_each_have_their_own_chat(live: LiveServer) -> None:
+    """The second user gets no hint that the id exists: a new chat, empty history, its own listing."""
+    chat_id = "my-first-chat"
+    async with live.client("first-of-two") as first, live.client("second-of-two") as second:
+        for client, message in ((first, "apples"), (second, "/recall")):
+            answer = await client.post(
+                "/api/chat", json={"agent_name": "assistant", "message": message, "session_id": chat_id}
+            )
+            assert answer.status_code == 200, answer.text
+        seconds = answer.json()["response"]
+        firsts_messages = (await first.get(f"/api/chats/{chat_id}/messages")).json()["items"]
+        seconds_messages = (await second.get(f"/api/chats/{chat_id}/messages")).json()["items"]
+        seconds_chats = (await second.get("/api/chats")).json()["items"]
+        deleted = await second.delete(f"/api/chats/{chat_id}")
+        firsts_after = (await first.get(f"/api/chats/{chat_id}/messages")).json()["items"]
+        seconds_after = await second.get(f"/api/chats/{chat_id}/messages")
+    assert seconds == "recall: "
+    assert [m["content"] for m in firsts_messages] == ["apples", "echo: apples"]
+    assert [m["content"] for m in seconds_messages] == ["/recall", "recall: "]
+    assert [(c["id"], c["title"]) for c in seconds_chats] == [(chat_id, "/recall")]
+    assert deleted.status_code == 204 and firsts_after == firsts_messages
+    assert seconds_after.status_code == 404
 
 
 async def test_chats_are_listed_newest_first_paged_and_deletable(live: LiveServer) -> None:

@@ -230,17 +230,17 @@ class TestKeptConversation:
         assert recall.choices[0].message.content == "recall: kept"
         assert await stored_chats(live, "eli") == [chat_id]
 
-    async def test_another_users_chat_id_is_not_found(self, live: LiveServer) -> None:
+    async def test_another_users_chat_id_names_a_new_chat_of_the_callers_own(self, live: LiveServer) -> None:
         chat_id = str(uuid.uuid4())
         async with client_for(live, "fay") as fay, client_for(live, "gus") as gus:
             await fay.chat.completions.create(
                 model="assistant", messages=[user("mine")], extra_headers={"X-Chat-Id": chat_id}
             )
-            with pytest.raises(openai.NotFoundError) as raised:
-                await gus.chat.completions.create(
-                    model="assistant", messages=[user("/recall")], extra_headers={"X-Chat-Id": chat_id}
-                )
-        assert raised.value.code == "not_found"
+            answer = await gus.chat.completions.create(
+                model="assistant", messages=[user("/recall")], extra_headers={"X-Chat-Id": chat_id}
+            )
+        assert answer.choices[0].message.content == "recall: "
+        assert await stored_chats(live, "gus") == [chat_id]
 
 
 class TestErrors:

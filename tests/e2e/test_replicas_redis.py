@@ -11,33 +11,19 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import JWT_SECRET, mint_token
-from tests.e2e.processes import chatserver_serve
+from tests.e2e.harness import JWT_SECRET
+from tests.e2e.replicas import Replicas, metric, system_prompt, two_replicas
 from tests.support.databases import throwaway_database
-from tests.support.drain import Drain
 from tests.support.redis import redis_client, redis_prefix, redis_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 RATE_LIMIT = 40
 WAIT_SECONDS = 20.0
-
-
-@dataclass(frozen=True)
-class Replicas:
-    a: str
-    b: str
-    prefix: str
-
-    def client(self, url: str, user: str, *, admin: bool = False) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {mint_token(user, admin=admin)}"}
-        return httpx.AsyncClient(base_url=url, headers=headers, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -55,35 +41,11 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
             "CHATSERVER_LOG_LEVEL": "WARNING",
         }
         try:
-            # One after the other: the first start migrates and seeds the database.
-            with chatserver_serve(tmp_path_factory.mktemp("a"), **env) as a:
-                assert a.process.stdout is not None
-                drains = [Drain(a.process.stdout)]
-                a.wait_healthy(timeout=90)
-                with chatserver_serve(tmp_path_factory.mktemp("b"), **env) as b:
-                    assert b.process.stdout is not None
-                    drains.append(Drain(b.process.stdout))
-                    b.wait_healthy(timeout=90)
-                    yield Replicas(a.url, b.url, prefix)
-                    assert b.terminate() == 0, drains[1].finish()
-                assert a.terminate() == 0, drains[0].finish()
+            folders = (tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b"))
+            with two_replicas(folders, prefix, **env) as replicas:
+                yield replicas
         finally:
             runner.run(database.__aexit__(None, None, None))
-
-
-async def system_prompt(client: httpx.AsyncClient, agent: str = "assistant") -> str:
-    """What the model receives as system prompt (each call in a new chat: chat ids are global)."""
-    body = {"agent_name": agent, "message": "/system", "session_id": str(uuid.uuid4())}
-    response = await client.post("/api/chat", json=body)
-    assert response.status_code == 200, response.text
-    return str(response.json()["response"])
-
-
-async def metric(url: str, name: str) -> float:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as raw:
-        text = (await raw.get("/metrics")).text
-    values = [s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
-    return sum(values)
 
 
 async def test_a_customization_change_through_one_replica_shows_in_the_others_very_next_turn(

@@ -99,12 +99,16 @@ async def test_another_users_sessions_and_chats_are_not_found(live: LiveServer) 
         mine = (await eve.post(SESSIONS, json={"agent_name": "assistant"})).json()
         beat = await fay.post(f"{SESSIONS}/{mine['id']}/heartbeat")
         ended = await fay.delete(f"{SESSIONS}/{mine['id']}")
-        on_her_chat = await fay.post(SESSIONS, json={"agent_name": "assistant", "chat_id": mine["chat_id"]})
         listed = (await fay.get(SESSIONS)).json()
+        on_her_chat_id = await fay.post(
+            SESSIONS, json={"agent_name": "assistant", "chat_id": mine["chat_id"]}
+        )
         still = (await eve.get(SESSIONS)).json()
-    for response in (beat, ended, on_her_chat):
+    for response in (beat, ended):
         assert response.status_code == 404 and response.json()["code"] == "not_found"
     assert listed == []
+    # A chat id names a chat of the caller's own: fay's session opens on her new chat of that id.
+    assert on_her_chat_id.status_code == 201 and on_her_chat_id.json()["id"] != mine["id"]
     assert [(s["id"], s["is_active"]) for s in still] == [(mine["id"], True)]
 
 

@@ -173,14 +173,19 @@ class TestFailures:
             response, _ = await stream_turn(client, turn("hi", new_chat_id()))
         assert (response.status_code, response.json()["code"]) == (401, "unauthorized")
 
-    async def test_another_users_chat_is_a_404_before_anything_is_stored(self, live: LiveServer) -> None:
+    async def test_another_users_chat_id_streams_into_a_new_chat_of_the_callers_own(
+        self, live: LiveServer
+    ) -> None:
         chat_id = new_chat_id()
         async with live.client("zoe") as owner, live.client("mallory") as intruder:
             await owner.post("/api/chat", json=turn("private", chat_id))
             response, events = await stream_turn(intruder, turn("/recall", chat_id))
             messages = await stored(owner, chat_id)
-        assert (response.status_code, response.json()["code"], events) == (404, "not_found", [])
+            theirs = await stored(intruder, chat_id)
+        assert response.status_code == 200
+        assert [e.name for e in events][-1] == "done"
         assert messages == [("user", "private"), ("assistant", "echo: private")]
+        assert theirs == [("user", "/recall"), ("assistant", "recall: ")]
 
 
 class TestLiveDelivery:

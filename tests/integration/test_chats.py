@@ -25,13 +25,36 @@ async def test_a_chat_is_created_once_and_read_back_by_its_owner(
     assert created == [True, False]
 
 
-async def test_a_chat_id_taken_by_another_user_is_neither_created_nor_visible(
+async def test_a_chat_id_another_user_has_names_a_chat_of_the_callers_own(
     uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
 ) -> None:
-    created = await _create(uow_factory, chat("c1", "alice"), chat("c1", "bob"))
+    created = await _create(uow_factory, chat("c1", "alice"), chat("c1", "bob", title="bob's"))
     async with uow_factory(user_id="bob") as uow:
-        assert await uow.chats.get("bob", "c1") is None
-    assert created == [True, False]
+        bobs = await uow.chats.get("bob", "c1")
+        listed = await uow.chats.list("bob", limit=10, before=None)
+    async with uow_factory(user_id="alice") as uow:
+        alices = await uow.chats.get("alice", "c1")
+    assert created == [True, True]
+    assert (bobs, alices) == (chat("c1", "bob", title="bob's"), chat("c1", "alice"))
+    assert listed == [bobs]
+
+
+async def test_deleting_a_chat_leaves_another_users_chat_of_the_same_id_and_its_messages(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(uow_factory, chat("c1", "alice"), chat("c1", "bob"))
+    for user in ("alice", "bob"):
+        async with uow_factory(user_id=user) as uow:
+            await uow.messages.add(user, "c1", 1, [NewMessage("user", f"{user} says hi")], now=NOW)
+            await uow.commit()
+    async with uow_factory(user_id="bob") as uow:
+        deleted = await uow.chats.delete("bob", "c1")
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        kept = await uow.chats.get("alice", "c1")
+        page = await uow.messages.page("alice", "c1", limit=10, before=None)
+    assert deleted is True and kept == chat("c1", "alice")
+    assert [m.content for m in page] == ["alice says hi"]
 
 
 async def test_racing_first_requests_create_the_chat_exactly_once(

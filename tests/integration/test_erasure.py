@@ -6,6 +6,7 @@ erasure covers it), and only after each was seen holding the user's id.
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import JSON, String, Table, Text, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -62,15 +63,18 @@ async def counts_by_table(engine: AsyncEngine, user_id: str) -> dict[str, int]:
     return {table.name: await rows_naming(engine, table, user_id) for table in tables}
 
 
+@pytest.mark.parametrize("shared_chat_id", [False, True], ids=["own-chat-ids", "one-chat-id-for-both"])
 async def test_after_erasure_no_table_names_the_user_and_others_keep_theirs(
-    uow_factory: SqlUnitOfWorkFactory, engine: AsyncEngine
+    uow_factory: SqlUnitOfWorkFactory, engine: AsyncEngine, shared_chat_id: bool
 ) -> None:
     async with uow_factory() as uow:
         for user_id in (TARGET, "bystander"):
             await uow.users.ensure(user_id, is_admin=False, now=NOW)
         await uow.commit()
-    await populate(uow_factory, TARGET)
-    await populate(uow_factory, "bystander")
+    chat_id = "my-first-chat" if shared_chat_id else None
+    await populate(uow_factory, TARGET, chat_id=chat_id)
+    await populate(uow_factory, "bystander", chat_id=chat_id)
+    bystanders = await counts_by_table(engine, "bystander")
     before = await counts_by_table(engine, TARGET)
     assert all(before.values()), f"populate every table first: {before}"
     evictions, cancellations, forgotten = Evictions(), Cancellations(), Forgotten()
@@ -87,7 +91,7 @@ async def test_after_erasure_no_table_names_the_user_and_others_keep_theirs(
         "api_keys": 1,
     }
     assert await counts_by_table(engine, TARGET) == dict.fromkeys(before, 0)
-    assert all((await counts_by_table(engine, "bystander")).values())
+    assert await counts_by_table(engine, "bystander") == bystanders
     assert [user for user, _ in cancellations.runs] == [TARGET]  # its queued run, before the deletion
     assert evictions.users == forgotten.users == [TARGET]
     async with uow_factory() as uow:

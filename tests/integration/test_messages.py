@@ -17,7 +17,7 @@ from chatserver.storage.sql.tables import chat_messages
 from tests.support.builders import NOW, chat
 from tests.support.databases import settings_for, throwaway_database
 
-WINDOW_INDEX = "ix_chat_messages_chat_id_turn_id"
+WINDOW_INDEX = "ix_chat_messages_user_id_chat_id_turn_id"
 
 
 async def _chat_with_turns(uow_factory: SqlUnitOfWorkFactory, turns: int, *, owner: str = "alice") -> None:
@@ -166,7 +166,11 @@ async def test_on_postgres_the_window_reads_only_the_turn_range_through_the_chat
     assert (
         f"Index Scan Backward using {WINDOW_INDEX}" in plan or f"Bitmap Index Scan on {WINDOW_INDEX}" in plan
     )
-    assert "Index Cond: (((chat_id)::text = 'c1'::text) AND (turn >= 1450) AND (turn < 1500))" in plan, plan
+    bounds = (
+        "Index Cond: (((user_id)::text = 'alice'::text) AND ((chat_id)::text = 'c1'::text)"
+        " AND (turn >= 1450) AND (turn < 1500))"
+    )
+    assert bounds in plan, plan
     assert "Seq Scan" not in plan, plan
 
 
@@ -180,5 +184,6 @@ async def test_on_sqlite_the_window_query_searches_the_chat_turn_index_in_order(
             plan = await _explain(engine, "EXPLAIN QUERY PLAN")
         finally:
             await engine.dispose()
-    assert f"SEARCH chat_messages USING INDEX {WINDOW_INDEX} (chat_id=? AND turn>? AND turn<?)" in plan, plan
+    bounds = "(user_id=? AND chat_id=? AND turn>? AND turn<?)"
+    assert f"SEARCH chat_messages USING INDEX {WINDOW_INDEX} {bounds}" in plan, plan
     assert "TEMP B-TREE" not in plan, plan

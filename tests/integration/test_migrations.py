@@ -11,15 +11,17 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import chatserver
-from chatserver.storage.sql import SqlDatabase, create_engine, upgrade_to_head
+from chatserver.domain import Run
+from chatserver.storage.sql import SqlDatabase, SqlUnitOfWorkFactory, create_engine, tables, upgrade_to_head
 from chatserver.storage.sql.migrate import MIGRATIONS_DIR, alembic_config, head_revisions
 from chatserver.storage.sql.tables import metadata
+from tests.support.builders import NOW
 from tests.support.databases import DatabaseKind, settings_for, throwaway_database
 
 T = TypeVar("T")
@@ -99,6 +101,84 @@ async def test_downgrading_to_base_removes_every_table_and_upgrading_restores_th
     assert await _run_sync(database_url, downgrade) == set()
     await upgrade_to_head(database_url)
     assert await _run_sync(database_url, _table_names) >= set(metadata.tables)
+
+
+def _upgrade_to(revision: str) -> Callable[[Connection], None]:
+    def upgrade(conn: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+    return upgrade
+
+
+def _rows_of_0005(conn: Connection) -> None:
+    """Alice's chat "c1" with messages, a running run and a session, as 0005 stored them."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.set_config("app.system", "on", True)))
+    conn.execute(
+        insert(tables.users), [{"id": u, "is_admin": False, "created_at": NOW} for u in ("alice", "bob")]
+    )
+    conn.execute(
+        insert(tables.chats).values(
+            id="c1", user_id="alice", agent_name="helper", turn_count=1, created_at=NOW, updated_at=NOW
+        )
+    )
+    conn.execute(
+        insert(tables.chat_messages),
+        [
+            {"chat_id": "c1", "user_id": "alice", "turn": 1, "role": r, "content": r, "created_at": NOW}
+            for r in ("user", "assistant")
+        ],
+    )
+    conn.execute(
+        insert(tables.runs).values(
+            id="run-1",
+            user_id="alice",
+            chat_id="c1",
+            agent_name="helper",
+            status="running",
+            message="m",
+            created_at=NOW,
+        )
+    )
+    conn.execute(insert(tables.chat_session_instances).values(
+        id="s1", user_id="alice", chat_id="c1", agent_name="helper", is_active=True,
+        last_heartbeat_at=NOW, created_at=NOW, updated_at=NOW))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_upgrading_from_0005_keeps_every_chat_and_frees_its_id_for_other_users(
+    kind: DatabaseKind, tmp_path: Path
+) -> None:
+    async with throwaway_database(kind, tmp_path, migrate=False) as url:
+        await _run_sync(url, _upgrade_to("0005"))
+        await _run_sync(url, _rows_of_0005)
+        await upgrade_to_head(url)
+        engine = create_engine(settings_for(url))
+        try:
+            uow_factory = SqlUnitOfWorkFactory(engine)
+            async with uow_factory(user_id="bob") as uow:
+                bobs = await uow.turns.start(
+                    Run("run-2", "bob", "c1", "helper", "queued", "hi", NOW), policy="reject", owner="r",
+                    lease_until=NOW,
+                )  # fmt: skip
+                await uow.commit()
+            async with uow_factory(user_id="alice") as uow:
+                alices = await uow.chats.get("alice", "c1")
+                page = await uow.messages.page("alice", "c1", limit=10, before=None)
+                runs = await uow.runs.active("alice", "c1")
+                session = await uow.sessions.get("alice", "s1")
+                deleted = await uow.chats.delete("alice", "c1")
+                left = await uow.messages.page("alice", "c1", limit=10, before=None)
+                await uow.commit()
+        finally:
+            await engine.dispose()
+    assert alices is not None and alices.turn_count == 1
+    assert [m.content for m in page] == ["user", "assistant"]
+    assert [r.id for r in runs] == ["run-1"] and session is not None
+    assert bobs.outcome == "accepted" and bobs.claimed == "run-2"
+    assert deleted and left == []  # the new foreign keys cascade as the old ones did
 
 
 @pytest.mark.postgres

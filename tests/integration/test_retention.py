@@ -18,19 +18,21 @@ OLD = NOW - timedelta(days=100)
 CUTOFFS = RetentionCutoffs(chats=NOW - timedelta(days=7), sessions=NOW, runs=NOW, events=NOW)
 
 
-async def store_chat(uow_factory: SqlUnitOfWorkFactory, chat_id: str, *, updated: bool) -> str:
-    """A chat of alice's with two messages, an ended run and an inactive session."""
+async def store_chat(
+    uow_factory: SqlUnitOfWorkFactory, chat_id: str, *, updated: bool, user_id: str = "alice"
+) -> str:
+    """A chat of ``user_id``'s with two messages, an ended run and an inactive session."""
     when = NOW if updated else OLD
-    async with uow_factory(user_id="alice") as uow:
-        await uow.chats.create_if_absent(chat(chat_id, "alice", updated_at=when))
+    async with uow_factory(user_id=user_id) as uow:
+        await uow.chats.create_if_absent(chat(chat_id, user_id, updated_at=when))
         await uow.messages.add(
-            "alice", chat_id, 1, [NewMessage("user", "a"), NewMessage("assistant", "b")], now=when
+            user_id, chat_id, 1, [NewMessage("user", "a"), NewMessage("assistant", "b")], now=when
         )
-        run = Run(sortable_id(when), "alice", chat_id, "helper", "queued", "a", when)
+        run = Run(sortable_id(when), user_id, chat_id, "helper", "queued", "a", when)
         await uow.runs.add(run)
         ended = RunOutcome(run.id, "r1", "completed", None, TurnUsage())
-        await uow.runs.finish("alice", ended, now=when, fenced=False)
-        await uow.sessions.add(session("alice", chat_id, is_active=False, updated_at=when))
+        await uow.runs.finish(user_id, ended, now=when, fenced=False)
+        await uow.sessions.add(session(user_id, chat_id, is_active=False, updated_at=when))
         await uow.commit()
     return chat_id
 
@@ -61,6 +63,25 @@ async def test_an_inactive_chat_goes_piecewise_with_everything_under_it_and_a_re
     assert batches == [2, 2, 1]  # 2 messages, the run and the session, then the chat itself
     assert kept_old is None and kept_recent is not None
     assert len(recent_messages) == 2
+
+
+async def test_an_inactive_chat_goes_and_another_users_recent_chat_of_the_same_id_keeps_everything(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await store_chat(uow_factory, "shared", updated=False)
+    await store_chat(uow_factory, "shared", updated=True, user_id="bob")
+    cutoffs = RetentionCutoffs(chats=NOW - timedelta(days=7), sessions=None, runs=None, events=None)
+    batches = await purge_until_done(uow_factory, cutoffs, limit=100)
+    async with uow_factory(user_id="bob") as uow:
+        bobs = await uow.chats.get("bob", "shared")
+        messages = await uow.messages.page("bob", "shared", limit=10, before=None)
+        runs = await uow.runs.list("bob", "shared", status=None, limit=10, before=None)
+        sessions = await uow.sessions.list("bob", agent_name=None, active=None)
+    async with uow_factory(user_id="alice") as uow:
+        alices = await uow.chats.get("alice", "shared")
+    assert batches == [5]  # alice's 2 messages, run, session and chat
+    assert alices is None and bobs is not None
+    assert (len(messages), len(runs), len(sessions)) == (2, 1, 1)
 
 
 async def test_ended_runs_inactive_sessions_and_events_go_past_their_cutoff_active_ones_stay(

@@ -312,15 +312,55 @@ async def test_starting_a_run_refuses_what_it_must_and_writes_nothing_then(
     await _start(uow_factory, running)
     refused = [
         await _start(uow_factory, _new_run(n=1), policy="reject"),
-        await _start(uow_factory, _new_run("bob", n=2)),
         await _start(uow_factory, _new_run(agent="other", n=3)),
         await _start(uow_factory, _new_run(key="k1", n=4)),
     ]
     async with uow_factory(user_id="alice") as uow:
         runs = await uow.runs.list("alice", "c1", status=None, limit=10, before=None)
-    assert [r.outcome for r in refused] == ["busy", "not_found", "other_agent", "key_taken"]
-    assert refused[2].chat_agent == "helper"
+    assert [r.outcome for r in refused] == ["busy", "other_agent", "key_taken"]
+    assert refused[1].chat_agent == "helper"
     assert [r.id for r in runs] == [running.id]
+
+
+async def test_a_run_on_a_chat_id_another_user_has_starts_the_callers_own_chat_at_once(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    """Nothing of alice's chat shows: not its agent, not its running run (bob's starts beside it)."""
+    alices, bobs = _new_run(key="k1"), _new_run("bob", key="k1", agent="other", n=1)
+    await _start(uow_factory, alices)
+    started = await _start(uow_factory, bobs, policy="reject")
+    async with uow_factory(user_id="bob") as uow:
+        bobs_chat = await uow.chats.get("bob", "c1")
+        bobs_runs = await uow.runs.list("bob", "c1", status=None, limit=10, before=None)
+    async with uow_factory(user_id="alice") as uow:
+        alices_chat = await uow.chats.get("alice", "c1")
+        alices_runs = await uow.runs.list("alice", "c1", status=None, limit=10, before=None)
+    assert started == StartedRun("accepted", claimed=bobs.id)
+    assert bobs_chat is not None and alices_chat is not None
+    assert (bobs_chat.agent_name, alices_chat.agent_name) == ("other", "helper")
+    assert [(r.id, r.status) for r in bobs_runs] == [(bobs.id, "running")]
+    assert [(r.id, r.status) for r in alices_runs] == [(alices.id, "running")]
+
+
+async def test_two_users_turns_on_one_chat_id_each_see_only_their_own_messages(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    for user in ("alice", "bob"):
+        await _start(uow_factory, _new_run(user))
+        for turn in (1, 2):
+            async with uow_factory(user_id=user) as uow:
+                claimed = await uow.turns.open(
+                    user, "c1", "helper", f"{user} {turn}", title=f"{user}'s", now=NOW, window_turns=50
+                )
+                await uow.commit()
+            assert claimed is not None and claimed.chat.user_id == user
+            assert [m.content for m in claimed.window] == [f"{user} {n}" for n in range(1, turn)]
+    for user in ("alice", "bob"):
+        async with uow_factory(user_id=user) as uow:
+            stored = await uow.chats.get(user, "c1")
+            page = await uow.messages.page(user, "c1", limit=10, before=None)
+        assert stored is not None and (stored.title, stored.turn_count) == (f"{user}'s", 2)
+        assert [m.content for m in page] == [f"{user} 1", f"{user} 2"]
 
 
 async def test_interrupt_flags_the_running_run_and_steer_points_at_it(

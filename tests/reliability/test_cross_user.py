@@ -2,8 +2,10 @@
 
 The owner has a chat (with messages), a prompt customization, a session instance and a memory. An
 intruder (a plain user, and an admin: admins get no back door into users' data) reads, updates and
-deletes each by its id; each attempt is a 404 ``not_found`` (``/v1`` in OpenAI's shape), the lists
-show the intruder nothing, and the owner's view is the same after as before, to the timestamp.
+deletes each by its id; each attempt is a 404 ``not_found``, the lists show the intruder nothing,
+and the owner's view is the same after as before, to the timestamp. A chat id is the user's own
+name for a chat: a turn or a session on the owner's chat id (``/api`` and ``/v1``) starts the
+intruder's own chat of that id, which holds nothing of the owner's.
 """
 
 from __future__ import annotations
@@ -68,14 +70,6 @@ def attempts(owned: Owned) -> list[tuple[str, str, str, dict[str, Any]]]:
     return [
         ("read chat messages", "GET", f"/api/chats/{chat}/messages", {}),
         ("read chat messages, paged", "GET", f"/api/chats/{chat}/messages", {"params": {"limit": 1}}),
-        ("write a turn into the chat", "POST", "/api/chat", {"json": _turn(chat)}),
-        ("stream a turn into the chat", "POST", "/api/chat/stream", {"json": _turn(chat)}),
-        (
-            "open a session on the chat",
-            "POST",
-            "/api/chat_sessions",
-            {"json": {"agent_name": AGENT, "chat_id": chat}},
-        ),
         ("delete the chat", "DELETE", f"/api/chats/{chat}", {}),
         ("read the customization", "GET", f"/api/agent/prompt_customizations/{custom}", {}),
         (
@@ -95,6 +89,26 @@ def _turn(chat_id: str) -> dict[str, str]:
     return {"agent_name": AGENT, "message": "/recall", "session_id": chat_id}
 
 
+async def own_chat_on_the_same_id(intruder: httpx.AsyncClient, chat_id: str) -> dict[str, Any]:
+    """Turns (plain, streamed, ``/v1``) and a session of the intruder's on the owner's chat id."""
+    plain = await intruder.post("/api/chat", json=_turn(chat_id))
+    stream = await intruder.post("/api/chat/stream", json=_turn(chat_id))
+    openai = await intruder.post(
+        "/v1/chat/completions",
+        json={"model": AGENT, "messages": [{"role": "user", "content": "/recall"}]},
+        headers={"X-Chat-Id": chat_id},
+    )
+    session = await intruder.post("/api/chat_sessions", json={"agent_name": AGENT, "chat_id": chat_id})
+    messages = (await intruder.get(f"/api/chats/{chat_id}/messages")).json()["items"]
+    return {
+        "turn": (plain.status_code, plain.json().get("response")),
+        "stream": stream.status_code,
+        "openai": (openai.status_code, openai.json()["choices"][0]["message"]["content"]),
+        "session": session.status_code,
+        "messages": [m["content"] for m in messages],
+    }
+
+
 @pytest.mark.parametrize("admin", [False, True], ids=["user", "admin"])
 async def test_another_users_ids_are_not_found_for_every_read_update_and_delete(
     live: LiveServer, admin: bool
@@ -109,12 +123,8 @@ async def test_another_users_ids_are_not_found_for_every_read_update_and_delete(
         answers = {
             what: await intruder.request(method, path, **kw) for what, method, path, kw in attempts(owned)
         }
-        openai = await intruder.post(
-            "/v1/chat/completions",
-            json={"model": AGENT, "messages": [{"role": "user", "content": "/recall"}]},
-            headers={"X-Chat-Id": owned.chat_id},
-        )
         theirs = await view(intruder, owned.chat_id)
+        own_chat = await own_chat_on_the_same_id(intruder, owned.chat_id)
         erased = await intruder.delete("/api/memories", params={"agent_name": AGENT})
         recalled = await turn(intruder, '/tool recall_memories {"query": "bees"}', str(uuid.uuid4()), AGENT)
         after = await view(owner, owned.chat_id)
@@ -124,11 +134,24 @@ async def test_another_users_ids_are_not_found_for_every_read_update_and_delete(
         if (r.status_code, r.json().get("code")) != (404, "not_found")
     }
     assert wrong == {}
-    assert (openai.status_code, openai.json()["error"]["code"]) == (404, "not_found")
     assert owned.chat_id not in {chat["id"] for chat in theirs["chats"]["items"]}
     assert theirs["messages"]["code"] == "not_found"
     assert theirs["customizations"] == theirs["sessions"] == theirs["memories"]["items"] == []
     assert erased.json() == {"deleted": 0}
     assert recalled.json()["response"] == "tool recall_memories returned: no notes found"
+    assert own_chat == {
+        "turn": (200, "recall: "),
+        "stream": 200,
+        "openai": (200, "recall: /recall | /recall"),
+        "session": 201,
+        "messages": [
+            "/recall",
+            "recall: ",
+            "/recall",
+            "recall: /recall",
+            "/recall",
+            "recall: /recall | /recall",
+        ],
+    }
     assert after == before
     assert [m["content"] for m in after["messages"]["items"]][:2] == ["secret plans", "echo: secret plans"]

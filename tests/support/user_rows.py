@@ -8,10 +8,13 @@ from chatserver.storage.protocols import UnitOfWorkFactory
 from tests.support.builders import NOW, api_key, at, chat, customization, session
 
 
-async def populate(uow_factory: UnitOfWorkFactory, user_id: str, *, messages: int = 3) -> str:
+async def populate(
+    uow_factory: UnitOfWorkFactory, user_id: str, *, messages: int = 3, chat_id: str | None = None
+) -> str:
     """Store a chat (with ``messages`` messages), a customization, a session, a memory, a run, an
-    API key and an audit event of ``user_id`` (who must exist); the chat's id."""
-    chat_id = f"chat-of-{user_id}"
+    API key and an audit event of ``user_id`` (who must exist); the chat's id (by default one
+    naming the user)."""
+    chat_id = chat_id or f"chat-of-{user_id}"
     async with uow_factory(user_id=user_id) as uow:
         await uow.chats.create_if_absent(chat(chat_id, user_id))
         await uow.messages.add(

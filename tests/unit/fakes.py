@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from chatserver.domain import (
     ApiKey,
     AuditEvent,
     Chat,
+    ConfigVersions,
     Memory,
     Message,
     NewEvent,
@@ -35,8 +37,11 @@ class FakeStore:
     users: dict[str, User] = field(default_factory=dict)
     keys: dict[str, tuple[ApiKey, str]] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
-    chats: dict[str, Chat] = field(default_factory=dict)
+    chats: dict[tuple[str, str], Chat] = field(default_factory=dict)
+    """(user id, chat id) -> chat: a chat id names a chat of each user who has one."""
     messages: list[Message] = field(default_factory=list)
+    message_owners: dict[int, str] = field(default_factory=dict)
+    """message id -> user id (a message names only its chat's id)."""
     customizations: dict[str, PromptCustomization] = field(default_factory=dict)
     sessions: dict[str, SessionInstance] = field(default_factory=dict)
     events: list[AuditEvent] = field(default_factory=list)
@@ -46,6 +51,8 @@ class FakeStore:
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     """run id -> (owner, lease until), for running runs."""
     cancel_requested: set[str] = field(default_factory=set)
+    versions: dict[str, str] = field(default_factory=dict)
+    """"agent:<name>" / "user:<id>" -> the stamp of its last write (``AgentRepository.versions``)."""
 
 
 class FakeUsers:
@@ -124,16 +131,25 @@ class FakeAgents:
     async def list(self) -> list[AgentConfig]:
         return sorted(self.s.agents.values(), key=lambda a: a.name)
 
+    async def versions(self, name: str, user_id: str) -> ConfigVersions | None:
+        if name not in self.s.agents:
+            return None
+        return ConfigVersions(
+            self.s.versions.get(f"agent:{name}", "0"), self.s.versions.get(f"user:{user_id}", "0")
+        )
+
     async def add(self, agent: AgentConfig) -> None:
         if agent.name in self.s.agents:
             raise Conflict(f"agent '{agent.name}' exists")
         self.s.agents[agent.name] = agent
+        self.s.versions[f"agent:{agent.name}"] = uuid.uuid4().hex
         self._delete_kept_for(agent.name)
 
     async def update(self, agent: AgentConfig) -> bool:
         found = agent.name in self.s.agents
         if found:
             self.s.agents[agent.name] = agent
+            self.s.versions[f"agent:{agent.name}"] = uuid.uuid4().hex
         return found
 
     async def delete(self, name: str) -> bool:
@@ -143,11 +159,13 @@ class FakeAgents:
         return True
 
     def _delete_kept_for(self, name: str) -> None:
-        gone = {chat_id for chat_id, chat in self.s.chats.items() if chat.agent_name == name}
+        gone = {key for key, chat in self.s.chats.items() if chat.agent_name == name}
         self.s.chats = {k: v for k, v in self.s.chats.items() if k not in gone}
-        self.s.messages = [m for m in self.s.messages if m.chat_id not in gone]
+        self.s.messages = [m for m in self.s.messages if (self.s.message_owners[m.id], m.chat_id) not in gone]
         self.s.sessions = {
-            k: v for k, v in self.s.sessions.items() if v.agent_name != name and v.chat_id not in gone
+            k: v
+            for k, v in self.s.sessions.items()
+            if v.agent_name != name and (v.user_id, v.chat_id) not in gone
         }
         self.s.memories = [m for m in self.s.memories if m.agent_name != name]
         self.s.customizations = {k: v for k, v in self.s.customizations.items() if v.agent_name != name}
@@ -158,13 +176,12 @@ class FakeChats:
         self.s = s
 
     async def get(self, user_id: str, chat_id: str) -> Chat | None:
-        chat = self.s.chats.get(chat_id)
-        return chat if chat and chat.user_id == user_id else None
+        return self.s.chats.get((user_id, chat_id))
 
     async def create_if_absent(self, chat: Chat) -> bool:
-        if chat.id in self.s.chats:
+        if (chat.user_id, chat.id) in self.s.chats:
             return False
-        self.s.chats[chat.id] = chat
+        self.s.chats[(chat.user_id, chat.id)] = chat
         return True
 
     async def claim_turn(self, user_id: str, chat_id: str, *, title: str, now: datetime) -> Chat | None:
@@ -172,7 +189,7 @@ class FakeChats:
         if chat is None:
             return None
         chat = replace(chat, turn_count=chat.turn_count + 1, title=chat.title or title, updated_at=now)
-        self.s.chats[chat_id] = chat
+        self.s.chats[(user_id, chat_id)] = chat
         return chat
 
     async def list(self, user_id: str, *, limit: int, before: tuple[datetime, str] | None) -> list[Chat]:
@@ -188,8 +205,9 @@ class FakeChats:
     async def delete(self, user_id: str, chat_id: str) -> bool:
         if await self.get(user_id, chat_id) is None:
             return False
-        del self.s.chats[chat_id]
-        self.s.messages = [m for m in self.s.messages if m.chat_id != chat_id]
+        del self.s.chats[(user_id, chat_id)]
+        mine = set(FakeMessages(self.s).owned(user_id, chat_id))
+        self.s.messages = [m for m in self.s.messages if m not in mine]
         return True
 
 
@@ -200,9 +218,10 @@ class FakeMessages:
     async def add(
         self, user_id: str, chat_id: str, turn: int, messages: Sequence[NewMessage], *, now: datetime
     ) -> list[Message]:
+        last = max((m.id for m in self.s.messages), default=0)
         added = [
             Message(
-                len(self.s.messages) + i + 1,
+                last + i + 1,
                 chat_id,
                 turn,
                 m.role,
@@ -216,20 +235,19 @@ class FakeMessages:
             for i, m in enumerate(messages)
         ]
         self.s.messages.extend(added)
+        self.s.message_owners.update((m.id, user_id) for m in added)
         return added
 
-    def _owned(self, user_id: str, chat_id: str) -> list[Message]:
-        chat = self.s.chats.get(chat_id)
-        if chat is None or chat.user_id != user_id:
-            return []
-        return [m for m in self.s.messages if m.chat_id == chat_id]
+    def owned(self, user_id: str, chat_id: str) -> list[Message]:
+        owners = self.s.message_owners
+        return [m for m in self.s.messages if m.chat_id == chat_id and owners[m.id] == user_id]
 
     async def window(self, user_id: str, chat_id: str, *, before_turn: int, turns: int) -> list[Message]:
         low = before_turn - turns
-        return [m for m in self._owned(user_id, chat_id) if low <= m.turn < before_turn]
+        return [m for m in self.owned(user_id, chat_id) if low <= m.turn < before_turn]
 
     async def page(self, user_id: str, chat_id: str, *, limit: int, before: int | None) -> list[Message]:
-        rows = [m for m in self._owned(user_id, chat_id) if before is None or m.id < before]
+        rows = [m for m in self.owned(user_id, chat_id) if before is None or m.id < before]
         return rows[-limit:]
 
 
@@ -249,6 +267,10 @@ class FakeCustomizations:
         if self._clash(customization):
             raise Conflict("customization of this type exists")
         self.s.customizations[customization.id] = customization
+        self._changed(customization.user_id)
+
+    def _changed(self, user_id: str) -> None:
+        self.s.versions[f"user:{user_id}"] = uuid.uuid4().hex
 
     async def get(self, user_id: str, customization_id: str) -> PromptCustomization | None:
         row = self.s.customizations.get(customization_id)
@@ -286,12 +308,14 @@ class FakeCustomizations:
         if self._clash(customization):
             raise Conflict("customization of this type exists")
         self.s.customizations[customization.id] = customization
+        self._changed(customization.user_id)
         return True
 
     async def delete(self, user_id: str, customization_id: str) -> bool:
         if await self.get(user_id, customization_id) is None:
             return False
         del self.s.customizations[customization_id]
+        self._changed(user_id)
         return True
 
 
@@ -437,6 +461,13 @@ class FakeRuns:
             self.s.leases[run.id] = (owner, lease_until)
         return True
 
+    async def add_stateless(
+        self, run: Run, *, owner: str, lease_until: datetime
+    ) -> tuple[bool, ConfigVersions | None]:
+        if not await self.add(run, owner=owner, lease_until=lease_until):
+            return False, None
+        return True, await FakeAgents(self.s).versions(run.agent_name, run.user_id)
+
     async def get(self, user_id: str, run_id: str) -> Run | None:
         run = self.s.runs.get(run_id)
         return run if run is not None and run.user_id == user_id else None
@@ -549,11 +580,11 @@ class FakeRuns:
         return ended
 
     async def startable(self, *, limit: int = 100) -> list[tuple[str, str]]:
-        running = {r.chat_id for r in self.s.runs.values() if r.status == "running"}
+        running = {(r.user_id, r.chat_id) for r in self.s.runs.values() if r.status == "running"}
         queued = {
             (r.user_id, r.chat_id)
             for r in self.s.runs.values()
-            if r.status == "queued" and r.chat_id is not None and r.chat_id not in running
+            if r.status == "queued" and r.chat_id is not None and (r.user_id, r.chat_id) not in running
         }
         return sorted(queued)[:limit]
 
@@ -584,8 +615,7 @@ class FakeUserData:
     def _owner(self, row: Any) -> str | None:
         # A message names no owner here: its chat's.
         if isinstance(row, Message):
-            chat = self.s.chats.get(row.chat_id)
-            return chat.user_id if chat else None
+            return self.s.message_owners.get(row.id)
         return str(row.user_id) if row.user_id is not None else None
 
     async def export_page(
@@ -605,20 +635,19 @@ class FakeUserData:
 
     async def erase(self, user_id: str) -> dict[str, int]:
         s, mine = self.s, (lambda row: self._owner(row) == user_id)
-        chats = {c for c, chat in s.chats.items() if chat.user_id == user_id}
         counts = {
-            "chats": len(chats),
+            "chats": sum(chat.user_id == user_id for chat in s.chats.values()),
             "messages": sum(map(mine, s.messages)),
             "memories": sum(map(mine, s.memories)),
             "customizations": sum(map(mine, s.customizations.values())),
             "sessions": sum(map(mine, s.sessions.values())),
             "runs": sum(map(mine, s.runs.values())),
             "api_keys": sum(key.user_id == user_id for key, _ in s.keys.values()),
-            "events": sum(e.user_id == user_id or e.chat_id in chats for e in s.events),
+            "events": sum(e.user_id == user_id for e in s.events),
         }
         s.messages = [m for m in s.messages if not mine(m)]
         s.memories = [m for m in s.memories if not mine(m)]
-        s.events = [e for e in s.events if not (e.user_id == user_id or e.chat_id in chats)]
+        s.events = [e for e in s.events if e.user_id != user_id]
         for table in (s.chats, s.customizations, s.sessions, s.runs):
             for key in [k for k, row in table.items() if row.user_id == user_id]:
                 del table[key]
@@ -647,27 +676,30 @@ class FakeRetention:
             budget[0] -= len(chosen)
             return chosen
 
-        messages = take([m.id for m in s.messages if m.chat_id in expired])
+        messages = take([m.id for m in s.messages if (s.message_owners[m.id], m.chat_id) in expired])
         s.messages = [m for m in s.messages if m.id not in messages]
         runs = take(
             [
                 r.id
                 for r in s.runs.values()
-                if r.ended and (r.chat_id in expired or _before(r.finished_at, cutoffs.runs))
+                if r.ended and ((r.user_id, r.chat_id) in expired or _before(r.finished_at, cutoffs.runs))
             ]
         )
         sessions = take(
             [
                 i.id
                 for i in s.sessions.values()
-                if not i.is_active and (i.chat_id in expired or _before(i.updated_at, cutoffs.sessions))
+                if not i.is_active
+                and ((i.user_id, i.chat_id) in expired or _before(i.updated_at, cutoffs.sessions))
             ]
         )
         for table, chosen in ((s.runs, runs), (s.sessions, sessions)):
             for key in chosen:
                 del table[key]
-        held = {m.chat_id for m in s.messages} | {r.chat_id for r in s.runs.values()}
-        chats = take([c for c in expired if c not in held | {i.chat_id for i in s.sessions.values()}])
+        held = {(s.message_owners[m.id], m.chat_id) for m in s.messages}
+        held |= {(r.user_id, r.chat_id) for r in s.runs.values()}
+        held |= {(i.user_id, i.chat_id) for i in s.sessions.values()}
+        chats = take([c for c in expired if c not in held])
         for key in chats:
             del s.chats[key]
         events = take([e.id for e in s.events if _before(e.created_at, cutoffs.events)])
@@ -695,6 +727,7 @@ class FakeUnitOfWork:
             agents=dict(self._store.agents),
             chats=dict(self._store.chats),
             messages=list(self._store.messages),
+            message_owners=dict(self._store.message_owners),
             customizations=dict(self._store.customizations),
             sessions=dict(self._store.sessions),
             events=list(self._store.events),
@@ -702,6 +735,7 @@ class FakeUnitOfWork:
             runs=dict(self._store.runs),
             leases=dict(self._store.leases),
             cancel_requested=set(self._store.cancel_requested),
+            versions=dict(self._store.versions),
         )
         w = self._work
         self.users, self.api_keys, self.agents = FakeUsers(w), FakeApiKeys(w), FakeAgents(w)
@@ -715,7 +749,7 @@ class FakeUnitOfWork:
         self.runs = FakeRuns(w)
         self.user_data = FakeUserData(w)
         self.retention = FakeRetention(w)
-        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
+        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs, self.agents)
         return self
 
     async def __aexit__(
@@ -724,8 +758,18 @@ class FakeUnitOfWork:
         return None
 
     async def commit(self) -> None:
-        names = ("users", "keys", "agents", "chats", "messages", "customizations", "sessions", "events")
-        for name in (*names, "memories", "runs", "leases", "cancel_requested"):
+        names = (
+            "users",
+            "keys",
+            "agents",
+            "chats",
+            "messages",
+            "message_owners",
+            "customizations",
+            "sessions",
+        )
+        names = (*names, "events")
+        for name in (*names, "memories", "runs", "leases", "cancel_requested", "versions"):
             setattr(self._store, name, getattr(self._work, name))
         self._store.commits += 1
 

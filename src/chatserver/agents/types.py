@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
-from chatserver.domain import AgentConfig, NewMessage, ToolCallRecord, TurnUsage
+from chatserver.domain import AgentConfig, ConfigVersions, NewMessage, ToolCallRecord, TurnUsage
 
 
 class ToolBackend(Protocol):
@@ -60,6 +60,8 @@ class BuiltAgent:
     """The agent's tools and MCP servers' tools, as one toolset."""
     context_tokens: int | None = None
     """History budget in estimated tokens (``agents/context.py``); None: the whole window."""
+    versions: ConfigVersions | None = None
+    """The stamps of what it was built from, read before it (``services/agent_loader.py``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,15 @@ class AgentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigVersions:
+    """What a built agent was built from, as stamps that change with every write of it: the agent's
+    configuration, and the user's customizations. Equal stamps, the same inputs."""
+
+    agent: str
+    customizations: str
+
+
+@dataclass(frozen=True, slots=True)
 class Chat:
     id: str
     user_id: str

@@ -36,6 +36,8 @@ class CacheStats(Protocol):
 class BuildStats(Protocol):
     @property
     def builds(self) -> int: ...
+    @property
+    def stale_builds(self) -> int: ...
 
 
 class _AgentCacheCollector(Collector):
@@ -54,6 +56,10 @@ class _AgentCacheCollector(Collector):
             "builds": (
                 "Agents built (cache misses that loaded config and customizations)",
                 self._loader.builds,
+            ),
+            "stale": (
+                "Cached agents a turn found built before a change (its invalidation came late or never)",
+                self._loader.stale_builds,
             ),
             "evictions": ("Cached agents dropped for size, age or no active session", cache.evictions),
             "invalidations": ("Cached agents dropped because their inputs changed", cache.invalidations),

@@ -36,7 +36,16 @@ from chatserver.agents.types import (
     TurnResult,
 )
 from chatserver.clock import Clock
-from chatserver.domain import NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
+from chatserver.domain import (
+    ConfigVersions,
+    Message,
+    NewMessage,
+    Run,
+    RunError,
+    RunOutcome,
+    RunStatus,
+    TurnUsage,
+)
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.run_ends import (
@@ -70,6 +79,8 @@ class Stateless:
 
     history: tuple[NewMessage, ...] = ()
     instructions: str | None = None
+    versions: ConfigVersions | None = None
+    """Read when the run was stored: what its agent must be built at (``AgentLoader.current``)."""
 
 
 @dataclass(slots=True)
@@ -277,6 +288,7 @@ class RunExecutor:
         """Store the user's message (committed before the model runs) and read the window."""
         if run.chat_id is None:
             extra = stateless or Stateless()
+            built = await self._agents.current(built, run.user_id, extra.versions)
             return OpenedTurn(built, 0, to_model_messages(extra.history), extra.instructions or None)
         window = (
             self._policy.history_window
@@ -298,7 +310,19 @@ class RunExecutor:
             if claimed.chat.agent_name != built.config.name:
                 raise Conflict(f"chat '{run.chat_id}' belongs to agent '{claimed.chat.agent_name}'")
             await uow.commit()
-        return OpenedTurn(built, claimed.chat.turn_count, to_model_messages(claimed.window), None)
+        turn, messages = claimed.chat.turn_count, claimed.window
+        current = await self._agents.current(built, run.user_id, claimed.versions)
+        if current is not built and current.config.history_window != built.config.history_window:
+            messages = await self._window(run, turn, current)
+        return OpenedTurn(current, turn, to_model_messages(messages), None)
+
+    async def _window(self, run: Run, turn: int, built: BuiltAgent) -> list[Message]:
+        """The window again, for an agent rebuilt with another size of it (rare: after a change)."""
+        assert run.chat_id is not None
+        window = built.config.history_window
+        turns = self._policy.history_window if window is None else window
+        async with self._uow(user_id=run.user_id) as uow:
+            return await uow.messages.window(run.user_id, run.chat_id, before_turn=turn, turns=turns)
 
     async def _model(self, run: Run, opened: OpenedTurn, writer: RunWriter) -> TurnResult:
         steering = self._steering[run.id]

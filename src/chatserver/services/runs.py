@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from chatserver.clock import Clock
-from chatserver.domain import Run, RunEvent, RunOutcome, StartRun, TurnUsage
+from chatserver.domain import ConfigVersions, Run, RunEvent, RunOutcome, StartRun, TurnUsage
 from chatserver.errors import (
     ChatBusy,
     Conflict,
@@ -123,9 +123,9 @@ class RunService:
         )
         if command.chat_id is None:
             run = replace(run, status="running", started_at=now)
-            await self._insert_running(run)
+            versions = await self._insert_running(run)
             await self._events.append(run.id, "run", _run_event(run))
-            stateless = Stateless(command.history, command.instructions)
+            stateless = Stateless(command.history, command.instructions, versions)
             self._executor.launch(run, stateless=stateless, built=built)
             return RunHandle(run, self)
         return await self._enqueue(run, command)
@@ -244,18 +244,23 @@ class RunService:
             self._executor.launch(claimed)
         return RunHandle(mine, self)
 
-    async def _insert_running(self, run: Run) -> None:
-        """A run without a chat: nothing to queue behind, it starts under this replica's lease."""
+    async def _insert_running(self, run: Run) -> ConfigVersions | None:
+        """A run without a chat: nothing to queue behind, it starts under this replica's lease. The
+        versions its agent is to be built at come back from the same statement."""
         try:
             async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
                 await self._check_room(uow, run.user_id)
                 lease_until = self._executor.lease_until()
-                if not await uow.runs.add(run, owner=self._executor.replica, lease_until=lease_until):
+                added, versions = await uow.runs.add_stateless(
+                    run, owner=self._executor.replica, lease_until=lease_until
+                )
+                if not added:
                     raise Conflict("a run with this idempotency key is being created")
                 await uow.commit()
         except DatabaseUnavailable:
             self._executor.abandon(run)
             raise
+        return versions
 
     async def _check_room(self, uow: UnitOfWork, user_id: str) -> None:
         """Refuse a new run of a user who has as many queued or running as they may."""

@@ -18,6 +18,7 @@ from chatserver.domain import (
     ApiKey,
     AuditEvent,
     Chat,
+    ConfigVersions,
     Memory,
     Message,
     NewEvent,
@@ -64,6 +65,11 @@ class ApiKeyRepository(Protocol):
 
 class AgentRepository(Protocol):
     async def get(self, name: str) -> AgentConfig | None: ...
+    async def versions(self, name: str, user_id: str) -> ConfigVersions | None:
+        """The stamps of the agent and of the user's customizations (None: no such agent). Every
+        write of an agent, and of a user's customizations (``CustomizationRepository``), changes its
+        stamp in the writing transaction."""
+
     async def list(self) -> list[AgentConfig]: ...
     async def add(self, agent: AgentConfig) -> None:
         """Insert; raises ``Conflict`` when the name is taken."""
@@ -108,6 +114,8 @@ class ClaimedTurn:
     """The chat after the claim: ``turn_count`` is the number of the turn just claimed."""
     window: list[Message]
     """The turns before it, oldest first (``MessageRepository.window``)."""
+    versions: ConfigVersions | None = None
+    """The agent's and the user's customizations' stamps as the claim saw them (None: no agent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +206,13 @@ class RunRepository(Protocol):
 
     async def add(self, run: Run, *, owner: str | None = None, lease_until: datetime | None = None) -> bool:
         """Insert; False when the caller's idempotency key is taken (nothing written)."""
+
+    async def add_stateless(
+        self, run: Run, *, owner: str, lease_until: datetime
+    ) -> tuple[bool, ConfigVersions | None]:
+        """``add`` of a run without a chat, and in the same statement the stamps of its agent and of
+        its user's customizations (``AgentRepository.versions``): a stateless turn's only statement
+        before its model runs."""
 
     async def get(self, user_id: str, run_id: str) -> Run | None: ...
     async def by_idempotency_key(self, user_id: str, key: str) -> Run | None: ...

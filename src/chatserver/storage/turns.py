@@ -11,6 +11,7 @@ from datetime import datetime
 
 from chatserver.domain import Chat, NewEvent, NewMessage, Run, RunOutcome
 from chatserver.storage.protocols import (
+    AgentRepository,
     ChatRepository,
     ClaimedTurn,
     ClosedRun,
@@ -31,7 +32,9 @@ class ComposedTurnRepository:
         messages: MessageRepository,
         events: EventRepository,
         runs: RunRepository,
+        agents: AgentRepository,
     ) -> None:
+        self._agents = agents
         self._chats = chats
         self._messages = messages
         self._events = events
@@ -79,7 +82,7 @@ class ComposedTurnRepository:
         turn = chat.turn_count
         await self._messages.add(user_id, chat_id, turn, [NewMessage("user", message)], now=now)
         window = await self._messages.window(user_id, chat_id, before_turn=turn, turns=window_turns)
-        return ClaimedTurn(chat, window)
+        return ClaimedTurn(chat, window, await self._agents.versions(agent_name, user_id))
 
     async def close(
         self,

@@ -34,6 +34,7 @@ def label_names(metrics: Metrics, name: str) -> set[str]:
 
 class Builds:
     builds = 0
+    stale_builds = 0
 
 
 def test_http_requests_are_counted_by_method_route_template_and_status() -> None:
@@ -98,8 +99,9 @@ def test_agent_cache_figures_are_read_from_the_cache_and_loader_at_scrape_time()
     loader = Builds()
     metrics.watch_agent_cache(cache, loader)
     cache.hits, cache.misses, cache.evictions, cache.invalidations = 7, 3, 2, 1
-    loader.builds = 3
+    loader.builds, loader.stale_builds = 3, 2
     assert value(metrics, "chatserver_agent_cache_hits_total") == 7
+    assert value(metrics, "chatserver_agent_cache_stale_total") == 2
     assert value(metrics, "chatserver_agent_cache_misses_total") == 3
     assert value(metrics, "chatserver_agent_cache_builds_total") == 3
     assert value(metrics, "chatserver_agent_cache_evictions_total") == 2

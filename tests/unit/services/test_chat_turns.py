@@ -17,8 +17,8 @@ async def test_a_turn_stores_the_question_and_the_answer_in_order(world: World) 
     assert reply.response == "echo: hello"
     stored = [(m.turn, m.role, m.content) for m in world.uow.store.messages]
     assert stored == [(1, "user", "hello"), (1, "assistant", "echo: hello")]
-    assert world.uow.store.chats["c1"].user_id == "u1"
-    assert world.uow.store.chats["c1"].title == "hello"
+    assert world.uow.store.chats[("u1", "c1")].user_id == "u1"
+    assert world.uow.store.chats[("u1", "c1")].title == "hello"
 
 
 def turn_events(world: World) -> list[AuditEvent]:
@@ -63,11 +63,19 @@ async def test_a_model_slower_than_the_timeout_raises_model_timeout(world: World
     assert turn_events(world)[0].data["code"] == "model_timeout"
 
 
-async def test_another_users_chat_id_is_not_found_and_nothing_is_stored(world: World) -> None:
+async def test_another_users_chat_id_starts_the_callers_own_chat_of_that_id(world: World) -> None:
     await world.chat.say("u1", "assistant", "c1", "mine")
-    with pytest.raises(NotFound):
-        await world.chat.say("u2", "assistant", "c1", "let me in")
-    assert [m.content for m in world.uow.store.messages] == ["mine", "echo: mine"]
+    await world.chat.say("u2", "assistant", "c1", "theirs")
+    chats = world.uow.store.chats
+    assert (chats[("u1", "c1")].turn_count, chats[("u2", "c1")].turn_count) == (1, 1)
+    owners = world.uow.store.message_owners
+    stored = [(owners[m.id], m.chat_id, m.content) for m in world.uow.store.messages]
+    assert stored == [
+        ("u1", "c1", "mine"),
+        ("u1", "c1", "echo: mine"),
+        ("u2", "c1", "theirs"),
+        ("u2", "c1", "echo: theirs"),
+    ]
 
 
 async def test_an_unknown_agent_is_not_found_and_creates_no_chat(world: World) -> None:

@@ -24,7 +24,7 @@ def purged_events(world: World) -> list[dict[str, int]]:
 
 
 async def test_a_chat_goes_once_it_is_older_than_the_retention_and_not_a_moment_before(world: World) -> None:
-    world.uow.store.chats["c1"] = chat("c1", "u1", updated_at=world.clock.now())
+    world.uow.store.chats[("u1", "c1")] = chat("c1", "u1", updated_at=world.clock.now())
     purge = service(world, chat_days=7)
     world.clock.advance(7 * DAY)
     assert not any((await purge.purge_once()).values())
@@ -35,15 +35,15 @@ async def test_a_chat_goes_once_it_is_older_than_the_retention_and_not_a_moment_
 
 
 async def test_zero_days_keeps_chats_forever(world: World) -> None:
-    world.uow.store.chats["c1"] = chat("c1", "u1", updated_at=world.clock.now())
+    world.uow.store.chats[("u1", "c1")] = chat("c1", "u1", updated_at=world.clock.now())
     world.clock.advance(3650 * DAY)
     await service(world, chat_days=0).purge_once()
-    assert list(world.uow.store.chats) == ["c1"]
+    assert list(world.uow.store.chats) == [("u1", "c1")]
     assert purged_events(world) == []
 
 
 async def test_the_sweep_cycle_purges_after_sweeping(world: World) -> None:
-    world.uow.store.chats["c1"] = chat("c1", "u1", updated_at=world.clock.now() - timedelta(days=30))
+    world.uow.store.chats[("u1", "c1")] = chat("c1", "u1", updated_at=world.clock.now() - timedelta(days=30))
     sleeper = FakeSleeper(world.clock)
     background = service(world, chat_days=7, sleeper=sleeper)
     await background.start()

@@ -4,7 +4,7 @@ retried idempotently, and ended by the supervisor when their replica is gone."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -17,8 +17,9 @@ from chatserver.agents.cache import AgentCache
 from chatserver.agents.factory import AgentFactory, assemble
 from chatserver.agents.registry import ModelRegistry
 from chatserver.agents.tools import ToolRegistry
+from chatserver.agents.types import TurnDeps
 from chatserver.config import Settings
-from chatserver.domain import AgentConfig, NewMessage, Run, RunEvent, StartRun
+from chatserver.domain import AgentConfig, ConfigVersions, NewMessage, Run, RunEvent, StartRun
 from chatserver.errors import ChatBusy, Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.runs import RunHandle
@@ -58,10 +59,22 @@ class Rig:
     def hang(self, user_id: str = "u1", agent_name: str = "assistant") -> HangingModel:
         """Make the (user, agent) pair's cached agent a model that never finishes."""
         model = HangingModel()
-        config = self.store.agents[agent_name]
-        built = assemble(config, config.system_prompt, FunctionModel(stream_function=model.stream))
-        self.cache.put((user_id, agent_name), built)
+        self.cache_agent(FunctionModel(stream_function=model.stream), user_id, agent_name)
         return model
+
+    def cache_agent(
+        self,
+        model: FunctionModel,
+        user_id: str = "u1",
+        agent_name: str = "assistant",
+        *,
+        tools: Sequence[Tool[TurnDeps]] = (),
+    ) -> None:
+        """Cache an agent of ``model`` as built at the stored versions, as the loader would: turns keep it."""
+        config, stamps = self.store.agents[agent_name], self.store.versions
+        versions = ConfigVersions(stamps.get(f"agent:{agent_name}", "0"), stamps.get(f"user:{user_id}", "0"))
+        built = assemble(config, config.system_prompt, model, tools)
+        self.cache.put((user_id, agent_name), replace(built, versions=versions))
 
     def stored(self) -> list[tuple[str, str, bool]]:
         return [(m.role, m.content, m.incomplete) for m in self.store.messages]
@@ -252,16 +265,19 @@ class TestBusyChats:
         assert (await rig.runs.service.get("u1", running.run.id)).status == "cancelled"
         assert [m for _, m, _ in rig.stored()] == ["first", "partial ", "second", "echo: second"]
 
-    async def test_a_chat_of_another_agent_or_user_is_refused_before_anything_is_stored(
-        self, rig: Rig
-    ) -> None:
+    async def test_a_chat_of_another_agent_is_refused_before_anything_is_stored(self, rig: Rig) -> None:
         await collect(await rig.start("mine"))
         rig.store.agents["other"] = AgentConfig("other", "echo", "x")
         with pytest.raises(Conflict):
             await rig.runs.service.start(StartRun("u1", "other", "hi", chat_id="c1"))
-        with pytest.raises(NotFound):
-            await rig.start("let me in", user_id="u2")
         assert len(rig.store.runs) == 1
+
+    async def test_a_chat_id_another_user_has_starts_the_callers_own_chat(self, rig: Rig) -> None:
+        await collect(await rig.start("mine"))
+        theirs = await collect(await rig.start("theirs", user_id="u2"))
+        assert theirs[-1].data["response"] == "echo: theirs"
+        assert sorted(rig.store.chats) == [("u1", "c1"), ("u2", "c1")]
+        assert [r.user_id for r in rig.store.runs.values()] == ["u1", "u2"]
 
 
 class TestIdempotency:
@@ -430,9 +446,7 @@ def steerable(rig: Rig) -> SteerableModel:
     def noop() -> str:
         return "nothing"
 
-    config = rig.store.agents["assistant"]
-    built = assemble(config, config.system_prompt, FunctionModel(stream_function=model.stream), [Tool(noop)])
-    rig.cache.put(("u1", "assistant"), built)
+    rig.cache_agent(FunctionModel(stream_function=model.stream), tools=[Tool(noop)])
     return model
 
 

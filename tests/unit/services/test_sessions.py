@@ -28,7 +28,7 @@ async def test_opening_without_a_chat_id_creates_a_new_chat_for_the_caller(
     world: World, sessions: SessionService
 ) -> None:
     opened = await sessions.open("u1", "assistant")
-    chat = world.uow.store.chats[opened.chat_id]
+    chat = world.uow.store.chats[("u1", opened.chat_id)]
     assert (opened.user_id, opened.agent_name, opened.is_active) == ("u1", "assistant", True)
     assert opened.last_heartbeat_at == opened.created_at == world.clock.now()
     assert (chat.user_id, chat.agent_name, chat.title, chat.turn_count) == ("u1", "assistant", None, 0)
@@ -49,30 +49,30 @@ async def test_opening_is_audited_with_the_session_id(world: World, sessions: Se
 
 async def test_opening_on_the_callers_existing_chat_reuses_it(world: World, sessions: SessionService) -> None:
     await world.chat.say("u1", "assistant", "c1", "hello")
-    turns_before = world.uow.store.chats["c1"]
+    turns_before = world.uow.store.chats[("u1", "c1")]
     first = await sessions.open("u1", "assistant", "c1")
     second = await sessions.open("u1", "assistant", "c1")
     assert (first.chat_id, second.chat_id) == ("c1", "c1")
     assert first.id != second.id
-    assert list(world.uow.store.chats) == ["c1"]
-    assert world.uow.store.chats["c1"] == turns_before
+    assert list(world.uow.store.chats) == [("u1", "c1")]
+    assert world.uow.store.chats[("u1", "c1")] == turns_before
 
 
 async def test_opening_with_a_new_chat_id_creates_that_chat(world: World, sessions: SessionService) -> None:
     opened = await sessions.open("u1", "assistant", "client-chosen")
     assert opened.chat_id == "client-chosen"
-    assert world.uow.store.chats["client-chosen"].user_id == "u1"
+    assert world.uow.store.chats[("u1", "client-chosen")].user_id == "u1"
 
 
-async def test_another_users_chat_is_not_found_and_nothing_is_stored(
+async def test_a_chat_id_another_user_has_opens_on_a_new_chat_of_the_callers_own(
     world: World, sessions: SessionService
 ) -> None:
-    await sessions.open("u1", "assistant", "c1")
-    before = (dict(world.uow.store.sessions), list(world.uow.store.events))
-    with pytest.raises(NotFound):
-        await sessions.open("u2", "assistant", "c1")
-    assert (world.uow.store.sessions, world.uow.store.events) == before
-    assert world.uow.store.chats["c1"].user_id == "u1"
+    first = await sessions.open("u1", "assistant", "c1")
+    before = world.uow.store.chats[("u1", "c1")]
+    second = await sessions.open("u2", "assistant", "c1")
+    assert (second.user_id, second.chat_id) == ("u2", "c1") and second.id != first.id
+    assert sorted(world.uow.store.chats) == [("u1", "c1"), ("u2", "c1")]
+    assert world.uow.store.chats[("u1", "c1")] == before
 
 
 async def test_an_unknown_agent_is_not_found_and_no_chat_is_created(

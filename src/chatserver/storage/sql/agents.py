@@ -8,12 +8,13 @@ before deletion did this.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, RowMapping, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.domain import AgentConfig, McpServer
+from chatserver.domain import AgentConfig, ConfigVersions, McpServer
 from chatserver.storage.sql.statements import insert_or_conflict
 from chatserver.storage.sql.tables import (
     agents,
@@ -21,6 +22,7 @@ from chatserver.storage.sql.tables import (
     chats,
     memories,
     prompt_customizations,
+    users,
 )
 
 KEPT_FOR_AN_AGENT = (chat_session_instances, chats, memories, prompt_customizations)
@@ -52,6 +54,11 @@ def _mcp_json(servers: tuple[McpServer, ...]) -> list[dict[str, Any]] | None:
     return [{"name": s.name, "command": list(s.command), "url": s.url} for s in servers]
 
 
+def new_version() -> str:
+    """A configuration stamp: random, so it never repeats one a cache holds (see tables.agents)."""
+    return uuid.uuid4().hex
+
+
 def _timestamp(value: Any) -> Any:
     """The given time, or the database's clock when the caller left it unset."""
     now: ColumnElement[Any] = func.current_timestamp()
@@ -68,6 +75,7 @@ def _editable(agent: AgentConfig) -> dict[str, Any]:
         "mcp_servers": _mcp_json(agent.mcp_servers),
         "context_tokens": agent.context_tokens,
         "updated_at": _timestamp(agent.updated_at),
+        "config_version": new_version(),
     }
 
 
@@ -78,6 +86,12 @@ class SqlAgentRepository:
     async def get(self, name: str) -> AgentConfig | None:
         row = (await self._conn.execute(select(agents).where(agents.c.name == name))).mappings().first()
         return _agent(row) if row else None
+
+    async def versions(self, name: str, user_id: str) -> ConfigVersions | None:
+        mine = select(users.c.customizations_version).where(users.c.id == user_id).scalar_subquery()
+        statement = select(agents.c.config_version, mine).where(agents.c.name == name)
+        row = (await self._conn.execute(statement)).first()
+        return None if row is None else ConfigVersions(row[0], row[1] or "")
 
     async def list(self) -> list[AgentConfig]:
         rows = (await self._conn.execute(select(agents).order_by(agents.c.name))).mappings()

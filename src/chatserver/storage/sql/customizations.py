@@ -1,4 +1,8 @@
-"""Per-user prompt customizations of an agent."""
+"""Per-user prompt customizations of an agent.
+
+Every write changes the user's ``customizations_version`` in the same transaction: a replica's next
+turn compares it with the one its cached agent was built at (``storage.protocols.ClaimedTurn``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from sqlalchemy import ColumnElement, RowMapping, delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import PromptCustomization
+from chatserver.storage.sql.agents import new_version
 from chatserver.storage.sql.statements import execute_or_conflict, insert_or_conflict
 from chatserver.storage.sql.tables import prompt_customizations as pc
+from chatserver.storage.sql.tables import users
 
 
 def _customization(row: RowMapping) -> PromptCustomization:
@@ -45,6 +51,7 @@ class SqlCustomizationRepository:
             "updated_at": customization.updated_at,
         }
         await insert_or_conflict(self._conn, pc, values, conflict=_duplicate(customization))
+        await self._changed(customization.user_id)
 
     async def get(self, user_id: str, customization_id: str) -> PromptCustomization | None:
         return await self._one(pc.c.user_id == user_id, pc.c.id == customization_id)
@@ -85,11 +92,17 @@ class SqlCustomizationRepository:
             )
         )
         result = await execute_or_conflict(self._conn, statement, conflict=_duplicate(customization))
-        return result.rowcount > 0
+        return await self._changed(customization.user_id) if result.rowcount > 0 else False
 
     async def delete(self, user_id: str, customization_id: str) -> bool:
         statement = delete(pc).where(pc.c.user_id == user_id, pc.c.id == customization_id)
-        return (await self._conn.execute(statement)).rowcount > 0
+        deleted = (await self._conn.execute(statement)).rowcount > 0
+        return await self._changed(user_id) if deleted else False
+
+    async def _changed(self, user_id: str) -> bool:
+        statement = update(users).where(users.c.id == user_id).values(customizations_version=new_version())
+        await self._conn.execute(statement)
+        return True
 
     async def _one(self, *conditions: ColumnElement[bool]) -> PromptCustomization | None:
         row = (await self._conn.execute(select(pc).where(*conditions))).mappings().first()

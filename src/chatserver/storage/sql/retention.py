@@ -8,7 +8,7 @@ session, stays until those end.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Table, delete, exists, false, or_, select
+from sqlalchemy import ColumnElement, Table, delete, exists, false, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain.runs import ENDED
@@ -21,16 +21,26 @@ class SqlRetentionRepository:
         self._conn = conn
 
     async def purge(self, cutoffs: RetentionCutoffs, *, limit: int) -> dict[str, int]:
-        expired = select(chats.c.id).where(chats.c.updated_at < cutoffs.chats) if cutoffs.chats else None
-        in_expired = (lambda column: column.in_(expired)) if expired is not None else (lambda _: false())
+        expired = (
+            select(chats.c.user_id, chats.c.id).where(chats.c.updated_at < cutoffs.chats)
+            if cutoffs.chats
+            else None
+        )
+
+        def in_expired(table: Table) -> ColumnElement[bool]:
+            """A chat is named by its owner and its id."""
+            if expired is None:
+                return false()
+            return tuple_(table.c.user_id, table.c.id if table is chats else table.c.chat_id).in_(expired)
+
         plan: list[tuple[str, Table, ColumnElement[bool]]] = [
-            ("messages", chat_messages, in_expired(chat_messages.c.chat_id)),
+            ("messages", chat_messages, in_expired(chat_messages)),
             (
                 "runs",
                 runs,
                 runs.c.status.in_(ENDED)
                 & or_(
-                    in_expired(runs.c.chat_id),
+                    in_expired(runs),
                     runs.c.finished_at < cutoffs.runs if cutoffs.runs else false(),
                 ),
             ),
@@ -39,11 +49,11 @@ class SqlRetentionRepository:
                 chat_session_instances,
                 ~chat_session_instances.c.is_active
                 & or_(
-                    in_expired(chat_session_instances.c.chat_id),
+                    in_expired(chat_session_instances),
                     chat_session_instances.c.updated_at < cutoffs.sessions if cutoffs.sessions else false(),
                 ),
             ),
-            ("chats", chats, in_expired(chats.c.id) & ~_has_children()),
+            ("chats", chats, in_expired(chats) & ~_has_children()),
             (
                 "events",
                 audit_events,
@@ -59,14 +69,16 @@ class SqlRetentionRepository:
         """Delete up to ``limit`` rows matching ``where``, chosen by primary key."""
         if limit <= 0:
             return 0
-        chosen = select(table.c.id).where(where).limit(limit)
-        result = await self._conn.execute(delete(table).where(table.c.id.in_(chosen)))
+        key = list(table.primary_key.columns)
+        chosen = select(*key).where(where).limit(limit)
+        result = await self._conn.execute(delete(table).where(tuple_(*key).in_(chosen)))
         return int(result.rowcount)
 
 
 def _has_children() -> ColumnElement[bool]:
     return or_(
-        exists().where(chat_messages.c.chat_id == chats.c.id),
-        exists().where(runs.c.chat_id == chats.c.id),
-        exists().where(chat_session_instances.c.chat_id == chats.c.id),
+        *(
+            exists().where(child.c.user_id == chats.c.user_id, child.c.chat_id == chats.c.id)
+            for child in (chat_messages, runs, chat_session_instances)
+        ),
     )

@@ -23,9 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from chatserver.domain import Run, RunError, RunOutcome, TurnUsage
-from chatserver.storage.sql.statements import insert_unless_taken, int4_key
-from chatserver.storage.sql.tables import runs
+from chatserver.domain import ConfigVersions, Run, RunError, RunOutcome, TurnUsage
+from chatserver.storage.sql.statements import dialect_insert, insert_unless_taken, int4_key
+from chatserver.storage.sql.tables import agents, runs, users
 
 _r = runs.c
 _ACTIVE = ("queued", "running")
@@ -80,6 +80,24 @@ def outcome_values(outcome: RunOutcome, now: datetime) -> dict[str, Any]:
     }
 
 
+def _values(run: Run, owner: str | None, lease_until: datetime | None) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "user_id": run.user_id,
+        "chat_id": run.chat_id,
+        "agent_name": run.agent_name,
+        "status": run.status,
+        "message": run.message,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "idempotency_key": run.idempotency_key,
+        "request_hash": run.request_hash,
+        "lease_owner": owner,
+        "lease_expires_at": lease_until,
+        "steers": run.steers,
+    }
+
+
 class SqlRunRepository:
     """Implements ``storage.protocols.RunRepository``."""
 
@@ -87,22 +105,23 @@ class SqlRunRepository:
         self._conn = conn
 
     async def add(self, run: Run, *, owner: str | None = None, lease_until: datetime | None = None) -> bool:
-        values = {
-            "id": run.id,
-            "user_id": run.user_id,
-            "chat_id": run.chat_id,
-            "agent_name": run.agent_name,
-            "status": run.status,
-            "message": run.message,
-            "created_at": run.created_at,
-            "started_at": run.started_at,
-            "idempotency_key": run.idempotency_key,
-            "request_hash": run.request_hash,
-            "lease_owner": owner,
-            "lease_expires_at": lease_until,
-            "steers": run.steers,
-        }
-        return await insert_unless_taken(self._conn, runs, values)
+        return await insert_unless_taken(self._conn, runs, _values(run, owner, lease_until))
+
+    async def add_stateless(
+        self, run: Run, *, owner: str, lease_until: datetime
+    ) -> tuple[bool, ConfigVersions | None]:
+        agent = select(agents.c.config_version).where(agents.c.name == run.agent_name).scalar_subquery()
+        mine = select(users.c.customizations_version).where(users.c.id == run.user_id).scalar_subquery()
+        statement = (
+            dialect_insert(self._conn, runs)
+            .values(_values(run, owner, lease_until))
+            .on_conflict_do_nothing()
+            .returning(runs.c.id, agent, mine)
+        )
+        row = (await self._conn.execute(statement)).first()
+        if row is None:
+            return False, None
+        return True, None if row[1] is None else ConfigVersions(row[1], row[2] or "")
 
     async def get(self, user_id: str, run_id: str) -> Run | None:
         return await self._one(_r.id == run_id, _r.user_id == user_id)
@@ -160,7 +179,9 @@ class SqlRunRepository:
         Only the oldest may start, so two replicas racing here update the same row, and the loser
         finds it no longer queued; the partial unique index backs that up.
         """
-        running = select(runs.c.id).where(_r.chat_id == chat_id, _r.status == "running")
+        running = select(runs.c.id).where(
+            _r.user_id == user_id, _r.chat_id == chat_id, _r.status == "running"
+        )
         oldest = (
             select(_r.id)
             .where(_r.chat_id == chat_id, _r.user_id == user_id, _r.status == "queued")
@@ -242,7 +263,9 @@ class SqlRunRepository:
 
     async def startable(self, *, limit: int = 100) -> builtins.list[tuple[str, str]]:
         other = runs.alias("other")
-        running = select(other.c.id).where(other.c.chat_id == _r.chat_id, other.c.status == "running")
+        running = select(other.c.id).where(
+            other.c.user_id == _r.user_id, other.c.chat_id == _r.chat_id, other.c.status == "running"
+        )
         statement = (
             select(_r.user_id, _r.chat_id)
             .where(and_(_r.status == "queued", _r.chat_id.is_not(None), ~exists(running)))

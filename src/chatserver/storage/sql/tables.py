@@ -7,9 +7,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -38,6 +40,11 @@ def _owner() -> Column[str]:
     return Column("user_id", String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
 
 
+def _of_chat() -> ForeignKeyConstraint:
+    """Migration 0006: a chat is named by its owner and its id, so a row names its chat by both."""
+    return ForeignKeyConstraint(["user_id", "chat_id"], ["chats.user_id", "chats.id"], ondelete="CASCADE")
+
+
 users = Table(
     "users",
     metadata,
@@ -45,6 +52,9 @@ users = Table(
     Column("name", String(255), nullable=True, unique=True),
     Column("is_admin", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Migration 0006: a fresh random stamp at every change of the user's customizations, read by
+    # each turn so a replica never serves an agent built before the change (agents/versions.py).
+    Column("customizations_version", String(32), nullable=False, server_default=text("'0'")),
 )
 
 api_keys = Table(
@@ -72,12 +82,17 @@ agents = Table(
     # Added by migration 0003: [{name, command, url}] (null: none), and the context budget.
     Column("mcp_servers", json_type(none_as_null=True), nullable=True),
     Column("context_tokens", Integer, nullable=True),
+    # Migration 0006: a fresh random stamp at every write of the agent, like users' above; random,
+    # not counted, so an agent deleted and created again never repeats a stamp a cache holds.
+    Column("config_version", String(32), nullable=False, server_default=text("'0'")),
 )
 
+# Migration 0006: chat ids are the user's own names, so the key is (user_id, id): two users may
+# both have a chat "my-first-chat", and neither can learn of or take the other's.
 chats = Table(
     "chats",
     metadata,
-    Column("id", String(128), primary_key=True),
+    Column("id", String(128), nullable=False),
     _owner(),
     # No foreign key to agents: the agent repository deletes an agent's chats with it, for every user.
     Column("agent_name", String(64), nullable=False),
@@ -85,6 +100,7 @@ chats = Table(
     Column("turn_count", Integer, nullable=False, server_default=text("0")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("user_id", "id"),
     Index(None, "user_id", "updated_at", "id"),
 )
 
@@ -92,7 +108,7 @@ chat_messages = Table(
     "chat_messages",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("chat_id", String(128), ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("chat_id", String(128), nullable=False),
     Column("user_id", String(255), nullable=False),
     Column("turn", Integer, nullable=False),
     Column("role", String(16), nullable=False),
@@ -103,9 +119,10 @@ chat_messages = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # Migration 0005: a partial answer of a cancelled run (null: complete).
     Column("incomplete", Boolean, nullable=True),
-    # Serves the history window: chat_id equality, turn range, newest first.
-    Index(None, "chat_id", "turn", "id"),
-    Index(None, "chat_id", "id"),
+    _of_chat(),
+    # Serves the history window: the chat's equality, turn range, newest first.
+    Index(None, "user_id", "chat_id", "turn", "id"),
+    Index(None, "user_id", "chat_id", "id"),
 )
 
 prompt_customizations = Table(
@@ -129,12 +146,13 @@ chat_session_instances = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     _owner(),
-    Column("chat_id", String(128), ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("chat_id", String(128), nullable=False),
     Column("agent_name", String(64), nullable=False),
     Column("is_active", Boolean, nullable=False),
     Column("last_heartbeat_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    _of_chat(),
     Index(None, "is_active", "last_heartbeat_at"),
     Index(None, "user_id", "agent_name"),
 )
@@ -174,7 +192,8 @@ runs = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     _owner(),
-    Column("chat_id", String(128), ForeignKey("chats.id", ondelete="CASCADE"), nullable=True),
+    # Null for a stateless run: the foreign key checks no chat then.
+    Column("chat_id", String(128), nullable=True),
     Column("agent_name", String(64), nullable=False),
     Column("status", String(20), nullable=False),
     Column("message", Text, nullable=False),
@@ -195,15 +214,17 @@ runs = Table(
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
     # A message sent with the steer policy: the running run it is handed to (while that runs).
     Column("steers", String(36), nullable=True),
+    _of_chat(),
     UniqueConstraint("user_id", "idempotency_key"),
     Index(
         "ix_runs_running_chat",
+        "user_id",
         "chat_id",
         unique=True,
         postgresql_where=text("status = 'running'"),
         sqlite_where=text("status = 'running'"),
     ),
-    Index(None, "chat_id", "status", "created_at"),
+    Index(None, "user_id", "chat_id", "status", "created_at"),
     Index(None, "user_id", "chat_id", "created_at", "id"),
     Index(None, "status", "lease_expires_at"),
 )

@@ -1,4 +1,4 @@
-"""A chat turn's two writes on PostgreSQL: one round trip each, through the functions of migration 0004.
+"""A chat turn's writes on PostgreSQL: one round trip each, through the functions of migrations 0004-0007.
 
 Opening a turn claims it, stores the user's message and reads the window in one statement
 (data-modifying CTEs: the window's snapshot predates the insert, and reads earlier turns only).
@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.domain import Chat, Message, NewEvent, NewMessage, Run, RunOutcome
+from chatserver.domain import Chat, ConfigVersions, Message, NewEvent, NewMessage, Run, RunOutcome
 from chatserver.storage.protocols import ClaimedTurn, ClosedRun, HandOn, StartedRun
 from chatserver.storage.sql.chats import fit_title
 from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
@@ -29,14 +29,15 @@ from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_c
 _OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8)"
 """One row per window message, newest first, or one row with no message when the window is empty;
 one row with no message and the chat unclaimed when the chat belongs to another agent; no row when
-the caller owns no such chat."""
+the caller owns no such chat. Each claimed row ends with the agent's and the caller's customizations'
+version stamps (migration 0006)."""
 
 _CLOSE = (
     "SELECT * FROM chatserver_end_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
     " $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
 )
 """Ends the run (fenced by its lease holder), then stores the answer's messages in order (ids
-ascending) and the event, then starts the chat's next queued run (migration 0006); one row:
+ascending) and the event, then starts the chat's next queued run (migration 0007); one row:
 ``written`` 0 (nothing written) when the run is no longer this replica's, and the started run's
 columns (``next_*``, null when none started)."""
 
@@ -90,7 +91,11 @@ class PostgresTurnRepository:
         owner_agent, chat_title, turn_count, created_at, updated_at = rows[0][:5]
         chat = Chat(chat_id, user_id, owner_agent, chat_title, turn_count, created_at, updated_at)
         window = [_message(chat_id, row) for row in reversed(rows) if row[5] is not None]
-        return ClaimedTurn(chat, window)
+        agent_version, customizations_version = rows[0][13:15]
+        versions = (
+            None if agent_version is None else ConfigVersions(agent_version, customizations_version or "")
+        )
+        return ClaimedTurn(chat, window, versions)
 
     async def close(
         self,
@@ -164,7 +169,7 @@ def _tool_calls_json(message: NewMessage) -> str | None:
 
 
 def _message(chat_id: str, row: Sequence[Any]) -> Message:
-    message_id, turn, role, content, calls, tool_call_id, tool_name, created_at = row[5:]
+    message_id, turn, role, content, calls, tool_call_id, tool_name, created_at = row[5:13]
     if isinstance(calls, str):  # jsonb arrives as text unless a codec decodes it
         calls = json.loads(calls)
     return Message(

@@ -176,7 +176,9 @@ class SqlUnitOfWork:
         if conn.dialect.name == "postgresql":
             self.turns = PostgresTurnRepository(conn)
         else:
-            self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs)
+            self.turns = ComposedTurnRepository(
+                self.chats, self.messages, self.events, self.runs, self.agents
+            )
 
     async def _discard(self, conn: AsyncConnection) -> None:
         """Drop a connection that failed, and every other one pooled with it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, or_, select
+from sqlalchemy import ColumnElement, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.storage.protocols import EXPORT_SECTIONS
@@ -66,16 +66,14 @@ class SqlUserDataRepository:
 
     async def erase(self, user_id: str) -> dict[str, int]:
         """Children before parents, so the counts are of rows really deleted (not cascaded)."""
-        owned_chats = select(chats.c.id).where(chats.c.user_id == user_id).scalar_subquery()
         counts = {
             "runs": await self._delete(runs, runs.c.user_id == user_id),
             "messages": await self._delete(chat_messages, chat_messages.c.user_id == user_id),
             "sessions": await self._delete(
                 chat_session_instances, chat_session_instances.c.user_id == user_id
             ),
-            "events": await self._delete(
-                audit_events, or_(audit_events.c.user_id == user_id, audit_events.c.chat_id.in_(owned_chats))
-            ),
+            # By owner only: a chat id names a chat of each user who has one, so it names nobody.
+            "events": await self._delete(audit_events, audit_events.c.user_id == user_id),
             "chats": await self._delete(chats, chats.c.user_id == user_id),
             "memories": await self._delete(memories, memories.c.user_id == user_id),
             "customizations": await self._delete(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic_ai import Agent
+from pydantic_ai import Tool
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
+from chatserver.agents.factory import assemble
 from chatserver.agents.provider_answers import UNEXPECTED_ANSWER, CheckedAnswers
 from chatserver.agents.runner import run_turn, stream_turn
-from chatserver.agents.types import BuiltAgent, TurnDeps
+from chatserver.agents.types import BuiltAgent
 from chatserver.errors import ModelError
 from tests.unit.agents.helpers import agent_config, deps
 
@@ -25,13 +26,10 @@ SHAPE_ERRORS = [
 
 
 def built(model: FunctionModel, *, tool_error: Exception | None = None) -> BuiltAgent:
-    agent = Agent(CheckedAnswers(model), deps_type=TurnDeps, name="helper")
-
-    @agent.tool_plain
     def explode() -> str:
         raise tool_error or RuntimeError("unused")
 
-    return BuiltAgent(agent_config(), "", agent)
+    return assemble(agent_config(), "", CheckedAnswers(model), [Tool(explode)])
 
 
 async def streamed(agent: BuiltAgent) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pydantic_ai import Agent
 from pydantic_ai.capabilities.process_history import ProcessHistory
+from pydantic_ai.models.instrumented import InstrumentationSettings, InstrumentedModel
 from pydantic_ai.toolsets import AbstractToolset
 
 from chatserver.agents.mcp import McpConnections
@@ -23,15 +24,22 @@ class AgentFactory:
 
     The built agent holds only what is the same for every run of this (user, agent) pair: model,
     rendered instructions, tools. History and deps are passed per run, so concurrent turns can
-    share one instance.
+    share one instance. With ``instrumentation`` (tracing on) the model is wrapped in pydantic-ai's
+    ``InstrumentedModel``: GenAI spans for the agent run, each model request and each tool call.
     """
 
     def __init__(
-        self, registry: ModelRegistry, tools: ToolRegistry, mcp: McpConnections | None = None
+        self,
+        registry: ModelRegistry,
+        tools: ToolRegistry,
+        mcp: McpConnections | None = None,
+        *,
+        instrumentation: InstrumentationSettings | None = None,
     ) -> None:
         self._registry = registry
         self._tools = tools
         self._mcp = mcp
+        self._instrumentation = instrumentation
 
     def build(self, config: AgentConfig, customizations: Sequence[PromptCustomization] = ()) -> BuiltAgent:
         """Raise ``ModelError`` when the stored config cannot be served (missing key, unknown tool)."""
@@ -41,6 +49,8 @@ class AgentFactory:
             toolsets = self._mcp_toolsets(config)
         except InvalidInput as exc:
             raise ModelError(f"agent {config.name!r} cannot run: {exc.detail}") from exc
+        if self._instrumentation is not None:
+            model = InstrumentedModel(model, self._instrumentation)
         system_prompt = render_system_prompt(config.system_prompt, customizations)
         agent = Agent(
             model,

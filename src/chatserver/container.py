@@ -24,6 +24,8 @@ from chatserver.agents.tools import ToolRegistry
 from chatserver.auth.jwt import HttpJwksSource, JwtVerifier
 from chatserver.clock import Clock, SystemClock
 from chatserver.config import Settings
+from chatserver.doctor import Doctor
+from chatserver.doctor.models import ModelChecks
 from chatserver.errors import DatabaseUnavailable
 from chatserver.observability.bounded import BoundedCheck
 from chatserver.observability.http import BeforeResponse, NothingToSettle
@@ -84,6 +86,7 @@ class Container:
     mcp: McpConnections
     user_data: UserDataService
     erasure: ErasureService
+    doctor: Doctor
     tracing: Tracing | None = None
 
     @property
@@ -264,6 +267,7 @@ def build_container(
         mcp=mcp,
         user_data=UserDataService(uow, clock),
         erasure=ErasureService(uow, runs, loader, identity, clock, salt=_erasure_salt(settings)),
+        doctor=Doctor(settings, database, agents, ModelChecks(settings, models, http)),
         tracing=tracing,
     )
 

@@ -80,8 +80,13 @@ class Tracing:
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
         sqlalchemy = SQLAlchemyInstrumentor()
+        # This release declares SQLAlchemy < 2.1 (the newer ones need another SDK than asyncpg's
+        # instrumentation allows); the engine events it listens to are the same in 2.1.
         sqlalchemy.instrument(
-            engine=engine.sync_engine, tracer_provider=self.provider, enable_commenter=False
+            engine=engine.sync_engine,
+            tracer_provider=self.provider,
+            enable_commenter=False,
+            skip_dep_check=True,
         )
         self._undo.append(sqlalchemy.uninstrument)
 

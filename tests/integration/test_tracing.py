@@ -96,6 +96,17 @@ class TestOneTurnIsOneTrace:
         assert len(tools) == 1 and "run assistant" in ancestors(tools[0], spans)
         assert statements and any("run assistant" in ancestors(s, spans) for s in statements)
 
+    async def test_the_turn_statements_sent_to_the_driver_directly_are_spans_too(
+        self, postgres_url: str
+    ) -> None:
+        _, spans = await one_turn(turn_settings(postgres_url), "hello")
+        direct = {s.name: s for s in spans if s.name.startswith("SELECT chatserver_")}
+        assert set(direct) == {f"SELECT chatserver_{f}" for f in ("start_run", "open_turn", "close_run")}
+        assert "POST /api/chat" in ancestors(direct["SELECT chatserver_start_run"], spans)
+        assert "run assistant" in ancestors(direct["SELECT chatserver_open_turn"], spans)
+        assert "run assistant" in ancestors(direct["SELECT chatserver_close_run"], spans)
+        assert all((s.attributes or {}).get("db.system.name") == "postgresql" for s in direct.values())
+
     async def test_statement_spans_carry_no_parameters(self, database_url: str) -> None:
         _, spans = await one_turn(turn_settings(database_url), "a-private-message-7f3a")
         statements = [s for s in spans if any(key.startswith("db.") for key in (s.attributes or {}))]

@@ -8,9 +8,10 @@ what they did before. On, one tracer provider of the process's own (never the gl
   ``/metrics`` are left out),
 * the run span (``observability/spans.py``), parent of pydantic-ai's agent, model request and tool
   spans (GenAI semantic conventions; ``InstrumentedModel`` wraps each agent's model),
-* one span per database statement: asyncpg's instrumentation on PostgreSQL (it sees the
-  statements SQLAlchemy sends through asyncpg and those sent to asyncpg directly, so each statement
-  is one span), SQLAlchemy's on SQLite.
+* one span per database statement: SQLAlchemy's instrumentation, and on PostgreSQL, for the turn
+  statements sent to asyncpg directly (``storage/sql/turns.py``), asyncpg's own query logger.
+  (opentelemetry-instrumentation-asyncpg would see both, but its newest release needs an older
+  OpenTelemetry API than the MCP client does.)
 
 Statement parameters (message text, key hashes) are never recorded; prompts, answers and tool
 arguments and results only with ``CHATSERVER_OTEL_CAPTURE_CONTENT=true``.
@@ -18,9 +19,10 @@ arguments and results only with ``CHATSERVER_OTEL_CAPTURE_CONTENT=true``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from functools import cached_property
-from typing import TYPE_CHECKING
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any
 
 from chatserver.config import Settings
 
@@ -69,14 +71,6 @@ class Tracing:
         self._undo.append(lambda: FastAPIInstrumentor.uninstrument_app(app))
 
     def instrument_database(self, engine: AsyncEngine) -> None:
-        if engine.dialect.name == "postgresql":
-            from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
-            # Parameters hold message text and key hashes: never recorded.
-            asyncpg = AsyncPGInstrumentor(capture_parameters=False)  # type: ignore[no-untyped-call]
-            asyncpg.instrument(tracer_provider=self.provider)
-            self._undo.append(asyncpg.uninstrument)
-            return
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
         sqlalchemy = SQLAlchemyInstrumentor()
@@ -89,12 +83,49 @@ class Tracing:
             skip_dep_check=True,
         )
         self._undo.append(sqlalchemy.uninstrument)
+        if engine.dialect.name == "postgresql":
+            self._trace_direct_statements(engine)
+
+    def _trace_direct_statements(self, engine: AsyncEngine) -> None:
+        from sqlalchemy import event
+
+        log = partial(_direct_statement_span, self.provider.get_tracer("chatserver.storage"))
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.driver_connection.add_query_logger(log)
+
+        event.listen(engine.sync_engine, "connect", on_connect)
+        self._undo.append(lambda: event.remove(engine.sync_engine, "connect", on_connect))
 
     def shutdown(self) -> None:
         """Remove the instrumentation, then export what is buffered and stop the provider."""
         while self._undo:
             self._undo.pop()()
         self.provider.shutdown()
+
+
+def _direct_statement_span(tracer: Tracer, record: Any) -> None:
+    """A span for one of the statements SQLAlchemy did not send, from asyncpg's record of it (the
+    logger runs in the context of the query's task, so the span has the right parent)."""
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from chatserver.storage.sql.turns import DIRECT_STATEMENTS
+
+    function = DIRECT_STATEMENTS.get(record.query)
+    if function is None:
+        return
+    end = time.time_ns()
+    attributes = {"db.system.name": "postgresql", "db.system": "postgresql", "db.query.text": record.query}
+    span = tracer.start_span(
+        f"SELECT {function}",
+        kind=SpanKind.CLIENT,
+        start_time=end - int(record.elapsed * 1e9),
+        attributes=attributes,
+    )
+    if record.exception is not None:
+        span.record_exception(record.exception)
+        span.set_status(StatusCode.ERROR, type(record.exception).__name__)
+    span.end(end_time=end)
 
 
 def start_tracing(settings: Settings, *, exporter: SpanExporter | None = None) -> Tracing | None:

@@ -10,7 +10,6 @@ OTEL_MODULES = (
     "opentelemetry.exporter.otlp.proto.http",
     "opentelemetry.instrumentation.fastapi",
     "opentelemetry.instrumentation.sqlalchemy",
-    "opentelemetry.instrumentation.asyncpg",
 )
 
 BUILD_APP = (

@@ -8,6 +8,10 @@ collector tuning), fills a chat's window (50 turns), then prints the CPU millise
 HTTP: `RunService.start` and its outcome) and of the stages it is made of, each timed alone. The
 last rows run a bare pydantic-ai agent on the same `echo` model (no chatserver code at all), with
 the same 100-message history and with none: the agent framework's own cost per run.
+
+With --trace the container traces as `serve` does with OTEL_EXPORTER_OTLP_ENDPOINT set (spans
+batched and exported over OTLP/HTTP to a sink on loopback; the exporting thread is this process's,
+so its CPU is counted).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import uvloop
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage
 
-from benchmarks.common import JWT_SECRET, token
+from benchmarks.common import JWT_SECRET, otlp_sink, token
 from benchmarks.run import database
 from chatserver.agents.echo import EchoModel
 from chatserver.agents.history import to_model_messages
@@ -32,6 +36,7 @@ from chatserver.bootstrap import prepare
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
 from chatserver.domain import Message, Run, StartRun
+from chatserver.observability.tracing import start_tracing
 from chatserver.runtime import tune_garbage_collector
 
 WINDOW_TURNS = 50
@@ -49,10 +54,12 @@ async def _timed(label: str, calls: int, step: Step) -> None:
     print(f"| {label} | {1000 * (time.process_time() - start) / calls:.3f} |", flush=True)
 
 
-async def measure(url: str, calls: int) -> None:
-    settings = Settings(database_url=url, jwt_secret=JWT_SECRET, default_model="echo")
+async def measure(url: str, calls: int, endpoint: str | None = None) -> None:
+    settings = Settings(
+        database_url=url, jwt_secret=JWT_SECRET, default_model="echo", otel_exporter_otlp_endpoint=endpoint
+    )
     await prepare(settings)
-    container = build_container(settings)
+    container = build_container(settings, tracing=start_tracing(settings))
     await container.start()
     try:
         for label, step in await _stages(container):
@@ -122,9 +129,10 @@ def main() -> None:
     )
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--turns", type=int, default=500, help="calls timed per stage")
+    parser.add_argument("--trace", action="store_true", help="trace as serve does with an OTLP endpoint")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as url:
-        uvloop.run(measure(url, args.turns))
+    with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as url, otlp_sink() as sink:
+        uvloop.run(measure(url, args.turns, sink if args.trace else None))
 
 
 if __name__ == "__main__":

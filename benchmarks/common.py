@@ -8,10 +8,12 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -159,6 +161,33 @@ def chatserver(database_url: str, directory: Path, **extra: str) -> Iterator[Ser
     env = chatserver_env(database_url, port, **extra)
     with server_process(argv, env, port, directory, directory) as server:
         yield server
+
+
+class _DiscardTraces(BaseHTTPRequestHandler):
+    """Answers OTLP/HTTP exports as a collector does (200, an empty protobuf response), keeps nothing."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint on loopback for a traced server; its own CPU is this process's."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DiscardTraces)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run(coro: object) -> object:

@@ -6,6 +6,8 @@
 Scenarios: zero (no model latency; concurrency 1, 16, 64), long (the same with 10,000 earlier
 messages in every chat), floor (a bare FastAPI route doing one turn's database work), latency
 (echo latency 1 s at concurrency 128 and 1,000), cache (agent build vs cache hit; 1,000 agents).
+With --trace the server exports its spans over OTLP/HTTP (to a sink in this process) and the
+scenarios are named "traced".
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.agent_cache import measure_agent_cache
-from benchmarks.common import REPO, Server, chatserver, free_port, fresh_database, server_process
+from benchmarks.common import REPO, Server, chatserver, free_port, fresh_database, otlp_sink, server_process
 from benchmarks.load import LoadResult, chat_ids, drive, run_on_uvloop, user_of
 from benchmarks.seed import seed_long_chats
 
@@ -116,8 +118,11 @@ def floor_server(database_url: str, directory: Path) -> AbstractContextManager[S
     return server_process(argv, env, port, REPO, directory)
 
 
-def zero_long_floor(db: str, directory: Path, scenarios: set[str], levels: Levels) -> list[Row]:
+def zero_long_floor(
+    db: str, directory: Path, scenarios: set[str], levels: Levels, env: dict[str, str]
+) -> list[Row]:
     rows: list[Row] = []
+    suffix = " traced" if env else ""
     long_chats = {c: chat_ids(f"long{c}", c) for c in levels.concurrency}
     short_chats = {c: chat_ids(f"short{c}", c) for c in levels.concurrency}
     with tempfile.TemporaryDirectory() as tmp, database(db, Path(tmp)) as url:
@@ -126,12 +131,12 @@ def zero_long_floor(db: str, directory: Path, scenarios: set[str], levels: Level
                 (chat, user_of(w, USERS)) for c in levels.concurrency for w, chat in enumerate(long_chats[c])
             ]
             asyncio.run(seed_long_chats(url, owned, messages=LONG_MESSAGES))
-        with chatserver(url, directory) as server:
+        with chatserver(url, directory, **env) as server:
             for c in levels.concurrency:
                 if "zero" in scenarios or "floor" in scenarios:
-                    rows.append(measure(server, "zero", db, c, short_chats[c], levels.turns(c)))
+                    rows.append(measure(server, f"zero{suffix}", db, c, short_chats[c], levels.turns(c)))
                 if "long" in scenarios:
-                    rows.append(measure(server, "long", db, c, long_chats[c], levels.turns(c)))
+                    rows.append(measure(server, f"long{suffix}", db, c, long_chats[c], levels.turns(c)))
         if "floor" in scenarios:
             with floor_server(url, directory) as floor:
                 for c in levels.concurrency:
@@ -141,13 +146,14 @@ def zero_long_floor(db: str, directory: Path, scenarios: set[str], levels: Level
     return rows
 
 
-def latency(db: str, directory: Path, levels: tuple[int, ...]) -> list[Row]:
+def latency(db: str, directory: Path, levels: tuple[int, ...], env: dict[str, str]) -> list[Row]:
     """Echo latency 1 s, default settings (database pool included), one server for every level."""
     rows = []
+    env = {**env, "CHATSERVER_ECHO_LATENCY_MS": str(int(ECHO_LATENCY_S * 1000))}
     with (
         tempfile.TemporaryDirectory() as tmp,
         database(db, Path(tmp)) as url,
-        chatserver(url, directory, CHATSERVER_ECHO_LATENCY_MS=str(int(ECHO_LATENCY_S * 1000))) as server,
+        chatserver(url, directory, **env) as server,
     ):
         for c in levels:
             turns = c * LATENCY_TURNS_PER_CHAT[c]
@@ -233,19 +239,23 @@ def main() -> None:
     parser.add_argument(
         "--latency-concurrency", type=int, action="append", choices=list(LATENCY_TURNS_PER_CHAT)
     )
+    parser.add_argument("--trace", action="store_true", help="the server exports spans over OTLP/HTTP")
     args = parser.parse_args()
     levels = Levels(tuple(args.concurrency or ZERO_CONCURRENCY), args.scale)
     scenarios = set(args.scenario or ["zero", "long", "floor", "latency", "cache"])
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     runs: list[list[Row]] = []
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, otlp_sink() if args.trace else nullcontext() as sink:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink} if sink else {}
         for n in range(args.runs):
             rows: list[Row] = []
             for db in dbs:
                 if scenarios & {"zero", "long", "floor"}:
-                    rows += zero_long_floor(db, Path(work), scenarios, levels)
+                    rows += zero_long_floor(db, Path(work), scenarios, levels, env)
                 if "latency" in scenarios:
-                    rows += latency(db, Path(work), tuple(args.latency_concurrency or LATENCY_TURNS_PER_CHAT))
+                    rows += latency(
+                        db, Path(work), tuple(args.latency_concurrency or LATENCY_TURNS_PER_CHAT), env
+                    )
             print_table(rows, f"run {n + 1} of {args.runs}")
             runs.append(rows)
     if args.runs > 1:

@@ -1,4 +1,4 @@
-"""The ``chatserver`` command: serve, migrate, agents, keys, chat."""
+"""The ``chatserver`` command: serve, migrate, doctor, agents, keys, users, chat."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from chatserver.errors import ChatServerError
 if TYPE_CHECKING:
     from chatserver.config import Settings
     from chatserver.container import Container
+    from chatserver.doctor import Check
 
 # The server's modules (pydantic-ai, SQLAlchemy, FastAPI) are imported by the commands that use
 # them, not here: `chatserver --help` and a mistyped command answer at once.
@@ -68,6 +69,34 @@ def migrate() -> None:
 
     asyncio.run(upgrade_to_head(Settings().database_url))
     typer.echo("database is up to date")
+
+
+@app.command()
+def doctor() -> None:
+    """Check settings, database, Redis and model providers; print what to fix (exit 1 on a failure)."""
+    from pydantic import ValidationError
+
+    from chatserver.config import Settings
+    from chatserver.container import build_container
+    from chatserver.doctor import failed, render, unloadable_settings
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        checks = unloadable_settings(error)
+    else:
+
+        async def main() -> list[Check]:
+            container = build_container(settings)
+            try:
+                return await container.doctor.run()
+            finally:
+                await container.aclose()
+
+        checks = asyncio.run(main())
+    typer.echo(render(checks))
+    if failed(checks):
+        raise typer.Exit(1)
 
 
 @app.command()

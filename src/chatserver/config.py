@@ -99,6 +99,21 @@ class Settings(BaseSettings):
         (), description="browser origins allowed to call every route; * for any; none: no CORS"
     )
     log_level: str = "INFO"
+    # The OpenTelemetry SDK's own variable names, so a deployment's usual OTel setup applies as is.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector base URL (traces go to <url>/v1/traces); unset: no tracing",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        description="full OTLP/HTTP traces URL; wins over the base URL",
+    )
+    otel_service_name: str = Field("chatserver", validation_alias=AliasChoices("OTEL_SERVICE_NAME"))
+    otel_capture_content: bool = Field(
+        False, description="put prompts, answers and tool arguments and results in model and tool spans"
+    )
     log_json: bool | None = Field(None, description="unset: readable text on a terminal, JSON otherwise")
 
     @field_validator("cors_origins", mode="before")
@@ -121,6 +136,15 @@ class Settings(BaseSettings):
                     f"{origin!r} is not an origin: scheme://host[:port], no path or trailing '/'"
                 )
         return checked
+
+    @property
+    def otel_traces_endpoint(self) -> str | None:
+        """Where spans go, by the OTLP exporter's rules; ``None`` turns tracing off."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     @property
     def is_sqlite(self) -> bool:

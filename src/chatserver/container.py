@@ -25,11 +25,14 @@ from chatserver.agents.tools import ToolRegistry
 from chatserver.auth.jwt import HttpJwksSource, JwtVerifier
 from chatserver.clock import Clock, SystemClock
 from chatserver.config import Settings
+from chatserver.doctor import Doctor
+from chatserver.doctor.models import ModelChecks
 from chatserver.errors import DatabaseUnavailable
 from chatserver.observability.bounded import BoundedCheck
 from chatserver.observability.http import BeforeResponse, NothingToSettle
 from chatserver.observability.metrics import Metrics
 from chatserver.observability.tasks import ObservedBackgroundTasks
+from chatserver.observability.tracing import Tracing
 from chatserver.redis_bus import RateLimiter, RedisRuntime, build_replication
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
@@ -84,6 +87,9 @@ class Container:
     mcp: McpConnections
     user_data: UserDataService
     erasure: ErasureService
+    doctor: Doctor
+    tracing: Tracing | None = None
+
     draining_since: float | None = None
     """``time.monotonic()`` when the HTTP server began to drain (SIGTERM); the grace counts from then."""
 
@@ -165,6 +171,8 @@ class Container:
         await self.mcp.aclose()
         await self.http.aclose()
         await self.database.dispose()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 def build_container(
@@ -173,17 +181,23 @@ def build_container(
     clock: Clock | None = None,
     run_events: RunEventLog | None = None,
     replica: str | None = None,
+    tracing: Tracing | None = None,
 ) -> Container:
-    """``run_events`` and ``replica`` default to Redis streams (or memory) and host:pid."""
+    """``run_events`` and ``replica`` default to Redis streams (or memory) and host:pid; without
+    ``tracing`` (``observability.tracing.start_tracing``) nothing is traced."""
     clock = clock or SystemClock()
     replica = replica or f"{socket.gethostname()}:{os.getpid()}"
     engine = create_engine(settings)
+    if tracing is not None:
+        tracing.instrument_database(engine)
     uow = SqlUnitOfWorkFactory(engine, timeout_seconds=settings.db_timeout_seconds)
     http = httpx.AsyncClient(timeout=10.0)
     models = ModelRegistry(settings)
     cache = AgentCache(settings.agent_cache_size, settings.agent_cache_ttl_seconds, clock)
     mcp = McpConnections(timeout_seconds=settings.mcp_timeout_seconds, allow_stdio=settings.mcp_allow_stdio)
-    loader = AgentLoader(uow, AgentFactory(models, ToolRegistry(clock), mcp), cache, clock=clock)
+    instrumentation = tracing.model_instrumentation if tracing is not None else None
+    factory = AgentFactory(models, ToolRegistry(clock), mcp, instrumentation=instrumentation)
+    loader = AgentLoader(uow, factory, cache, clock=clock)
     metrics = Metrics()
     metrics.watch_agent_cache(cache, loader)
     events = AuditEventService(uow)
@@ -208,7 +222,15 @@ def build_container(
         redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)
     )
     executor = RunExecutor(
-        uow, loader, events_log, clock, policy, replica=replica, tool_backend=tool_backends, listener=metrics
+        uow,
+        loader,
+        events_log,
+        clock,
+        policy,
+        replica=replica,
+        tool_backend=tool_backends,
+        listener=metrics,
+        tracer=tracing.tracer if tracing is not None else None,
     )
     signals: RunSignals = (
         redis.run_signals(executor.cancel_local, executor.steer_local)
@@ -217,17 +239,19 @@ def build_container(
     )
     runs = RunService(uow, loader, executor, events_log, signals, clock, policy)
     identity = IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock)
+    database = SqlDatabase(engine)
+    agents = AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio)
     return Container(
         settings=settings,
         clock=clock,
-        database=SqlDatabase(engine),
+        database=database,
         uow=uow,
         http=http,
         models=models,
         agent_cache=cache,
         loader=loader,
         identity=identity,
-        agents=AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio),
+        agents=agents,
         runs=runs,
         executor=executor,
         supervisor=RunSupervisor(uow, executor, events_log, clock, lease_seconds=settings.run_lease_seconds),
@@ -259,6 +283,8 @@ def build_container(
         mcp=mcp,
         user_data=UserDataService(uow, clock),
         erasure=ErasureService(uow, runs, loader, identity, clock, salt=_erasure_salt(settings)),
+        doctor=Doctor(settings, database, agents, ModelChecks(settings, models, http)),
+        tracing=tracing,
     )
 
 

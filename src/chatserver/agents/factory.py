@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pydantic_ai import Tool
+from pydantic_ai.capabilities.instrumentation import Instrumentation
 from pydantic_ai.models import Model
+from pydantic_ai.models.instrumented import InstrumentationSettings, InstrumentedModel
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, FunctionToolset
 
 from chatserver.agents.mcp import McpConnections
@@ -25,15 +28,23 @@ class AgentFactory:
 
     The built agent holds only what is the same for every run of this (user, agent) pair: model,
     rendered instructions, tools. History and deps are passed per run, so concurrent turns can
-    share one instance.
+    share one instance. With ``instrumentation`` (tracing on) the model is wrapped in pydantic-ai's
+    ``InstrumentedModel`` (GenAI spans for each model request) and its tool calls are wrapped by
+    ``Instrumentation`` (a span each).
     """
 
     def __init__(
-        self, registry: ModelRegistry, tools: ToolRegistry, mcp: McpConnections | None = None
+        self,
+        registry: ModelRegistry,
+        tools: ToolRegistry,
+        mcp: McpConnections | None = None,
+        *,
+        instrumentation: InstrumentationSettings | None = None,
     ) -> None:
         self._registry = registry
         self._tools = tools
         self._mcp = mcp
+        self._instrumentation = instrumentation
 
     def build(self, config: AgentConfig, customizations: Sequence[PromptCustomization] = ()) -> BuiltAgent:
         """Raise ``ModelError`` when the stored config cannot be served (missing key, unknown tool)."""
@@ -43,11 +54,16 @@ class AgentFactory:
             toolsets = self._mcp_toolsets(config)
         except InvalidInput as exc:
             raise ModelError(f"agent {config.name!r} cannot run: {exc.detail}") from exc
+        hooks = None
+        if self._instrumentation is not None:
+            model = InstrumentedModel(model, self._instrumentation)
+            hooks = Instrumentation(settings=self._instrumentation)
         system_prompt = render_system_prompt(config.system_prompt, customizations)
         budget = config.context_tokens
         if budget is None:
             budget = self._registry.default_context_tokens(config.model)
-        return assemble(config, system_prompt, model, tools, toolsets, context_tokens=budget)
+        built = assemble(config, system_prompt, model, tools, toolsets, context_tokens=budget)
+        return replace(built, tool_hooks=hooks)
 
     def _mcp_toolsets(self, config: AgentConfig) -> list[AbstractToolset[TurnDeps]]:
         if not config.mcp_servers:

@@ -118,7 +118,7 @@ async def _start(
     rendered = "\n\n".join(text for text in (built.system_prompt, instructions or "") if text) or None
     messages = [*history, ModelRequest(parts=[UserPromptPart(prompt)], instructions=rendered)]
     ctx = RunContext(deps=deps, model=built.model, usage=RunUsage(), prompt=prompt, messages=messages)
-    tools = await ToolManager[TurnDeps](built.toolset).for_run_step(ctx)
+    tools = await ToolManager[TurnDeps](built.toolset, root_capability=built.tool_hooks).for_run_step(ctx)
     return _Run(built.model, ctx, tools, rendered, messages, len(history), streamed)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
@@ -62,6 +63,8 @@ class BuiltAgent:
     """History budget in estimated tokens (``agents/context.py``); None: the whole window."""
     versions: ConfigVersions | None = None
     """The stamps of what it was built from, read before it (``services/agent_loader.py``)."""
+    tool_hooks: AbstractCapability[TurnDeps] | None = None
+    """Wraps each tool call (tracing on: pydantic-ai's ``Instrumentation``, a span per call)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,16 +33,21 @@ from chatserver.api.shutdown import ShutdownAnswers
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
 from chatserver.observability.http import RequestContext
+from chatserver.observability.tracing import start_tracing
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
-    """Build the app; with ``container`` given the caller owns it (tests), else the lifespan does."""
+    """Build the app; with ``container`` given the caller owns it (tests), else the lifespan does.
+
+    Tracing starts here, before the lifespan, because the HTTP spans wrap the app's middleware
+    stack, which is built before the lifespan runs; the container shuts it down with itself."""
     settings = settings or (container.settings if container else Settings())
+    tracing = container.tracing if container else start_tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = container is None
-        app.state.container = container or build_container(settings)
+        app.state.container = container or build_container(settings, tracing=tracing)
         await app.state.container.start()
         try:
             yield
@@ -76,6 +81,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.add_middleware(ShutdownAnswers)
     # Outermost: request id, access log and metrics cover every response, a 413 included.
     app.add_middleware(RequestContext)
+    if tracing is not None:
+        tracing.instrument_app(app)
     return app
 
 

@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatserver.agents.history import to_model_messages
 from chatserver.agents.runner import stream_turn
@@ -47,6 +47,7 @@ from chatserver.domain import (
     TurnUsage,
 )
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
+from chatserver.observability.spans import run_span
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.run_ends import (
     NOT_WRITTEN,
@@ -62,6 +63,9 @@ from chatserver.services.run_events import RunEventLog, RunWriter
 from chatserver.services.run_steering import RunSteering
 from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPolicy
 from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 TITLE_CHARS = 80
 ABANDON_RETRY_SECONDS = 0.1
@@ -100,6 +104,7 @@ class RunExecutor:
         replica: str,
         tool_backend: ToolBackend | None = None,
         listener: TurnListener | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._uow = uow
         self._agents = agents
@@ -109,6 +114,7 @@ class RunExecutor:
         self.replica = replica
         self._tool_backend = tool_backend
         self._listener = listener or NoTurnListener()
+        self._tracer = tracer
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reasons: dict[str, str] = {}
         self._cancellable: set[str] = set()
@@ -220,6 +226,11 @@ class RunExecutor:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _execute(self, run: Run, stateless: Stateless | None, built: BuiltAgent | None) -> None:
+        with run_span(self._tracer, run):
+            end = await self._run(run, stateless, built)
+        await self._hand_on(run, end)
+
+    async def _run(self, run: Run, stateless: Stateless | None, built: BuiltAgent | None) -> RunEnd:
         writer = RunWriter(self._events, run.id, flush_seconds=self._policy.token_flush_seconds)
         started = time.perf_counter()
         progress = _Progress()
@@ -247,7 +258,7 @@ class RunExecutor:
             self._cancellable.discard(run.id)
             del self._steering[run.id]
             await _shielded(self._end_logs(run, writer, steering))
-        await self._hand_on(run, end)
+        return end
 
     async def _hand_on(self, run: Run, end: RunEnd) -> None:
         """Start the chat's next run: the end's statement did when it was written."""

@@ -44,6 +44,13 @@ columns (``next_*``, null when none started)."""
 
 _START = "SELECT * FROM chatserver_start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 
+DIRECT_STATEMENTS = {
+    _OPEN: "chatserver_open_turn",
+    _CLOSE: "chatserver_end_run",
+    _START: "chatserver_start_run",
+}
+"""The statements sent past SQLAlchemy, by the function each calls (tracing names their spans so)."""
+
 
 class PostgresTurnRepository:
     """Implements ``storage.protocols.TurnRepository`` on the unit of work's asyncpg connection."""

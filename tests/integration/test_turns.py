@@ -436,3 +436,22 @@ async def test_an_end_with_nothing_queued_starts_nothing(
         )
         await uow.commit()
     assert closed == ClosedRun(written=True)
+
+
+async def test_a_start_past_the_users_limit_of_active_runs_is_refused_and_writes_nothing(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _start(uow_factory, _new_run(n=0))
+    async with uow_factory(user_id="alice") as uow:
+        refused = await uow.turns.start(
+            _new_run(n=1), policy="enqueue", owner=OWNER, lease_until=LATER, max_active=1
+        )
+        admitted = await uow.turns.start(
+            _new_run(n=2), policy="enqueue", owner=OWNER, lease_until=LATER, max_active=2
+        )
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        runs = await uow.runs.list("alice", "c1", status=None, limit=10, before=None)
+    assert refused == StartedRun("too_many")
+    assert admitted.outcome == "accepted"
+    assert [r.message for r in runs] == ["m2", "m0"]

@@ -218,9 +218,12 @@ class RunService:
         lease_until = self._executor.lease_until()
         try:
             async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
-                await self._check_room(uow, run.user_id)
                 started = await uow.turns.start(
-                    run, policy=policy, owner=self._executor.replica, lease_until=lease_until
+                    run,
+                    policy=policy,
+                    owner=self._executor.replica,
+                    lease_until=lease_until,
+                    max_active=self._policy.max_runs_per_user,
                 )
                 older = None
                 if started.claimed is not None and started.claimed != run.id:
@@ -229,7 +232,7 @@ class RunService:
         except DatabaseUnavailable:
             self._executor.abandon(run)
             raise
-        _refuse(started, run)
+        _refuse(started, run, self._policy.max_runs_per_user)
         mine = replace(run, status="running", started_at=run.created_at) if started.claimed == run.id else run
         # Appended once the run is stored: should another replica start it in between (its chat
         # freed that instant), its first events may come before this one.
@@ -312,7 +315,9 @@ class RunService:
             raise PayloadTooLarge(f"message is longer than {self._policy.max_message_chars} characters")
 
 
-def _refuse(started: StartedRun, run: Run) -> None:
+def _refuse(started: StartedRun, run: Run, limit: int) -> None:
+    if started.outcome == "too_many":
+        raise too_many_runs(limit)
     if started.outcome == "not_found":
         raise NotFound(f"chat '{run.chat_id}' not found")
     if started.outcome == "other_agent":

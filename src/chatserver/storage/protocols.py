@@ -122,7 +122,7 @@ class ClaimedTurn:
 class StartedRun:
     """What ``TurnRepository.start`` did with a new run of a chat."""
 
-    outcome: Literal["accepted", "not_found", "other_agent", "busy", "key_taken"]
+    outcome: Literal["accepted", "not_found", "other_agent", "busy", "key_taken", "too_many"]
     """Only ``accepted`` wrote anything: the run is stored (queued, or started: see ``claimed``)."""
     claimed: str | None = None
     """The id of the run of the chat that started now (this one, or an older queued one)."""
@@ -152,8 +152,13 @@ class ClosedRun:
 class TurnRepository(Protocol):
     """A chat turn's transactions, each in as few round trips as the database allows."""
 
-    async def start(self, run: Run, *, policy: str, owner: str, lease_until: datetime) -> StartedRun:
+    async def start(
+        self, run: Run, *, policy: str, owner: str, lease_until: datetime, max_active: int | None = None
+    ) -> StartedRun:
         """Store a new run of the caller's chat ``run.chat_id`` (created if new), as one transaction.
+
+        First refuses, writing nothing, a user with ``max_active`` runs queued or running
+        (``too_many``), counted after the runs of the user's other starts are stored.
 
         Refuses, writing nothing, another user's chat (``not_found``), a chat of another agent
         (``other_agent``), a busy chat under the ``reject`` policy (``busy``) and a taken

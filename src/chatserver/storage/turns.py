@@ -40,8 +40,12 @@ class ComposedTurnRepository:
         self._events = events
         self._runs = runs
 
-    async def start(self, run: Run, *, policy: str, owner: str, lease_until: datetime) -> StartedRun:
+    async def start(
+        self, run: Run, *, policy: str, owner: str, lease_until: datetime, max_active: int | None = None
+    ) -> StartedRun:
         assert run.chat_id is not None
+        if max_active is not None and await self._runs.count_active(run.user_id) >= max_active:
+            return StartedRun("too_many")
         now = run.created_at
         await self._chats.create_if_absent(Chat(run.chat_id, run.user_id, run.agent_name, None, 0, now, now))
         chat = await self._chats.get(run.user_id, run.chat_id)

@@ -25,6 +25,7 @@ from chatserver.domain import Chat, ConfigVersions, Message, NewEvent, NewMessag
 from chatserver.storage.protocols import ClaimedTurn, ClosedRun, HandOn, StartedRun
 from chatserver.storage.sql.chats import fit_title
 from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
+from chatserver.storage.sql.runs import USER_STARTS_SPACE, user_key
 
 _OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8)"
 """One row per window message, newest first, or one row with no message when the window is empty;
@@ -42,7 +43,7 @@ ascending) and the event, then starts the chat's next queued run (migration 0007
 columns (``next_*``, null when none started)."""
 
 
-_START = "SELECT * FROM chatserver_start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_START = "SELECT * FROM chatserver_start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 
 DIRECT_STATEMENTS = {
     _OPEN: "chatserver_open_turn",
@@ -58,7 +59,9 @@ class PostgresTurnRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def start(self, run: Run, *, policy: str, owner: str, lease_until: datetime) -> StartedRun:
+    async def start(
+        self, run: Run, *, policy: str, owner: str, lease_until: datetime, max_active: int | None = None
+    ) -> StartedRun:
         driver = await self._driver()
         row = await driver.fetchrow(
             _START,
@@ -73,6 +76,9 @@ class PostgresTurnRepository:
             policy,
             owner,
             lease_until,
+            max_active,
+            USER_STARTS_SPACE,
+            user_key(run.user_id),
         )
         outcome, claimed, running, chat_agent = row
         return StartedRun(outcome, claimed=claimed, running=running, chat_agent=chat_agent)

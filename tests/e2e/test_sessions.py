@@ -7,14 +7,15 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from chatserver.domain import AuditEvent
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
+from chatserver.storage.sql.tables import agents
 from tests.e2e.conftest import DATABASES, live_server
 from tests.e2e.harness import LiveServer
 
@@ -166,11 +167,12 @@ async def events(database: SqlUnitOfWorkFactory, type: str, user_id: str | None 
 
 
 async def set_prompt_behind_the_servers_back(database: SqlUnitOfWorkFactory, agent: str, prompt: str) -> None:
-    """Change the stored prompt without telling the server, so only a rebuilt agent shows it."""
+    """Change the stored prompt without telling the server, so only a rebuilt agent shows it: a raw
+    update that leaves the agent's version stamp as it was (an update through the repository bumps
+    it, and the next turn would rebuild for that reason instead)."""
     async with database() as uow:
-        config = await uow.agents.get(agent)
-        assert config is not None
-        await uow.agents.update(replace(config, system_prompt=prompt))
+        statement = update(agents).where(agents.c.name == agent).values(system_prompt=prompt)
+        assert (await uow.connection.execute(statement)).rowcount == 1
         await uow.commit()
 
 

@@ -19,7 +19,12 @@ from dataclasses import dataclass, replace
 
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request, model_request_stream
-from pydantic_ai.exceptions import ToolFailedError, ToolRetryError, UsageLimitExceeded
+from pydantic_ai.exceptions import (
+    ToolFailedError,
+    ToolRetryError,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
 from pydantic_ai.messages import (
     InstructionPart,
     ModelMessage,
@@ -160,6 +165,9 @@ async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[Strea
             response = stream.get()
     else:
         response = await model_request(run.model, run.messages, model_request_parameters=params)
+    if not response.parts:
+        # A provider answer with no choices or no message: nothing to show or to call.
+        raise UnexpectedModelBehavior("the model's response was empty")
     run.ctx.usage.incr(response.usage)
     run.ctx.usage.requests += 1
     run.messages.append(response)

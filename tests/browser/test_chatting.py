@@ -161,7 +161,7 @@ def test_a_reload_mid_answer_follows_the_run_to_its_answer(ui: ChatPage, person:
     ui.send("/sleep 2500 worth the wait")
     expect(ui.answers.last).to_have_class(STREAMING)
     # Mid-answer: the run has started on the server (its first event reached the page).
-    ui.page.wait_for_function("sessionStorage.getItem('chatserver.run') !== null")
+    ui.page.wait_for_function("() => sessionStorage.getItem('chatserver.run') !== null")
 
     with ui.page.expect_response("**/api/runs/*/events") as reattached:
         ui.reload()

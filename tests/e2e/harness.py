@@ -110,7 +110,8 @@ def e2e_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "jwt_secret": JWT_SECRET,
         "port": free_port(),
-        "model_timeout_seconds": 2.0,
+        # Far above an echo turn's milliseconds: a loaded two-core machine stalls for seconds.
+        "model_timeout_seconds": 10.0,
         "max_body_bytes": 64 * 1024,
         "log_level": "WARNING",
         **overrides,

@@ -140,9 +140,9 @@ async def test_a_slow_model_times_out_with_504_and_keeps_the_message(live: LiveS
         chat_id = new_chat_id()
         slow = await client.post(
             "/api/chat",
-            json={"agent_name": "assistant", "message": "/sleep 5000 late", "session_id": chat_id},
+            json={"agent_name": "assistant", "message": "/sleep 600000 late", "session_id": chat_id},
         )
         messages = await client.get(f"/api/chats/{chat_id}/messages")
     assert slow.status_code == 504
     assert slow.json()["code"] == "model_timeout"
-    assert [m["content"] for m in messages.json()["items"]] == ["/sleep 5000 late"]
+    assert [m["content"] for m in messages.json()["items"]] == ["/sleep 600000 late"]

@@ -145,10 +145,10 @@ class TestFailures:
     ) -> None:
         chat_id = new_chat_id()
         async with live.client("xena") as client:
-            _, events = await stream_turn(client, turn("/sleep 5000 late", chat_id))
+            _, events = await stream_turn(client, turn("/sleep 600000 late", chat_id))
             messages = await stored(client, chat_id)
         assert [(e.name, e.data.get("code")) for e in events] == [("run", None), ("error", "model_timeout")]
-        assert messages == [("user", "/sleep 5000 late")]
+        assert messages == [("user", "/sleep 600000 late")]
 
     @pytest.mark.parametrize(
         ("body", "status", "code"),

@@ -112,8 +112,8 @@ async def stream_turn(
     """A turn as events: tokens as produced, tool calls and results, then ``DoneEvent``.
 
     Close the generator (``aclose()``, e.g. through ``contextlib.aclosing``) to stop early: the
-    model run is cancelled and awaited before ``aclose()`` returns. The timeout covers the loop's
-    own work, not the time the caller spends between events.
+    model run is cancelled and awaited before ``aclose()`` returns. The timeout is one deadline from
+    the turn's start, the caller's time between events included; it interrupts the loop's waits only.
     """
     turn = _turn(built, prompt, history, deps, timeout_seconds, max_requests, instructions, streamed=True)
     async with aclosing(turn) as events:

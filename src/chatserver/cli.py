@@ -9,14 +9,14 @@ import shlex
 import signal
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from chatserver.budget_commands import budgets_app
+from chatserver.command_runner import run_use_case as _run
 from chatserver.domain import DEFAULT_AGENT, AgentConfig, ApiKey, McpServer, StartRun, User
-from chatserver.errors import ChatServerError
 
 if TYPE_CHECKING:
     from chatserver.config import Settings
@@ -33,32 +33,12 @@ users_app = typer.Typer(help="See users, make or unmake admins, erase a user.", 
 app.add_typer(agents_app, name="agents")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(budgets_app, name="budgets")
 
 T = TypeVar("T")
 
 STARTUP_FAILURE = 3
 """The exit code of a server that could not start, as uvicorn's own."""
-
-
-def _run(work: Callable[[Container], Awaitable[T]]) -> T:
-    """Run one use case on a fresh container; domain errors become a clean exit 1."""
-    from chatserver.config import Settings
-    from chatserver.container import build_container
-
-    settings = Settings()
-
-    async def main() -> T:
-        container = build_container(settings)
-        try:
-            return await work(container)
-        finally:
-            await container.aclose()
-
-    try:
-        return asyncio.run(main())
-    except ChatServerError as error:
-        typer.echo(f"error: {error.detail}", err=True)
-        raise typer.Exit(1) from error
 
 
 @app.command()
@@ -234,6 +214,9 @@ def agents_create(
     context_tokens: Annotated[
         int | None, typer.Option(help="History budget in estimated tokens (oldest turns dropped first)")
     ] = None,
+    fallback: Annotated[
+        list[str] | None, typer.Option(help="A model tried when the ones before fail; repeatable, in order")
+    ] = None,
 ) -> None:
     """Create an agent."""
     servers = [_mcp_server(value, stdio=False) for value in mcp or ()]
@@ -247,6 +230,7 @@ def agents_create(
         history_window,
         mcp_servers=tuple(servers),
         context_tokens=context_tokens,
+        fallback_models=tuple(fallback or ()),
     )
     created = _run(lambda c: c.agents.create(config))
     typer.echo(f"created agent '{created.name}'")

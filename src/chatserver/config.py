@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     echo_latency_ms: int = Field(0, ge=0)
     model_timeout_seconds: float = Field(60.0, gt=0)
     model_retries: int = Field(2, ge=0, le=10, description="retries of a failed model request, where safe")
+    model_attempt_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="for agents with fallback models: how long one model may take to start answering "
+        "(streamed: its first token; otherwise its whole answer) before the next one is tried",
+    )
+    budget_refresh_seconds: float = Field(
+        5.0, ge=0, description="how often budgets set on another replica or by the CLI are read"
+    )
     model_retry_backoff_seconds: float = Field(0.5, gt=0, le=60, description="first retry wait; doubles")
     max_model_requests: int = Field(10, ge=1, description="model requests (tool steps) per turn")
     local_threads: int | None = Field(None, ge=1, description="llama.cpp threads; unset: its default")

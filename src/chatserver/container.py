@@ -37,11 +37,13 @@ from chatserver.redis_bus import RateLimiter, RedisRuntime, build_replication
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
 from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
+from chatserver.services.budgets import BudgetService
 from chatserver.services.chats import ChatHistoryService
 from chatserver.services.erasure import ErasureService
 from chatserver.services.events import AuditEventService
 from chatserver.services.identity import IdentityService
 from chatserver.services.memories import MemoryService, ToolBackends
+from chatserver.services.metering import BudgetGate, Metering
 from chatserver.services.operations import OperationsService
 from chatserver.services.prompt_customization import PromptCustomizationService
 from chatserver.services.run_events import MemoryRunEvents, RunEventLog
@@ -72,6 +74,7 @@ class Container:
     identity: IdentityService
     agents: AgentService
     runs: RunService
+    budgets: BudgetService
     executor: RunExecutor
     supervisor: RunSupervisor
     chats: ChatHistoryService
@@ -196,7 +199,13 @@ def build_container(
     cache = AgentCache(settings.agent_cache_size, settings.agent_cache_ttl_seconds, clock)
     mcp = McpConnections(timeout_seconds=settings.mcp_timeout_seconds, allow_stdio=settings.mcp_allow_stdio)
     instrumentation = tracing.model_instrumentation if tracing is not None else None
-    factory = AgentFactory(models, ToolRegistry(clock), mcp, instrumentation=instrumentation)
+    factory = AgentFactory(
+        models,
+        ToolRegistry(clock),
+        mcp,
+        instrumentation=instrumentation,
+        attempt_timeout_seconds=settings.model_attempt_timeout_seconds,
+    )
     loader = AgentLoader(uow, factory, cache, clock=clock)
     metrics = Metrics()
     metrics.watch_agent_cache(cache, loader)
@@ -221,6 +230,7 @@ def build_container(
     events_log = run_events or (
         redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)
     )
+    gate = BudgetGate(uow, clock, refresh_seconds=settings.budget_refresh_seconds)
     executor = RunExecutor(
         uow,
         loader,
@@ -231,13 +241,14 @@ def build_container(
         tool_backend=tool_backends,
         listener=metrics,
         tracer=tracing.tracer if tracing is not None else None,
+        metering=Metering(uow, gate),
     )
     signals: RunSignals = (
         redis.run_signals(executor.cancel_local, executor.steer_local)
         if redis is not None
         else LocalRunSignals(executor)
     )
-    runs = RunService(uow, loader, executor, events_log, signals, clock, policy)
+    runs = RunService(uow, loader, executor, events_log, signals, clock, policy, budgets=gate)
     identity = IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock)
     database = SqlDatabase(engine)
     agents = AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio)
@@ -253,6 +264,7 @@ def build_container(
         identity=identity,
         agents=agents,
         runs=runs,
+        budgets=BudgetService(uow, gate, clock),
         executor=executor,
         supervisor=RunSupervisor(uow, executor, events_log, clock, lease_seconds=settings.run_lease_seconds),
         chats=ChatHistoryService(uow),

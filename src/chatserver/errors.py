@@ -53,6 +53,14 @@ class TooManyRuns(RateLimited):
     """The user has as many runs queued or running as they may (``CHATSERVER_MAX_RUNS_PER_USER``)."""
 
 
+class BudgetExceeded(RateLimited):
+    """A budget that binds the turn is used up until its period resets, ``retry_after_seconds``
+    from now (0: not known here, as for a run that ended so and is read back)."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 0) -> None:
+        super().__init__(detail, retry_after_seconds=retry_after_seconds)
+
+
 class ModelError(ChatServerError):
     pass
 

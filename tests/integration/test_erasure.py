@@ -89,6 +89,8 @@ async def test_after_erasure_no_table_names_the_user_and_others_keep_theirs(
         "memories": 1,
         "customizations": 1,
         "api_keys": 1,
+        "usage": 1,
+        "budgets": 1,
     }
     assert await counts_by_table(engine, TARGET) == dict.fromkeys(before, 0)
     assert await counts_by_table(engine, "bystander") == bystanders

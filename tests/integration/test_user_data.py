@@ -31,6 +31,7 @@ async def test_every_export_section_holds_the_owners_rows_and_nobody_elses(
         "sessions": 1,
         "runs": 1,
         "events": 1,
+        "usage": 1,
     }
     assert all(row["user_id"] == "alice" for rows in pages.values() for row in rows)
     assert pages["chats"][0]["created_at"].startswith("2025-01-01T12:00:00")

@@ -30,6 +30,7 @@ from chatserver.domain import (
 from chatserver.errors import Conflict
 from chatserver.storage.protocols import MaintenanceWork, RetentionCutoffs
 from chatserver.storage.turns import ComposedTurnRepository
+from tests.unit.fake_metering import FakeBudgets, FakeUsage, MeteringState
 
 
 @dataclass
@@ -53,6 +54,7 @@ class FakeStore:
     cancel_requested: set[str] = field(default_factory=set)
     versions: dict[str, str] = field(default_factory=dict)
     """"agent:<name>" / "user:<id>" -> the stamp of its last write (``AgentRepository.versions``)."""
+    metering: MeteringState = field(default_factory=MeteringState)
 
 
 class FakeUsers:
@@ -609,6 +611,7 @@ class FakeUserData:
             "sessions": list(s.sessions.values()),
             "runs": list(s.runs.values()),
             "events": s.events,
+            "usage": s.metering.ledger,
         }
         return rows[section]
 
@@ -644,6 +647,14 @@ class FakeUserData:
             "runs": sum(map(mine, s.runs.values())),
             "api_keys": sum(key.user_id == user_id for key, _ in s.keys.values()),
             "events": sum(e.user_id == user_id for e in s.events),
+            "usage": sum(row.user_id == user_id for row in s.metering.ledger),
+            "budgets": sum(b.user_id == user_id for b in s.metering.budgets.values()),
+        }
+        s.metering.ledger = [row for row in s.metering.ledger if row.user_id != user_id]
+        own = {b.id for b in s.metering.budgets.values() if b.user_id == user_id}
+        s.metering.budgets = {k: b for k, b in s.metering.budgets.items() if k not in own}
+        s.metering.counters = {
+            k: spent for k, spent in s.metering.counters.items() if k[0] not in own and k[1] != user_id
         }
         s.messages = [m for m in s.messages if not mine(m)]
         s.memories = [m for m in s.memories if not mine(m)]
@@ -736,6 +747,7 @@ class FakeUnitOfWork:
             leases=dict(self._store.leases),
             cancel_requested=set(self._store.cancel_requested),
             versions=dict(self._store.versions),
+            metering=self._store.metering.copy(),
         )
         w = self._work
         self.users, self.api_keys, self.agents = FakeUsers(w), FakeApiKeys(w), FakeAgents(w)
@@ -749,7 +761,10 @@ class FakeUnitOfWork:
         self.runs = FakeRuns(w)
         self.user_data = FakeUserData(w)
         self.retention = FakeRetention(w)
-        self.turns = ComposedTurnRepository(self.chats, self.messages, self.events, self.runs, self.agents)
+        self.usage, self.budgets = FakeUsage(w), FakeBudgets(w)
+        self.turns = ComposedTurnRepository(
+            self.chats, self.messages, self.events, self.runs, self.agents, self.usage
+        )
         return self
 
     async def __aexit__(
@@ -769,7 +784,7 @@ class FakeUnitOfWork:
             "sessions",
         )
         names = (*names, "events")
-        for name in (*names, "memories", "runs", "leases", "cancel_requested", "versions"):
+        for name in (*names, "memories", "runs", "leases", "cancel_requested", "versions", "metering"):
             setattr(self._store, name, getattr(self._work, name))
         self._store.commits += 1
 

@@ -11,6 +11,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.models.instrumented import InstrumentationSettings, InstrumentedModel
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, FunctionToolset
 
+from chatserver.agents.fallback import with_fallbacks
 from chatserver.agents.mcp import McpConnections
 from chatserver.agents.prompt import render_system_prompt
 from chatserver.agents.registry import ModelRegistry
@@ -40,7 +41,9 @@ class AgentFactory:
         mcp: McpConnections | None = None,
         *,
         instrumentation: InstrumentationSettings | None = None,
+        attempt_timeout_seconds: float | None = None,
     ) -> None:
+        self._attempt_timeout = attempt_timeout_seconds
         self._registry = registry
         self._tools = tools
         self._mcp = mcp
@@ -49,7 +52,7 @@ class AgentFactory:
     def build(self, config: AgentConfig, customizations: Sequence[PromptCustomization] = ()) -> BuiltAgent:
         """Raise ``ModelError`` when the stored config cannot be served (missing key, unknown tool)."""
         try:
-            model = self._registry.resolve(config.model)
+            model = self._model(config)
             tools = self._tools.select(config.tools)
             toolsets = self._mcp_toolsets(config)
         except InvalidInput as exc:
@@ -63,7 +66,15 @@ class AgentFactory:
         if budget is None:
             budget = self._registry.default_context_tokens(config.model)
         built = assemble(config, system_prompt, model, tools, toolsets, context_tokens=budget)
-        return replace(built, tool_hooks=hooks)
+        attempt_timeout = self._attempt_timeout if config.fallback_models else None
+        return replace(built, tool_hooks=hooks, attempt_timeout=attempt_timeout)
+
+    def _model(self, config: AgentConfig) -> Model:
+        model = self._registry.resolve(config.model)
+        if not config.fallback_models:
+            return model
+        chain = [(name, self._registry.resolve(name)) for name in config.fallback_models]
+        return with_fallbacks([(config.model, model), *chain])
 
     def _mcp_toolsets(self, config: AgentConfig) -> list[AbstractToolset[TurnDeps]]:
         if not config.mcp_servers:

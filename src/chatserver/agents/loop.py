@@ -41,12 +41,15 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
 from pydantic_ai.usage import RunUsage
 
+from chatserver.agents.fallback import answering
 from chatserver.agents.history import result_value
 from chatserver.agents.types import (
     BuiltAgent,
+    Meter,
     StreamEvent,
     TokenEvent,
     ToolCallEvent,
@@ -67,12 +70,15 @@ class LoopResult:
 @dataclass(slots=True)
 class _Run:
     model: Model
+    label: str
+    """The agent's model string: who answered, unless a fallback model did (``answering``)."""
     ctx: RunContext[TurnDeps]
     tools: ToolManager[TurnDeps]
     instructions: str | None
     messages: list[ModelMessage]
     first_new: int
     streamed: bool
+    settings: ModelSettings | None
 
 
 async def run_loop(
@@ -98,6 +104,8 @@ async def run_loop(
         while True:
             await _steer(run)
             _check_limit(run.ctx.usage, max_requests)
+            if deps.meter is not None:
+                await _admit(deps.meter, run)
             response: list[ModelResponse] = []
             async with aclosing(_request(run, response)) as requested:
                 async for event in requested:
@@ -124,7 +132,26 @@ async def _start(
     messages = [*history, ModelRequest(parts=[UserPromptPart(prompt)], instructions=rendered)]
     ctx = RunContext(deps=deps, model=built.model, usage=RunUsage(), prompt=prompt, messages=messages)
     tools = await ToolManager[TurnDeps](built.toolset, root_capability=built.tool_hooks).for_run_step(ctx)
-    return _Run(built.model, ctx, tools, rendered, messages, len(history), streamed)
+    settings = _attempt_settings(built.attempt_timeout, streamed)
+    return _Run(
+        built.model, built.config.model, ctx, tools, rendered, messages, len(history), streamed, settings
+    )
+
+
+class Refused(Exception):
+    """The meter refused the run's next model request (``cause``) after the run did something."""
+
+    def __init__(self, cause: Exception, done: LoopResult) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.done = done
+
+
+async def _admit(meter: Meter, run: _Run) -> None:
+    try:
+        await meter.before_request()
+    except Exception as error:
+        raise Refused(error, LoopResult(run.messages[run.first_new :], "", run.ctx.usage)) from error
 
 
 def _check_limit(usage: RunUsage, max_requests: int) -> None:
@@ -156,22 +183,38 @@ def _parameters(run: _Run) -> ModelRequestParameters:
 async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[StreamEvent, None]:
     """One model request: its text deltas as tokens when streamed, its response appended to ``into``."""
     params = _parameters(run)
-    if run.streamed:
-        async with model_request_stream(run.model, run.messages, model_request_parameters=params) as stream:
-            async for event in stream:
-                token = _token(event)
-                if token:
-                    yield TokenEvent(token)
-            response = stream.get()
-    else:
-        response = await model_request(run.model, run.messages, model_request_parameters=params)
+    with answering() as answered:
+        if run.streamed:
+            async with model_request_stream(
+                run.model, run.messages, model_settings=run.settings, model_request_parameters=params
+            ) as stream:
+                async for event in stream:
+                    token = _token(event)
+                    if token:
+                        yield TokenEvent(token)
+                response = stream.get()
+        else:
+            response = await model_request(
+                run.model, run.messages, model_settings=run.settings, model_request_parameters=params
+            )
     if not response.parts:
         # A provider answer with no choices or no message: nothing to show or to call.
         raise UnexpectedModelBehavior("the model's response was empty")
     run.ctx.usage.incr(response.usage)
     run.ctx.usage.requests += 1
+    meter = run.ctx.deps.meter
+    if meter is not None:
+        meter.record(answered[-1] if answered else run.label, response)
     run.messages.append(response)
     into.append(response)
+
+
+def _attempt_settings(timeout: float | None, streamed: bool) -> ModelSettings | None:
+    """A fallback chain's deadline per model: to its first event when streamed (never cutting an
+    answer that has begun), else to its whole answer."""
+    if timeout is None:
+        return None
+    return ModelSettings(first_event_timeout=timeout) if streamed else ModelSettings(request_timeout=timeout)
 
 
 def _token(event: object) -> str | None:

@@ -22,6 +22,7 @@ from contextlib import aclosing, contextmanager
 import httpx
 from pydantic_ai.exceptions import (
     AgentRunError,
+    FallbackExceptionGroup,
     ModelAPIError,
     ModelAuthenticationError,
     ModelConnectionError,
@@ -43,11 +44,12 @@ from pydantic_ai.usage import RunUsage
 
 from chatserver.agents.context import fit_history
 from chatserver.agents.history import from_new_messages
-from chatserver.agents.loop import LoopResult, run_loop
+from chatserver.agents.loop import LoopResult, Refused, run_loop
 from chatserver.agents.retries import turn_deadline
 from chatserver.agents.types import (
     BuiltAgent,
     DoneEvent,
+    StoppedEvent,
     StreamEvent,
     TurnDeps,
     TurnResult,
@@ -148,8 +150,12 @@ async def _turn(
         )
         async with aclosing(loop) as events:
             while True:
-                async with asyncio.timeout_at(deadline):
-                    event = await anext(events, None)
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(events, None)
+                except Refused as refused:
+                    yield StoppedEvent(turn_result(refused.done))
+                    raise refused.cause from refused
                 if event is None:
                     break
                 yield event
@@ -184,6 +190,9 @@ def map_model_errors(timeout_seconds: float) -> Iterator[None]:
         raise ModelTimeout(f"model timed out after {timeout_seconds:g}s") from exc
     except UsageLimitExceeded as exc:
         raise ModelError("tool step limit reached") from exc
+    except FallbackExceptionGroup as group:
+        # Every model of the chain failed: the last one's failure says the most.
+        raise ModelError(describe_failure(group.exceptions[-1])) from group
     except UserError as exc:
         variable = _KEY_VARIABLE.search(exc.message)
         if variable is None:

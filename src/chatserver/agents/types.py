@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.messages import ModelResponse
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
@@ -32,6 +33,16 @@ class Steering(Protocol):
     async def take(self) -> list[str]: ...
 
 
+class Meter(Protocol):
+    """Counts a run's model requests: admits each before it is sent (budgets), records each answer."""
+
+    async def before_request(self) -> None:
+        """Raise ``BudgetExceeded`` when a budget binding the run is used up."""
+
+    def record(self, model: str, response: ModelResponse) -> None:
+        """``model``: the model string of the agent's model (or fallback model) that answered."""
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDeps:
     """Per-run dependencies: the cached agent is shared, these are not."""
@@ -43,6 +54,7 @@ class TurnDeps:
     memory: MemoryBackend | None = None
     """The memory tools' store; when None, ``backend`` serves if it is a ``MemoryBackend`` too."""
     steering: Steering | None = None
+    meter: Meter | None = None
 
     def memory_backend(self) -> MemoryBackend | None:
         if self.memory is not None:
@@ -65,6 +77,8 @@ class BuiltAgent:
     """The stamps of what it was built from, read before it (``services/agent_loader.py``)."""
     tool_hooks: AbstractCapability[TurnDeps] | None = None
     """Wraps each tool call (tracing on: pydantic-ai's ``Instrumentation``, a span per call)."""
+    attempt_timeout: float | None = None
+    """How long one model of a fallback chain may take to start answering before the next is tried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,4 +111,12 @@ class DoneEvent:
     result: TurnResult = field()
 
 
-StreamEvent = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent
+@dataclass(frozen=True, slots=True)
+class StoppedEvent:
+    """The run stops between steps (its next model request was refused): what it did until then.
+    The refusal is raised right after."""
+
+    result: TurnResult
+
+
+StreamEvent = TokenEvent | ToolCallEvent | ToolResultEvent | DoneEvent | StoppedEvent

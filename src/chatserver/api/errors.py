@@ -30,6 +30,7 @@ ERROR_TABLE: dict[type[errors.ChatServerError], tuple[int, str]] = {
     errors.PayloadTooLarge: (413, "payload_too_large"),
     errors.RateLimited: (429, "rate_limited"),
     errors.TooManyRuns: (429, "too_many_runs"),
+    errors.BudgetExceeded: (429, "budget_exceeded"),
     errors.ModelTimeout: (504, "model_timeout"),
     errors.ModelError: (502, "model_error"),
     errors.DatabaseUnavailable: (503, "database_unavailable"),
@@ -84,7 +85,7 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
     assert isinstance(error, errors.ChatServerError)
     status, code = status_and_code(error)
     headers = {}
-    if isinstance(error, errors.RateLimited):
+    if isinstance(error, errors.RateLimited) and error.retry_after_seconds > 0:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, errors.Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"

@@ -163,6 +163,9 @@ class AgentIn(Strict):
     history_window: int | None = Field(None, ge=0, le=10_000)
     mcp_servers: list[McpServerIn] = Field(default_factory=list, max_length=8)
     context_tokens: int | None = Field(None, ge=1, le=10_000_000, description="History budget, est. tokens")
+    fallback_models: list[StoredText] = Field(
+        default_factory=list, max_length=8, description="Tried in order on the model's provider errors"
+    )
 
     def to_domain(self, name: str | None = None) -> AgentConfig:
         return AgentConfig(
@@ -174,6 +177,7 @@ class AgentIn(Strict):
             history_window=self.history_window,
             mcp_servers=tuple(server.to_domain() for server in self.mcp_servers),
             context_tokens=self.context_tokens,
+            fallback_models=tuple(self.fallback_models),
         )
 
 
@@ -195,6 +199,7 @@ class AgentOut(AgentSummary):
     updated_at: datetime | None
     mcp_servers: list[McpServerOut] = []
     context_tokens: int | None = None
+    fallback_models: list[str] = []
 
     @classmethod
     def of(cls, agent: AgentConfig) -> AgentOut:
@@ -209,6 +214,7 @@ class AgentOut(AgentSummary):
             updated_at=agent.updated_at,
             mcp_servers=[McpServerOut.of(server) for server in agent.mcp_servers],
             context_tokens=agent.context_tokens,
+            fallback_models=list(agent.fallback_models),
         )
 
 

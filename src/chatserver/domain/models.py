@@ -62,6 +62,8 @@ class AgentConfig:
     mcp_servers: tuple[McpServer, ...] = ()
     context_tokens: int | None = None
     """Budget of estimated tokens for system prompt + history + message; None: no budget."""
+    fallback_models: tuple[str, ...] = ()
+    """Tried in order when ``model`` fails with a provider error (429, 5xx, timeout, connection)."""
 
 
 @dataclass(frozen=True, slots=True)

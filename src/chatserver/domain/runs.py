@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from chatserver.domain.models import NewMessage, TurnUsage
+from chatserver.domain.usage import ModelUsage
 
 RunStatus = Literal["queued", "running", "requires_action", "completed", "failed", "cancelled", "interrupted"]
 BusyPolicy = Literal["enqueue", "wait", "reject", "interrupt", "steer"]
@@ -94,3 +95,5 @@ class RunOutcome:
     usage: TurnUsage
     error: RunError | None = None
     result: dict[str, Any] | None = None
+    usage_by_model: tuple[ModelUsage, ...] = ()
+    """The usage ledger's rows of the run, written with its end."""

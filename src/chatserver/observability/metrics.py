@@ -6,7 +6,7 @@ standard set become ``OTHER``, agents are the admin-defined agent names; never u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -15,6 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from chatserver.agents.types import TurnResult
+from chatserver.domain.usage import ModelUsage
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -98,6 +99,16 @@ class Metrics:
         self.tokens = Counter(
             "chatserver_tokens", "Model tokens by direction", ["agent", "direction"], registry=r
         )
+        # By agent and model, never by user: labels must stay few.
+        self.model_tokens = Counter(
+            "chatserver_model_tokens", "Tokens by model", ["agent", "model", "direction"], registry=r
+        )
+        self.model_requests = Counter(
+            "chatserver_model_requests", "Model requests by model", ["agent", "model"], registry=r
+        )
+        self.model_cost = Counter(
+            "chatserver_model_cost_usd", "Model cost in USD, where priced", ["agent", "model"], registry=r
+        )
         self.active_sessions = Gauge(
             "chatserver_active_sessions", "Active session instances (all replicas)", registry=r
         )
@@ -149,6 +160,14 @@ class Metrics:
     def turn_failed(self, agent_name: str, code: str, seconds: float) -> None:
         self.turns.labels(agent_name, code).inc()
         self.model_latency.labels(agent_name, code).observe(seconds)
+
+    def usage_recorded(self, agent_name: str, rows: Sequence[ModelUsage]) -> None:
+        for row in rows:
+            self.model_tokens.labels(agent_name, row.model, "input").inc(row.input_tokens)
+            self.model_tokens.labels(agent_name, row.model, "output").inc(row.output_tokens)
+            self.model_requests.labels(agent_name, row.model).inc(row.requests)
+            if row.cost_usd:
+                self.model_cost.labels(agent_name, row.model).inc(row.cost_usd)
 
     def task_run(self, task: str, *, ok: bool) -> None:
         """A background task finished one cycle (``task`` is a fixed name, never an id)."""

@@ -95,10 +95,22 @@ class AgentService:
         await self.create(agent)
         return True
 
+    def _validate_fallbacks(self, agent: AgentConfig) -> None:
+        seen = {agent.model}
+        for model in agent.fallback_models:
+            try:
+                self._models.validate(model)
+            except InvalidInput as error:
+                raise InvalidInput(error.detail, field="fallback_models") from error
+            if model in seen:
+                raise InvalidInput(f"model {model!r} is named twice", field="fallback_models")
+            seen.add(model)
+
     def _validate(self, agent: AgentConfig) -> None:
         if not AGENT_NAME.match(agent.name):
             raise InvalidInput("name must match ^[a-z0-9][a-z0-9_-]{0,63}$", field="name")
         self._models.validate(agent.model)
+        self._validate_fallbacks(agent)
         validate_tools(agent.tools)
         if agent.history_window is not None and agent.history_window < 0:
             raise InvalidInput("history_window must be >= 0", field="history_window")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chatserver.errors import (
+    BudgetExceeded,
     ChatBusy,
     ChatServerError,
     Conflict,
@@ -15,6 +16,7 @@ from chatserver.errors import (
 )
 
 _ERRORS: tuple[tuple[type[ChatServerError], str], ...] = (
+    (BudgetExceeded, "budget_exceeded"),
     (ModelTimeout, "model_timeout"),
     (ModelError, "model_error"),
     (DatabaseUnavailable, "database_unavailable"),

@@ -28,6 +28,7 @@ from chatserver.agents.runner import stream_turn
 from chatserver.agents.types import (
     BuiltAgent,
     DoneEvent,
+    StoppedEvent,
     TokenEvent,
     ToolBackend,
     ToolCallEvent,
@@ -43,22 +44,14 @@ from chatserver.domain import (
     Run,
     RunError,
     RunOutcome,
-    RunStatus,
     TurnUsage,
 )
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.observability.spans import run_span
 from chatserver.services.agent_loader import AgentLoader
-from chatserver.services.run_ends import (
-    NOT_WRITTEN,
-    OpenedTurn,
-    RunEnd,
-    RunEnds,
-    done_data,
-    lost,
-    turn_event,
-)
-from chatserver.services.run_errors import code_of
+from chatserver.services.metering import BudgetGate, Metering
+from chatserver.services.run_closing import RunClosing, RunProgress
+from chatserver.services.run_ends import NOT_WRITTEN, OpenedTurn, RunEnd, RunEnds
 from chatserver.services.run_events import RunEventLog, RunWriter
 from chatserver.services.run_steering import RunSteering
 from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPolicy
@@ -71,8 +64,6 @@ TITLE_CHARS = 80
 ABANDON_RETRY_SECONDS = 0.1
 T = TypeVar("T")
 
-_STOPPED_CODES = {"cancelled": "cancelled", "shutdown": "interrupted", "lease_lost": "lease_lost"}
-"""Why a run was stopped -> the outcome its turn is counted under (metrics)."""
 
 log = logging.getLogger("chatserver.runs")
 
@@ -85,11 +76,6 @@ class Stateless:
     instructions: str | None = None
     versions: ConfigVersions | None = None
     """Read when the run was stored: what its agent must be built at (``AgentLoader.current``)."""
-
-
-@dataclass(slots=True)
-class _Progress:
-    opened: OpenedTurn | None = None
 
 
 class RunExecutor:
@@ -105,7 +91,9 @@ class RunExecutor:
         tool_backend: ToolBackend | None = None,
         listener: TurnListener | None = None,
         tracer: Tracer | None = None,
+        metering: Metering | None = None,
     ) -> None:
+        self._metering = metering or Metering(uow, BudgetGate(uow, clock))
         self._uow = uow
         self._agents = agents
         self._events = events
@@ -123,7 +111,13 @@ class RunExecutor:
         self._abandoning: set[asyncio.Task[None]] = set()
         self._held_until: dict[str, float] = {}
         """When each run's lease runs out (event loop time) unless renewed: its claim, its renewals."""
-        self._ends = RunEnds(uow, clock, lease_seconds=policy.lease_seconds)
+        self._closing = RunClosing(
+            RunEnds(uow, clock, lease_seconds=policy.lease_seconds),
+            uow,
+            clock,
+            self._listener,
+            replica=replica,
+        )
 
     def lease_until(self) -> datetime:
         return self._clock.now() + timedelta(seconds=self._policy.lease_seconds)
@@ -233,7 +227,7 @@ class RunExecutor:
     async def _run(self, run: Run, stateless: Stateless | None, built: BuiltAgent | None) -> RunEnd:
         writer = RunWriter(self._events, run.id, flush_seconds=self._policy.token_flush_seconds)
         started = time.perf_counter()
-        progress = _Progress()
+        progress = RunProgress()
         steering = self._steering[run.id] = RunSteering(self._uow, self._clock, self.replica, run)
         end = NOT_WRITTEN
         try:
@@ -244,15 +238,16 @@ class RunExecutor:
                 raise asyncio.CancelledError
             self._cancellable.add(run.id)
             assert progress.opened is not None
-            result = await self._model(run, progress.opened, writer)
+            result = await self._model(run, progress, writer)
         except asyncio.CancelledError:
-            end = await _shielded(self._stopped(run, progress.opened, writer, started))
+            reason = self._reasons.get(run.id, "cancelled")
+            end = await _shielded(self._closing.stopped(run, progress, writer, reason, started))
         except Exception as error:
             if not isinstance(error, ChatServerError):
                 log.exception("run failed", extra={"run_id": run.id})
-            end = await _shielded(self._failed(run, progress.opened, writer, error, started))
+            end = await _shielded(self._closing.failed(run, progress, writer, error, started))
         else:
-            end = await _shielded(self._completed(run, progress.opened, writer, result, started))
+            end = await _shielded(self._closing.completed(run, progress, writer, result, started))
         finally:
             self._reasons.pop(run.id, None)
             self._cancellable.discard(run.id)
@@ -290,7 +285,7 @@ class RunExecutor:
             self.launch(claimed)
 
     async def _open(
-        self, progress: _Progress, run: Run, built: BuiltAgent | None, stateless: Stateless | None
+        self, progress: RunProgress, run: Run, built: BuiltAgent | None, stateless: Stateless | None
     ) -> None:
         built = built or await self._agents.get(run.user_id, run.agent_name)
         progress.opened = await self._open_turn(run, built, stateless)
@@ -335,10 +330,17 @@ class RunExecutor:
         async with self._uow(user_id=run.user_id) as uow:
             return await uow.messages.window(run.user_id, run.chat_id, before_turn=turn, turns=turns)
 
-    async def _model(self, run: Run, opened: OpenedTurn, writer: RunWriter) -> TurnResult:
-        steering = self._steering[run.id]
+    async def _model(self, run: Run, progress: RunProgress, writer: RunWriter) -> TurnResult:
+        opened = progress.opened
+        assert opened is not None
+        meter = progress.meter = await self._metering.meter(run)
         deps = TurnDeps(
-            run.user_id, opened.built.config.name, run.chat_id, self._tool_backend, steering=steering
+            run.user_id,
+            opened.built.config.name,
+            run.chat_id,
+            self._tool_backend,
+            steering=self._steering[run.id],
+            meter=meter,
         )
         turn = stream_turn(
             opened.built,
@@ -357,70 +359,11 @@ class RunExecutor:
                     await writer.emit("tool_call", {"name": event.name, "args": event.args})
                 elif isinstance(event, ToolResultEvent):
                     await writer.emit("tool_result", {"name": event.name, "result": event.result})
+                elif isinstance(event, StoppedEvent):
+                    progress.partial = event.result
                 elif isinstance(event, DoneEvent):
                     return event.result
         raise ModelError("the model run ended without an answer")
-
-    async def _completed(
-        self, run: Run, opened: OpenedTurn | None, writer: RunWriter, result: TurnResult, started: float
-    ) -> RunEnd:
-        assert opened is not None
-        model = opened.built.config.model
-        done = done_data(run, result, model)
-        outcome = RunOutcome(run.id, self.replica, "completed", model, result.usage, result=done)
-        usage = result.usage
-        event = turn_event(
-            "turn.completed",
-            run,
-            opened,
-            tool_calls=len(result.tool_calls),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            requests=usage.requests,
-        )
-        self._listener.turn_completed(run.agent_name, result, time.perf_counter() - started)
-        end = await self._ends.write(run, opened, writer, result.new_messages, event, outcome)
-        if end.tell:
-            await writer.emit("done", done)
-        return end
-
-    async def _failed(
-        self, run: Run, opened: OpenedTurn | None, writer: RunWriter, error: Exception, started: float
-    ) -> RunEnd:
-        code = code_of(error)
-        detail = error.detail if isinstance(error, ChatServerError) else "internal server error"
-        self._listener.turn_failed(run.agent_name, code, time.perf_counter() - started)
-        model = opened.built.config.model if opened else None
-        outcome = RunOutcome(run.id, self.replica, "failed", model, TurnUsage(), RunError(code, detail))
-        event = turn_event("turn.failed", run, opened, code=code)
-        end = await self._ends.write(run, opened, writer, [], event, outcome)
-        if end.tell:
-            await writer.emit("error", {"run_id": run.id, "detail": detail, "code": code})
-        return end
-
-    async def _stopped(
-        self, run: Run, opened: OpenedTurn | None, writer: RunWriter, started: float
-    ) -> RunEnd:
-        reason = self._reasons.get(run.id, "cancelled")
-        self._listener.turn_failed(run.agent_name, _STOPPED_CODES[reason], time.perf_counter() - started)
-        if reason == "lease_lost":
-            await lost(run, writer)
-            return NOT_WRITTEN
-        partial = [NewMessage("assistant", writer.text, incomplete=True)] if writer.text and opened else []
-        status: RunStatus = "cancelled" if reason == "cancelled" else "interrupted"
-        error = None if status == "cancelled" else RunError("server_restarted", "the server stopped mid-run")
-        model = opened.built.config.model if opened else None
-        outcome = RunOutcome(run.id, self.replica, status, model, TurnUsage(), error)
-        event = turn_event(f"turn.{status}", run, opened)
-        end = await self._ends.write(run, opened, writer, partial, event, outcome)
-        if not end.tell:
-            return end
-        if error is None:
-            await writer.emit("cancelled", {"run_id": run.id})
-        else:
-            await writer.emit("error", {"run_id": run.id, "detail": error.detail, "code": error.code})
-        return end
-
 
 async def _shielded(work: Coroutine[Any, Any, T]) -> T:
     """Finish ``work`` even if the task is cancelled again meanwhile: a run's end must be written."""

@@ -14,6 +14,7 @@ can hold only that many tasks, model requests and event writers, never everyone'
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from chatserver.clock import Clock
 from chatserver.domain import ConfigVersions, Run, RunEvent, RunOutcome, StartRun, TurnUsage
+from chatserver.domain.usage import Budget
 from chatserver.errors import (
     ChatBusy,
     Conflict,
@@ -31,6 +33,7 @@ from chatserver.errors import (
 )
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.ids import sortable_id
+from chatserver.services.metering import BudgetGate
 from chatserver.services.run_events import RunEventLog
 from chatserver.services.run_executor import RunExecutor, Stateless
 from chatserver.services.turn_policy import AgentNotFound, TurnPolicy
@@ -89,7 +92,9 @@ class RunService:
         signals: RunSignals,
         clock: Clock,
         policy: TurnPolicy,
+        budgets: BudgetGate | None = None,
     ) -> None:
+        self._budgets = budgets
         self._uow = uow
         self._agents = agents
         self._executor = executor
@@ -216,8 +221,10 @@ class RunService:
     async def _enqueue(self, run: Run, command: StartRun) -> RunHandle:
         policy = command.busy_policy or self._policy.busy_policy
         lease_until = self._executor.lease_until()
+        budgets = await self._binding(run)
         try:
             async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
+                await self._admit(uow, run, budgets)
                 started = await uow.turns.start(
                     run,
                     policy=policy,
@@ -225,6 +232,8 @@ class RunService:
                     lease_until=lease_until,
                     max_active=self._policy.max_runs_per_user,
                 )
+                # Refused: roll back, so a budget counts no request for it.
+                _refuse(started, run, self._policy.max_runs_per_user)
                 older = None
                 if started.claimed is not None and started.claimed != run.id:
                     older = await uow.runs.get(run.user_id, started.claimed)  # queued earlier, left over
@@ -232,7 +241,6 @@ class RunService:
         except DatabaseUnavailable:
             self._executor.abandon(run)
             raise
-        _refuse(started, run, self._policy.max_runs_per_user)
         mine = replace(run, status="running", started_at=run.created_at) if started.claimed == run.id else run
         # Appended once the run is stored: should another replica start it in between (its chat
         # freed that instant), its first events may come before this one.
@@ -250,9 +258,11 @@ class RunService:
     async def _insert_running(self, run: Run) -> ConfigVersions | None:
         """A run without a chat: nothing to queue behind, it starts under this replica's lease. The
         versions its agent is to be built at come back from the same statement."""
+        budgets = await self._binding(run)
         try:
             async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
                 await self._check_room(uow, run.user_id)
+                await self._admit(uow, run, budgets)
                 lease_until = self._executor.lease_until()
                 added, versions = await uow.runs.add_stateless(
                     run, owner=self._executor.replica, lease_until=lease_until
@@ -264,6 +274,16 @@ class RunService:
             self._executor.abandon(run)
             raise
         return versions
+
+    async def _binding(self, run: Run) -> builtins.list[Budget]:
+        if self._budgets is None:
+            return []
+        return await self._budgets.binding(run.user_id, run.agent_name)
+
+    async def _admit(self, uow: UnitOfWork, run: Run, budgets: builtins.list[Budget]) -> None:
+        """Count the run's first model request on the budgets that bind it (``BudgetExceeded``)."""
+        if self._budgets is not None and budgets:
+            await self._budgets.admit(uow, budgets, run.user_id)
 
     async def _check_room(self, uow: UnitOfWork, user_id: str) -> None:
         """Refuse a new run of a user who has as many queued or running as they may."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from chatserver.agents.types import TurnResult
 from chatserver.domain import BusyPolicy
+from chatserver.domain.usage import ModelUsage
 from chatserver.errors import NotFound
 
 
@@ -35,6 +37,8 @@ class TurnListener(Protocol):
 
     def turn_completed(self, agent_name: str, result: TurnResult, seconds: float) -> None: ...
     def turn_failed(self, agent_name: str, code: str, seconds: float) -> None: ...
+    def usage_recorded(self, agent_name: str, rows: Sequence[ModelUsage]) -> None:
+        """A run's usage by model, once stored (whatever its outcome)."""
 
 
 class NoTurnListener:
@@ -42,4 +46,7 @@ class NoTurnListener:
         pass
 
     def turn_failed(self, agent_name: str, code: str, seconds: float) -> None:
+        pass
+
+    def usage_recorded(self, agent_name: str, rows: Sequence[ModelUsage]) -> None:
         pass

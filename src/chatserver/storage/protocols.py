@@ -29,6 +29,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
+from chatserver.storage.metering import BudgetRepository, UsageRepository
 
 
 class UserRepository(Protocol):
@@ -343,10 +344,21 @@ class MemoryRepository(Protocol):
     async def delete_all(self, user_id: str, agent_name: str) -> int: ...
 
 
-EXPORT_SECTIONS = ("chats", "messages", "customizations", "memories", "sessions", "runs", "events")
+EXPORT_SECTIONS = ("chats", "messages", "customizations", "memories", "sessions", "runs", "events", "usage")
 """What a user's export holds besides the user: messages nested in their chats."""
 
-ERASED_KINDS = ("chats", "messages", "memories", "customizations", "sessions", "runs", "api_keys", "events")
+ERASED_KINDS = (
+    "chats",
+    "messages",
+    "memories",
+    "customizations",
+    "sessions",
+    "runs",
+    "api_keys",
+    "events",
+    "usage",
+    "budgets",
+)
 
 
 class UserDataRepository(Protocol):
@@ -402,6 +414,8 @@ class UnitOfWork(Protocol):
     runs: RunRepository
     user_data: UserDataRepository
     retention: RetentionRepository
+    usage: UsageRepository
+    budgets: BudgetRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from chatserver.domain import Chat, NewEvent, NewMessage, Run, RunOutcome
+from chatserver.storage.metering import UsageRepository
 from chatserver.storage.protocols import (
     AgentRepository,
     ChatRepository,
@@ -33,8 +34,10 @@ class ComposedTurnRepository:
         events: EventRepository,
         runs: RunRepository,
         agents: AgentRepository,
+        usage: UsageRepository,
     ) -> None:
         self._agents = agents
+        self._usage = usage
         self._chats = chats
         self._messages = messages
         self._events = events
@@ -102,6 +105,8 @@ class ComposedTurnRepository:
     ) -> ClosedRun:
         if not await self._runs.finish(user_id, outcome, now=now):
             return ClosedRun(written=False)
+        rows = outcome.usage_by_model
+        await self._usage.add(user_id, event.agent_name or "", outcome.run_id, rows, now=now)
         if chat_id is not None and messages:
             await self._messages.add(user_id, chat_id, turn, messages, now=now)
         await self._events.add(event, now=now)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatserver.agents.types import ToolBackend, TurnResult
 from chatserver.domain import NewMessage, StartRun, ToolCallRecord, TurnUsage
+from chatserver.domain.usage import ModelUsage
 from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.budgets import BudgetService
+from chatserver.services.metering import BudgetGate, Metering
 from chatserver.services.run_errors import error_of
 from chatserver.services.run_events import MemoryRunEvents
 from chatserver.services.run_executor import RunExecutor
@@ -21,12 +25,16 @@ from tests.unit.fakes import FakeClock, FakeUnitOfWorkFactory
 class RecordingListener:
     completed: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    usage: list[tuple[str, ModelUsage]] = field(default_factory=list)
 
     def turn_completed(self, agent_name: str, result: TurnResult, seconds: float) -> None:
         self.completed.append((agent_name, result.output))
 
     def turn_failed(self, agent_name: str, code: str, seconds: float) -> None:
         self.failed.append((agent_name, code))
+
+    def usage_recorded(self, agent_name: str, rows: Sequence[ModelUsage]) -> None:
+        self.usage.extend((agent_name, row) for row in rows)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class Runs:
     executor: RunExecutor
     supervisor: RunSupervisor
     events: MemoryRunEvents
+    budgets: BudgetService
 
     async def say(self, user_id: str, agent_name: str, chat_id: str, message: str, **extra: Any) -> Reply:
         """One turn on a chat, as ``POST /api/chat`` takes it: the answer, or the run's error raised."""
@@ -83,9 +92,19 @@ def build_runs(
     replica: str = "replica-1",
 ) -> Runs:
     events = MemoryRunEvents(3600)
+    gate = BudgetGate(uow, clock, refresh_seconds=0)
     executor = RunExecutor(
-        uow, loader, events, clock, policy, replica=replica, tool_backend=tool_backend, listener=listener
+        uow,
+        loader,
+        events,
+        clock,
+        policy,
+        replica=replica,
+        tool_backend=tool_backend,
+        listener=listener,
+        metering=Metering(uow, gate),
     )
-    service = RunService(uow, loader, executor, events, LocalRunSignals(executor), clock, policy)
+    signals = LocalRunSignals(executor)
+    service = RunService(uow, loader, executor, events, signals, clock, policy, budgets=gate)
     supervisor = RunSupervisor(uow, executor, events, clock, lease_seconds=policy.lease_seconds)
-    return Runs(service, executor, supervisor, events)
+    return Runs(service, executor, supervisor, events, BudgetService(uow, gate, clock))

@@ -41,6 +41,7 @@ def _agent(row: RowMapping) -> AgentConfig:
         updated_at=row["updated_at"],
         mcp_servers=tuple(_mcp_server(item) for item in row["mcp_servers"] or ()),
         context_tokens=row["context_tokens"],
+        fallback_models=tuple(row["fallback_models"] or ()),
     )
 
 
@@ -74,6 +75,7 @@ def _editable(agent: AgentConfig) -> dict[str, Any]:
         "history_window": agent.history_window,
         "mcp_servers": _mcp_json(agent.mcp_servers),
         "context_tokens": agent.context_tokens,
+        "fallback_models": list(agent.fallback_models) or None,
         "updated_at": _timestamp(agent.updated_at),
         "config_version": new_version(),
     }

@@ -6,6 +6,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -82,6 +84,8 @@ agents = Table(
     # Added by migration 0003: [{name, command, url}] (null: none), and the context budget.
     Column("mcp_servers", json_type(none_as_null=True), nullable=True),
     Column("context_tokens", Integer, nullable=True),
+    # Migration 0008: models tried in order when the agent's model fails (JSON list of model strings).
+    Column("fallback_models", json_type(none_as_null=True), nullable=True),
     # Migration 0006: a fresh random stamp at every write of the agent, like users' above; random,
     # not counted, so an agent deleted and created again never repeats a stamp a cache holds.
     Column("config_version", String(32), nullable=False, server_default=text("'0'")),
@@ -227,4 +231,51 @@ runs = Table(
     Index(None, "user_id", "chat_id", "status", "created_at"),
     Index(None, "user_id", "chat_id", "created_at", "id"),
     Index(None, "status", "lease_expires_at"),
+)
+
+# Migration 0008. The usage ledger: what each model did in each run, written with the run's end.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _owner(),
+    Column("agent_name", String(64), nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("requests", Integer, nullable=False),
+    # Null: no price known for the model.
+    Column("cost_usd", Float, nullable=True),
+    Index(None, "user_id", "created_at"),
+    Index(None, "created_at"),
+)
+
+# Limits per period; a null user or agent means any (both null: every user's default).
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(255), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("agent_name", String(64), nullable=True),
+    Column("period", String(8), nullable=False),
+    Column("max_tokens", BigInteger, nullable=True),
+    Column("max_requests", BigInteger, nullable=True),
+    Column("max_cost_usd", Float, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# What a budget's subject (a user, or "" for an agent's total) spent in one period: checked and
+# counted up by one statement per model request, so the limit holds across replicas.
+budget_counters = Table(
+    "budget_counters",
+    metadata,
+    Column("budget_id", String(36), ForeignKey("budgets.id", ondelete="CASCADE"), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("requests", BigInteger, nullable=False, server_default=text("0")),
+    Column("cost_usd", Float, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("budget_id", "subject", "period_start"),
 )

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.domain import Chat, ConfigVersions, Message, NewEvent, NewMessage, Run, RunOutcome
+from chatserver.domain.usage import ModelUsage
 from chatserver.storage.protocols import ClaimedTurn, ClosedRun, HandOn, StartedRun
 from chatserver.storage.sql.chats import fit_title
 from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
@@ -34,11 +36,12 @@ the caller owns no such chat. Each claimed row ends with the agent's and the cal
 version stamps (migration 0006)."""
 
 _CLOSE = (
-    "SELECT * FROM chatserver_end_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-    " $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+    "SELECT * FROM chatserver_end_metered_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
 )
 """Ends the run (fenced by its lease holder), then stores the answer's messages in order (ids
-ascending) and the event, then starts the chat's next queued run (migration 0007); one row:
+ascending) and the event, then starts the chat's next queued run (migration 0007), and stores the
+run's usage ledger rows (migration 0008); one row:
 ``written`` 0 (nothing written) when the run is no longer this replica's, and the started run's
 columns (``next_*``, null when none started)."""
 
@@ -47,7 +50,7 @@ _START = "SELECT * FROM chatserver_start_run($1, $2, $3, $4, $5, $6, $7, $8, $9,
 
 DIRECT_STATEMENTS = {
     _OPEN: "chatserver_open_turn",
-    _CLOSE: "chatserver_end_run",
+    _CLOSE: "chatserver_end_metered_run",
     _START: "chatserver_start_run",
 }
 """The statements sent past SQLAlchemy, by the function each calls (tracing names their spans so)."""
@@ -153,6 +156,7 @@ class PostgresTurnRepository:
             None if outcome.result is None else json.dumps(outcome.result, default=str),
             hand_on.chat_id if hand_on else None,
             hand_on.lease_until if hand_on else None,
+            _usage_json(outcome.usage_by_model),
         )
         written, next_id = bool(row["written"]), row["next_id"]
         if next_id is None or hand_on is None:
@@ -196,3 +200,9 @@ def _message(chat_id: str, row: Sequence[Any]) -> Message:
         tool_call_id=tool_call_id,
         tool_name=tool_name,
     )
+
+
+def _usage_json(rows: Sequence[ModelUsage]) -> str | None:
+    if not rows:
+        return None
+    return json.dumps([asdict(row) for row in rows])

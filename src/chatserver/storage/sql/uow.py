@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatserver.errors import ChatServerError, DatabaseUnavailable, InvalidInput
+from chatserver.storage.metering import BudgetRepository, UsageRepository
 from chatserver.storage.protocols import (
     AgentRepository,
     ApiKeyRepository,
@@ -27,6 +28,7 @@ from chatserver.storage.protocols import (
     UserRepository,
 )
 from chatserver.storage.sql.agents import SqlAgentRepository
+from chatserver.storage.sql.budgets import SqlBudgetRepository
 from chatserver.storage.sql.chats import SqlChatRepository
 from chatserver.storage.sql.customizations import SqlCustomizationRepository
 from chatserver.storage.sql.driver_errors import (
@@ -42,6 +44,7 @@ from chatserver.storage.sql.retention import SqlRetentionRepository
 from chatserver.storage.sql.runs import SqlRunRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
+from chatserver.storage.sql.usage import SqlUsageRepository
 from chatserver.storage.sql.user_data import SqlUserDataRepository
 from chatserver.storage.sql.users import SqlApiKeyRepository, SqlUserRepository
 from chatserver.storage.sql.write_gate import FairGate, Ticket
@@ -86,6 +89,8 @@ class SqlUnitOfWork:
     runs: RunRepository
     user_data: UserDataRepository
     retention: RetentionRepository
+    usage: UsageRepository
+    budgets: BudgetRepository
 
     def __init__(
         self, engine: AsyncEngine, *, user_id: str | None = None, gate: FairGate | None = None
@@ -173,11 +178,13 @@ class SqlUnitOfWork:
         self.runs = SqlRunRepository(conn)
         self.user_data = SqlUserDataRepository(conn)
         self.retention = SqlRetentionRepository(conn)
+        self.usage = SqlUsageRepository(conn)
+        self.budgets = SqlBudgetRepository(conn)
         if conn.dialect.name == "postgresql":
             self.turns = PostgresTurnRepository(conn)
         else:
             self.turns = ComposedTurnRepository(
-                self.chats, self.messages, self.events, self.runs, self.agents
+                self.chats, self.messages, self.events, self.runs, self.agents, self.usage
             )
 
     async def _discard(self, conn: AsyncConnection) -> None:

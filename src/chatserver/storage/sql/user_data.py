@@ -5,19 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, select
+from sqlalchemy import ColumnElement, Table, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.storage.protocols import EXPORT_SECTIONS
 from chatserver.storage.sql.tables import (
     api_keys,
     audit_events,
+    budget_counters,
+    budgets,
     chat_messages,
     chat_session_instances,
     chats,
     memories,
     prompt_customizations,
     runs,
+    usage_records,
     users,
 )
 
@@ -29,6 +32,7 @@ _SECTION_TABLES: dict[str, Table] = {
     "sessions": chat_session_instances,
     "runs": runs,
     "events": audit_events,
+    "usage": usage_records,
 }
 assert set(_SECTION_TABLES) == set(EXPORT_SECTIONS)
 
@@ -80,9 +84,19 @@ class SqlUserDataRepository:
                 prompt_customizations, prompt_customizations.c.user_id == user_id
             ),
             "api_keys": await self._delete(api_keys, api_keys.c.user_id == user_id),
+            "usage": await self._delete(usage_records, usage_records.c.user_id == user_id),
+            "budgets": await self._erase_budgets(user_id),
         }
         await self._delete(users, users.c.id == user_id)
         return counts
+
+    async def _erase_budgets(self, user_id: str) -> int:
+        """The user's budgets, and the counters naming them (under the default budget too); an
+        agent's total is counted under no one's name and stays."""
+        own = select(budgets.c.id).where(budgets.c.user_id == user_id)
+        counters = budget_counters.c
+        await self._delete(budget_counters, or_(counters.subject == user_id, counters.budget_id.in_(own)))
+        return await self._delete(budgets, budgets.c.user_id == user_id)
 
     async def _delete(self, table: Table, where: ColumnElement[bool]) -> int:
         result = await self._conn.execute(delete(table).where(where))

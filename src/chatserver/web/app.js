@@ -111,6 +111,7 @@ async function enterApp(agents) {
   const existing = wanted ? chats.find(wanted) : null;
   if (existing) await chat.openChat(existing);
   else await chat.newChat(defaultAgent(agents));
+  await chat.showBudget();
 }
 
 function agentChanged(name) {

@@ -31,6 +31,7 @@ export class ChatController {
     this.sendButton = byId("send");
     this.stopButton = byId("stop");
     this.earlierButton = byId("earlier");
+    this.budgetLine = byId("budget");
     this.earlierButton.addEventListener("click", () => this.loadMessages(this.earlier));
     this.stopButton.addEventListener("click", () => this.stop());
   }
@@ -157,6 +158,19 @@ export class ChatController {
       if (this.controller === controller) this.setBusy(null);
     }
     if (chatId === this.chatId) await this.afterTurn(chatId, agentName);
+    await this.showBudget();
+  }
+
+  /** What is left of the budgets that bind the user, when any does (GET /api/budget). */
+  async showBudget() {
+    let budgets;
+    try {
+      budgets = await this.api.get("/api/budget");
+    } catch {
+      return; // the answer is shown; the budget line is only a hint
+    }
+    this.budgetLine.textContent = budgets.map(describeBudget).join(" · ");
+    this.budgetLine.hidden = budgets.length === 0;
   }
 
   /** Feed the run's events to the turn; true when the run ended (done, cancelled or an error). */
@@ -166,7 +180,10 @@ export class ChatController {
       else if (event === "token") turn.appendDelta(data.delta ?? "");
       else if (event === "tool_call") turn.toolCall(data.name, data.args);
       else if (event === "tool_result") turn.toolResult(data.name, data.result);
-      else if (event === "done") return true;
+      else if (event === "done") {
+        turn.meta(data.model, data.usage);
+        return true;
+      }
       else if (event === "cancelled") {
         turn.fail({ text: "Stopped.", retry: true }, retry);
         return true;
@@ -208,6 +225,18 @@ export class ChatController {
     this.sendButton.hidden = controller !== null;
     this.stopButton.hidden = controller === null;
   }
+}
+
+const LIMITS = [["requests", "requests"], ["tokens", "tokens"], ["cost_usd", "USD"]];
+
+/** "12 requests, 3400 tokens left today (resets 00:00 UTC)" */
+export function describeBudget(budget) {
+  const left = LIMITS.filter(([key]) => budget.remaining[key] !== null)
+    .map(([key, unit]) => `${key === "cost_usd" ? budget.remaining[key].toFixed(2) : budget.remaining[key]} ${unit}`);
+  const scope = budget.agent_name ? ` on ${budget.agent_name}` : "";
+  const period = budget.period === "day" ? "today" : "this month";
+  const resets = new Date(budget.resets_at).toISOString().slice(0, 16).replace("T", " ");
+  return `${left.join(", ")} left${scope} ${period} (resets ${resets} UTC)`;
 }
 
 function parseRun(text) {

@@ -105,6 +105,15 @@ class AssistantTurn {
     this.onGrow();
   }
 
+  /** Who answered and what it took, under the answer: "echo · 12 in, 5 out tokens". */
+  meta(model, usage) {
+    if (!model) return;
+    this.render();
+    this.block = null;
+    const tokens = usage ? ` · ${usage.input_tokens} in, ${usage.output_tokens} out tokens` : "";
+    this.element.append(h("p", { class: "hint turn-meta" }, `${model}${tokens}`));
+  }
+
   /** A remark under the answer, e.g. that it was stopped. */
   note(text) {
     this.render();

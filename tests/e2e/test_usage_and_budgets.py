@@ -54,11 +54,15 @@ class TestTheLedger:
             assert (await turn(b, agent, "three")).status_code == 200
             mine = (await a.get("/api/usage", params={"group_by": "model"})).json()
             theirs = (await b.get("/api/usage", params={"group_by": "agent"})).json()
+        async with metered.raw_client() as anyone:
+            metrics = (await anyone.get("/metrics")).text
         [line] = mine["items"]
         assert line["key"] == "echo" and line["requests"] == 2 and line["runs"] == 2
         assert line["cost_usd"] == 0 and line["input_tokens"] > 0 and line["output_tokens"] > 0
         assert mine["totals"]["requests"] == 2
         assert theirs["items"] == [{**theirs["totals"], "key": agent}] and theirs["totals"]["runs"] == 1
+        assert f'chatserver_model_requests_total{{agent="{agent}",model="echo"}} 3.0' in metrics
+        assert alice not in metrics and bob not in metrics
 
     async def test_admins_see_everyones_usage_by_user_and_narrowed_to_one(self, metered: LiveServer) -> None:
         agent, carol = unique("report"), unique("carol")

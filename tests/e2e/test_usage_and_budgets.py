@@ -212,24 +212,16 @@ class TestBudgets:
         listed = await asyncio.to_thread(metered.cli, "budgets", "list")
         assert f"{budget_id}\tday\t{kim}\t*\t0\t-\t-" in listed.stdout
         async with metered.client(kim) as client:
-            refused = await _refused_once_seen(client, agent)
+            refused = await _answered_once_with(client, agent, 429)
             await asyncio.to_thread(metered.cli, "budgets", "delete", budget_id)
-            admitted = await _admitted_once_seen(client, agent)
+            admitted = await _answered_once_with(client, agent, 200)
         assert refused and admitted
 
 
-async def _refused_once_seen(client: httpx.AsyncClient, agent: str) -> bool:
+async def _answered_once_with(client: httpx.AsyncClient, agent: str, status: int) -> bool:
     """A budget set by the CLI binds the server within its refresh time (5 s by default)."""
     for _ in range(40):
-        if (await turn(client, agent, "hi")).status_code == 429:
-            return True
-        await asyncio.sleep(0.25)
-    return False
-
-
-async def _admitted_once_seen(client: httpx.AsyncClient, agent: str) -> bool:
-    for _ in range(40):
-        if (await turn(client, agent, "hi")).status_code == 200:
+        if (await turn(client, agent, "hi")).status_code == status:
             return True
         await asyncio.sleep(0.25)
     return False

@@ -25,7 +25,8 @@ from tests.support.drain import Drain
 from tests.support.redis import redis_prefix
 from tests.support.tcp_proxy import TcpProxy
 
-ALLOWED_LABELS = {"method", "route", "status", "agent", "outcome", "direction", "task", "le"}
+# Labels of bounded sets only: a model is an agent's configured model string, never an id.
+ALLOWED_LABELS = {"method", "route", "status", "agent", "model", "outcome", "direction", "task", "le"}
 READY_WAIT_SECONDS = 30.0
 
 

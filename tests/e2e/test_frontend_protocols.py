@@ -4,13 +4,24 @@ of the AI SDK's UI message stream and of AG-UI, and the refusals of bad input.""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.conftest import DATABASES, live_server
 from tests.e2e.harness import LiveServer
 from tests.e2e.streams import events_of
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def rejecting(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A busy chat refuses another turn (409) instead of queueing it."""
+    with live_server(request.param, tmp_path_factory.mktemp("reject"), busy_chat_policy="reject") as server:
+        yield server
 
 
 def new_chat_id() -> str:
@@ -273,3 +284,23 @@ class TestAGUIBadInput:
             unas = await stored(una, chat_id)
         assert deltas(received, "TEXT_MESSAGE_CONTENT") == "recall: "
         assert unas == [("user", "una's words"), ("assistant", "echo: una's words")]
+
+
+class TestSameRulesAsChat:
+    async def test_a_busy_chat_is_409_chat_busy_on_both_protocols_and_the_running_turn_goes_on(
+        self, rejecting: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        body = ui_body("/sleep 800 first", chat_id)
+        async with (
+            rejecting.client("una") as client,
+            client.stream("POST", "/api/ui/chat", json=body) as first,
+        ):
+            events = events_of(first)
+            await anext(events)
+            ui = await client.post("/api/ui/chat", json=ui_body("second", chat_id))
+            agui = await client.post("/api/agui", json=agui_body("second", chat_id))
+            rest = [event.data async for event in events]
+        assert (ui.status_code, ui.json()["code"]) == (409, "chat_busy")
+        assert (agui.status_code, agui.json()["code"]) == (409, "chat_busy")
+        assert deltas(rest) == "echo: first"

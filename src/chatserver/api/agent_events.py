@@ -39,7 +39,7 @@ log = logging.getLogger("chatserver.api")
 E = TypeVar("E")
 
 NO_RESULT = "the tool call failed"
-"""What a call the run never answered reads as: our loop sends a failed call back to the model, unseen."""
+"""A call with no result event: the loop hands a retried call back to the model as a prompt, not a result."""
 
 
 class RunFailed(Exception):

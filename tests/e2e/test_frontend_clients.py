@@ -91,8 +91,18 @@ class TestAISDKChat:
     ) -> None:
         chat_id = new_chat_id()
         chat = await drive(clients, live, "ui-chat", chatId=chat_id, texts=["first", "second", "/recall"])
+        assert chat["sent"] == [1, 3, 5]
         assert answers(chat["messages"]) == ["echo: first", "echo: second", "recall: first | second"]
         assert [role for role, _ in await stored(live, "ada", chat_id)] == ["user", "assistant"] * 3
+
+    async def test_a_transport_that_sends_only_the_newest_message_keeps_the_same_conversation(
+        self, clients: Path, live: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        texts = ["first", "/recall"]
+        chat = await drive(clients, live, "ui-chat", chatId=chat_id, texts=texts, newestOnly=True)
+        assert chat["sent"] == [1, 1]
+        assert answers(chat["messages"]) == ["echo: first", "recall: first"]
 
     async def test_a_tool_turn_shows_the_call_with_its_input_and_output_then_the_answer(
         self, clients: Path, live: LiveServer

@@ -3,8 +3,9 @@
 //   node clients.mjs '<scenario JSON>'   ->   one JSON object on stdout
 //
 // A scenario is {kind, url, token, chatId, agent, ...}; kinds:
-//   ui-chat    {texts}: a Chat (the AI SDK's state machine over DefaultChatTransport, as useChat
-//              runs it) sends each text in turn; -> {status, error, messages}
+//   ui-chat    {texts, newestOnly?}: a Chat (the AI SDK's state machine over DefaultChatTransport, as
+//              useChat runs it) sends each text in turn; -> {status, error, messages, sent: the
+//              number of messages each request carried}
 //   ui-reload  {text}: a Chat sends text and is stopped once its answer has begun (a page reload);
 //              a new Chat of the same id resumes the run, then resumes once more (nothing active)
 //   ui-resume  {}: a new Chat of that id resumes whatever runs in it; -> {status, error, messages}
@@ -40,11 +41,23 @@ class Chat extends AbstractChat {
   }
 }
 
-function newChat(scenario, messages = []) {
+// The README's advice for long chats: the server reads only the newest message, so send only that.
+const newestOnly = ({ id, messages, body, trigger }) => ({
+  body: { ...body, id, trigger, messages: messages.slice(-1) },
+});
+
+function newChat(scenario, messages = [], sent = []) {
+  // Counts the messages each POST carried: what the server was given to read from.
+  const counting = (url, init) => {
+    if (init?.method === "POST") sent.push(JSON.parse(init.body).messages.length);
+    return fetch(url, init);
+  };
   const transport = new DefaultChatTransport({
     api: `${scenario.url}/api/ui/chat`,
     headers: { Authorization: `Bearer ${scenario.token}` },
     body: { agent_name: scenario.agent },
+    prepareSendMessagesRequest: scenario.newestOnly ? newestOnly : undefined,
+    fetch: counting,
   });
   return new Chat({ id: scenario.chatId, transport, messages });
 }
@@ -54,14 +67,13 @@ function outcome(chat) {
 }
 
 async function uiChat(scenario) {
-  const chat = newChat(scenario);
-  const turns = [];
+  const sent = [];
+  const chat = newChat(scenario, [], sent);
   for (const text of scenario.texts) {
     await chat.sendMessage({ text });
-    turns.push({ status: chat.status, error: chat.error?.message ?? null });
     if (chat.status === "error") break;
   }
-  return { ...outcome(chat), turns };
+  return { ...outcome(chat), sent };
 }
 
 async function uiReload(scenario) {

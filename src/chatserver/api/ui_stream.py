@@ -18,6 +18,7 @@ from pydantic_ai.ui.vercel_ai import VercelAIEventStream
 from pydantic_ai.ui.vercel_ai.response_types import BaseChunk, FinishChunk, StartChunk
 
 from chatserver.api.agent_events import AgentEvents, encoded
+from chatserver.api.openai_schemas import ContentPart
 from chatserver.api.run_streams import EventStream
 from chatserver.api.schemas import CHAT_ID_PATTERN
 from chatserver.api.text import StoredText, checked_text
@@ -29,21 +30,13 @@ SDK_VERSION: Literal[7] = 7
 """The AI SDK major version the chunks are written for (its v6 and v7 wire is one)."""
 
 
-class UIPart(BaseModel):
-    """One part of a UI message; only text parts are read, any other kind is passed over."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    text: StoredText | None = None
-
-
 class UIMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str = ""
     role: Literal["system", "user", "assistant"]
-    parts: list[UIPart]
+    parts: list[ContentPart]
+    """Only text parts are read; any other kind is passed over."""
 
 
 class UIChatRequest(BaseModel):

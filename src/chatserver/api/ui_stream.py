@@ -31,7 +31,7 @@ SDK_VERSION: Literal[7] = 7
 
 
 class UIMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     id: str = ""
     role: Literal["system", "user", "assistant"]
@@ -42,7 +42,7 @@ class UIMessage(BaseModel):
 class UIChatRequest(BaseModel):
     """The AI SDK's chat request; ``agent_name`` (and ``busy_policy``) come from the transport's ``body``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     id: str = Field(pattern=CHAT_ID_PATTERN, description="The chat id (the AI SDK's `Chat.id`)")
     messages: list[UIMessage] = Field(min_length=1, description="The chat's UI messages; the last is read")

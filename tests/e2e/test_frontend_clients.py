@@ -191,9 +191,9 @@ class TestAGUI:
         [run] = agent["runs"]
         assert run["error"] is None
         types = event_types(run)
-        assert types[:2] == ["RUN_STARTED", "TEXT_MESSAGE_START"]
+        assert types[:3] == ["RUN_STARTED", "CUSTOM", "TEXT_MESSAGE_START"]
         assert types[-2:] == ["TEXT_MESSAGE_END", "RUN_FINISHED"]
-        assert set(types[2:-2]) == {"TEXT_MESSAGE_CONTENT"}
+        assert set(types[3:-2]) == {"TEXT_MESSAGE_CONTENT"}
         assert run["events"][0]["threadId"] == chat_id
         assert agent["messages"][-1]["role"] == "assistant"
         assert agent["messages"][-1]["content"] == "echo: hello agui"

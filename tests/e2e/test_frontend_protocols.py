@@ -220,9 +220,11 @@ class TestAGUIEvents:
         chat_id = new_chat_id()
         async with live.client("una") as client:
             received = await chunks(client, "POST", "/api/agui", json=agui_body("hey there", chat_id))
-        assert types(received)[0] == "RUN_STARTED" and types(received)[-1] == "RUN_FINISHED"
-        started, finished = received[0], received[-1]
+        assert types(received)[:2] == ["RUN_STARTED", "CUSTOM"] and types(received)[-1] == "RUN_FINISHED"
+        started, run, finished = received[0], received[1], received[-1]
         assert (started["threadId"], started["runId"]) == (chat_id, "client-run-1")
+        assert run["name"] == "run"
+        assert run["value"] == {"run_id": finished["result"]["run_id"], "chat_id": chat_id}
         assert deltas(received, "TEXT_MESSAGE_CONTENT") == "echo: hey there"
         assert finished["result"]["chat_id"] == chat_id and finished["result"]["model"] == "echo"
 
@@ -241,8 +243,23 @@ class TestAGUIEvents:
         async with live.client("una") as client:
             received = await chunks(client, "POST", "/api/agui", json=agui_body("/fail", chat_id))
             kept = await stored(client, chat_id)
-        assert types(received) == ["RUN_STARTED", "RUN_ERROR"]
+        assert types(received) == ["RUN_STARTED", "CUSTOM", "RUN_ERROR"]
         assert kept == [("user", "/fail")]
+
+
+    async def test_a_run_cancelled_by_the_id_it_names_finishes_with_the_cancelled_outcome(
+        self, live: LiveServer
+    ) -> None:
+        body = agui_body("/sleep 5000 never", new_chat_id(), protocolVersion="1.0")
+        async with live.client("una") as client, client.stream("POST", "/api/agui", json=body) as response:
+            received = []
+            async for event in events_of(response):
+                received.append(event.data)
+                if event.data["type"] == "CUSTOM":
+                    cancel = await client.post(f"/api/runs/{event.data['value']['run_id']}/cancel")
+                    assert cancel.status_code == 200, cancel.text
+        assert types(received) == ["RUN_STARTED", "CUSTOM", "RUN_FINISHED"]
+        assert received[-1]["outcome"] == {"type": "cancelled"}
 
 
 class TestAGUIBadInput:

@@ -5,7 +5,8 @@ so only the newest message is read, and it must be the user's; tools the client 
 given to the model (the agent's own tools run on the server). The events are pydantic-ai's
 ``AGUIEventStream`` over the run's events (``api/agent_events.py``): RUN_STARTED, TEXT_MESSAGE_*,
 TOOL_CALL_* with TOOL_CALL_RESULT, then RUN_FINISHED, whose ``result`` names the run and its model,
-or RUN_ERROR.
+or RUN_ERROR. Right after RUN_STARTED a CUSTOM event ``run`` names the server's run (RUN_STARTED
+keeps the client's ``runId``), so a client can cancel it or follow it elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import KW_ONLY, dataclass
 
-from ag_ui.core import BaseEvent, RunAgentInput, RunFinishedEvent, TextInputContent, UserMessage
+from ag_ui.core import (
+    BaseEvent,
+    CustomEvent,
+    RunAgentInput,
+    RunFinishedEvent,
+    TextInputContent,
+    UserMessage,
+)
 from pydantic_ai.ui.ag_ui import AGUIEventStream
 
 from chatserver.api.agent_events import AgentEvents, encoded
@@ -53,10 +61,18 @@ def _newest_user_text(run_input: RunAgentInput) -> str:
 
 @dataclass
 class AGUIRunStream(AGUIEventStream[None, str]):
-    """The framework's stream, with the run's id, model and usage as RUN_FINISHED's ``result``."""
+    """The framework's stream, with the server's run named first and its model and usage at the end."""
 
     _: KW_ONLY
     agent_events: AgentEvents | None = None
+
+    async def before_stream(self) -> AsyncIterator[BaseEvent]:
+        async for event in super().before_stream():
+            yield event
+        if self.agent_events is not None:
+            # The server's run, as /api/chat/stream's first event names it: to cancel or follow it.
+            run = {"run_id": self.agent_events.run_id, "chat_id": self.agent_events.chat_id}
+            yield CustomEvent(name="run", value=run, timestamp=self._get_timestamp())
 
     async def after_stream(self) -> AsyncIterator[BaseEvent]:
         done = self.agent_events.done if self.agent_events else None

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.node
 
 NODE_DIR = Path(__file__).parents[1] / "node"
 SCENARIO_SECONDS = 60
+SLOW_TURN = "/sleep 3000 still here"
+"""Long enough that the reload and the resume land while it runs, on a loaded machine too."""
 ADAS_TURN = [("user", "ada's secret"), ("assistant", "echo: ada's secret")]
 
 
@@ -140,7 +142,7 @@ class TestAISDKResume:
         self, clients: Path, live: LiveServer
     ) -> None:
         chat_id = new_chat_id()
-        reload = await drive(clients, live, "ui-reload", chatId=chat_id, text="/sleep 1500 still here")
+        reload = await drive(clients, live, "ui-reload", chatId=chat_id, text=SLOW_TURN)
         assert reload["answerStartedBeforeReload"]
         resumed = reload["resumed"]
         assert resumed["status"] == "ready", resumed["error"]
@@ -148,7 +150,7 @@ class TestAISDKResume:
         assert resumed["messages"][-1]["metadata"]["model"] == "echo"
         again = reload["again"]
         assert again["status"] == "ready" and again["messages"] == resumed["messages"]
-        stored_turn = [("user", "/sleep 1500 still here"), ("assistant", "echo: still here")]
+        stored_turn = [("user", SLOW_TURN), ("assistant", "echo: still here")]
         assert await stored(live, "ada", chat_id) == stored_turn
 
     async def test_an_idle_chat_has_nothing_to_resume(self, clients: Path, live: LiveServer) -> None:

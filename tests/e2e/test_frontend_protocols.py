@@ -14,6 +14,9 @@ from tests.e2e.conftest import DATABASES, live_server
 from tests.e2e.harness import LiveServer
 from tests.e2e.streams import events_of
 
+SLOW_MS = 3000
+"""A turn long enough that what a test does meanwhile lands while it runs, on a loaded machine too."""
+
 
 @pytest.fixture(scope="module", params=DATABASES)
 def rejecting(
@@ -134,7 +137,7 @@ class TestResume:
         self, live: LiveServer
     ) -> None:
         chat_id = new_chat_id()
-        body = ui_body("/sleep 800 later", chat_id)
+        body = ui_body(f"/sleep {SLOW_MS} later", chat_id)
         async with live.client("una") as client:
             async with client.stream("POST", "/api/ui/chat", json=body) as left:
                 start = await anext(aiter(events_of(left)))
@@ -308,7 +311,7 @@ class TestSameRulesAsChat:
         self, rejecting: LiveServer
     ) -> None:
         chat_id = new_chat_id()
-        body = ui_body("/sleep 800 first", chat_id)
+        body = ui_body(f"/sleep {SLOW_MS} first", chat_id)
         async with (
             rejecting.client("una") as client,
             client.stream("POST", "/api/ui/chat", json=body) as first,

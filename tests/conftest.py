@@ -8,6 +8,7 @@ an unreachable server into a usage error.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -94,6 +95,13 @@ SERVICES = (
         lambda: Path(CHROMIUM).is_file(),
         lambda: CHROMIUM,
         "apt-get install chromium",
+    ),
+    ExternalService(
+        "node",
+        "Node and npm",
+        lambda: all(shutil.which(tool) for tool in ("node", "npm")),
+        lambda: "PATH",
+        "install Node 20 or later with npm",
     ),
     ExternalService(
         "local",

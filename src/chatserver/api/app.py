@@ -24,6 +24,7 @@ from chatserver.api.routes import (
     openai,
     runs,
     sessions,
+    ui,
     usage,
     users,
     web,
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     install_error_handlers(app)
     app.include_router(health.router)
     # The error responses are documented so that the OpenAPI schema describes every answer but a 500.
-    for module in (chat, runs, agents, chats, customizations, sessions, me, users, usage):
+    for module in (chat, runs, agents, chats, customizations, sessions, me, users, usage, ui):
         app.include_router(module.router, responses=API_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)
     app.include_router(memory_routes.router, responses=API_ERRORS)

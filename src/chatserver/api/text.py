@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from chatserver.errors import InvalidInput
 from chatserver.untrusted import encodable
 
 NO_NUL_PATTERN = r"^[^\x00]*$"
@@ -25,3 +26,10 @@ def _encodable(value: str) -> str:
 
 StoredText = Annotated[str, Field(pattern=NO_NUL_PATTERN), AfterValidator(_encodable)]
 """A string field whose value may be stored or looked up: no NUL, no unpaired surrogate."""
+
+
+def checked_text(text: str, field: str) -> str:
+    """Text read from inside a body (a message's parts): refused as ``StoredText`` would refuse it."""
+    if "\x00" in text or not encodable(text):
+        raise InvalidInput("text must be valid Unicode without NUL characters", field=field)
+    return text

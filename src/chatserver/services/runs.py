@@ -162,6 +162,14 @@ class RunService:
             self._events.check_id(after)
         return RunHandle(await self.get(user_id, run_id), self)
 
+    async def active(self, user_id: str, chat_id: str) -> RunHandle | None:
+        """The caller's chat's run that runs (or runs next), to follow; None when the chat is idle."""
+        async with self._uow(user_id=user_id) as uow:
+            if await uow.chats.get(user_id, chat_id) is None:
+                raise NotFound(f"chat '{chat_id}' not found")
+            active = await uow.runs.active(user_id, chat_id)
+        return RunHandle(active[0], self) if active else None
+
     async def cancel(self, user_id: str, run_id: str) -> Run:
         run = await self.get(user_id, run_id)
         if run.ended:

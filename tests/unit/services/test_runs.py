@@ -280,6 +280,26 @@ class TestBusyChats:
         assert [r.user_id for r in rig.store.runs.values()] == ["u1", "u2"]
 
 
+class TestActiveRun:
+    async def test_a_chats_active_run_is_the_one_running_then_the_next_then_none(self, rig: Rig) -> None:
+        model = rig.hang()
+        running = await rig.start("first")
+        queued = await rig.start("second")
+        assert (await rig.runs.service.active("u1", "c1")) == RunHandle(running.run, rig.runs.service)
+        await asyncio.wait_for(model.waiting.wait(), 5)
+        rig.cache.invalidate("u1", "assistant")
+        await rig.runs.service.cancel("u1", running.run.id)
+        next_up = await rig.runs.service.active("u1", "c1")
+        assert next_up is not None and next_up.run.id == queued.run.id
+        await queued.outcome()
+        assert await rig.runs.service.active("u1", "c1") is None
+
+    async def test_a_chat_the_caller_does_not_have_is_not_found(self, rig: Rig) -> None:
+        await collect(await rig.start("mine"))
+        with pytest.raises(NotFound):
+            await rig.runs.service.active("u2", "c1")
+
+
 class TestIdempotency:
     async def test_the_same_key_returns_the_same_run_and_stores_its_message_once(self, rig: Rig) -> None:
         handles = await asyncio.gather(

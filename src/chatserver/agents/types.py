@@ -9,7 +9,14 @@ from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
-from chatserver.domain import AgentConfig, ConfigVersions, NewMessage, ToolCallRecord, TurnUsage
+from chatserver.domain import (
+    AgentConfig,
+    ConfigVersions,
+    NewMessage,
+    ToolCall,
+    ToolCallRecord,
+    TurnUsage,
+)
 
 
 class ToolBackend(Protocol):
@@ -73,6 +80,8 @@ class TurnResult:
     new_messages: list[NewMessage]
     tool_calls: list[ToolCallRecord]
     usage: TurnUsage
+    client_calls: tuple[ToolCall, ...] = ()
+    """The caller's tools the model called: the turn ends there and hands them back."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,11 @@ def done_data(run: Run, result: TurnResult, model: str | None) -> dict[str, Any]
             "requests": usage.requests,
         },
         "model": model,
+        **(
+            {"client_tool_calls": [asdict(call) for call in result.client_calls]}
+            if result.client_calls
+            else {}
+        ),
     }
 
 

@@ -185,6 +185,19 @@ class TurnRepository(Protocol):
         back with its ``agent_name``: the turn must not go on, and nothing of it may be committed.
         """
 
+    async def resume(
+        self,
+        user_id: str,
+        chat_id: str,
+        agent_name: str,
+        results: Sequence[NewMessage],
+        *,
+        now: datetime,
+        window_turns: int,
+    ) -> ClaimedTurn | None:
+        """``open`` for a turn that begins with the caller's tool ``results`` instead of a user
+        message (they answer the previous turn's calls); the window is of the turns before it."""
+
     async def close(
         self,
         user_id: str,

@@ -126,7 +126,9 @@ async def chat_completions(
         command = _command(body, principal.user_id, chat_id, key)
         handle = await container.runs.start(command)
         if body.stream:
-            return EventStream(_chunks(completion, handle, body.include_usage), headers)
+            checked = command.options.output is not None
+            chunks = _chunks(completion, handle, body.include_usage, checked=checked)
+            return EventStream(chunks, headers)
         outcome = await handle.outcome()
     except AgentNotFound:
         return _model_not_found(body.model)
@@ -172,22 +174,19 @@ def _call_deltas(calls: list[ToolCallOut]) -> dict[str, Any]:
 
 
 async def _chunks(
-    completion: _Completion, handle: RunHandle, include_usage: bool
+    completion: _Completion, handle: RunHandle, include_usage: bool, *, checked: bool
 ) -> AsyncGenerator[str, None]:
+    """``checked``: the answer must be checked (structured output), so it comes whole, at the end."""
     yield completion.chunk({"role": "assistant", "content": ""})
     try:
         async for event in handle.events():
-            if event.kind == "token":
+            if event.kind == "token" and not checked:
                 yield completion.chunk({"content": event.data["delta"]})
-            elif event.kind == "done" and (calls := _handed_calls(event.data)):
-                yield completion.chunk(_call_deltas(calls))
-                yield completion.chunk({}, finish="tool_calls")
-                if include_usage:
-                    yield completion.usage_chunk(TurnUsage(**event.data["usage"]))
-            elif event.kind in ("done", "cancelled"):
+            elif event.kind == "done":
+                for chunk in _last_chunks(completion, event.data, include_usage, checked=checked):
+                    yield chunk
+            elif event.kind == "cancelled":
                 yield completion.chunk({}, finish="stop")
-                if include_usage and event.kind == "done":
-                    yield completion.usage_chunk(TurnUsage(**event.data["usage"]))
             elif event.kind == "error":
                 answer(event, None)
     except ChatServerError as error:
@@ -199,6 +198,21 @@ async def _chunks(
         yield _data(error_body("internal server error", type_="api_error", code="internal_error"))
         return
     yield "data: [DONE]\n\n"
+
+
+def _last_chunks(
+    completion: _Completion, done: dict[str, Any], include_usage: bool, *, checked: bool
+) -> list[str]:
+    calls = _handed_calls(done)
+    chunks = []
+    if calls:
+        chunks.append(completion.chunk(_call_deltas(calls)))
+    elif checked and done.get("response"):
+        chunks.append(completion.chunk({"content": done["response"]}))
+    chunks.append(completion.chunk({}, finish="tool_calls" if calls else "stop"))
+    if include_usage:
+        chunks.append(completion.usage_chunk(TurnUsage(**done["usage"])))
+    return chunks
 
 
 def _data(payload: dict[str, Any]) -> str:

@@ -99,7 +99,7 @@ class ChatCompletionRequest(Lenient):
         if prompt is None:
             answering = len(self.messages) - len(list(takewhile(_is_tool, reversed(self.messages))))
             results = tuple(_history_message(m, names) for m in self.messages[answering:])
-            options = replace(options, results=results)
+            options = replace(options, opening=results)
         joined = "\n\n".join(text for text in instructions if text) or None
         return RequestTurn(prompt, history, joined, options)
 

@@ -40,9 +40,13 @@ class TurnOptions:
     continues: bool = False
     """The turn has no new user message: it answers the client tools' results at the end of its
     context."""
-    results: tuple[NewMessage, ...] = ()
-    """Of a chat's turn that continues: the tool results it begins with (stored as its first
-    messages; the calls they answer end the previous turn)."""
+    opening: tuple[NewMessage, ...] = ()
+    """Of a chat's turn that continues: the messages it begins with, stored before the model runs
+    (tool results answering the previous turn's calls, or a Responses API request's input)."""
+    instructions: str | None = None
+    """Of a chat's turn: appended to the agent's system prompt for this turn only."""
+    input_items: tuple[dict[str, Any], ...] = ()
+    """The request's input as the caller sent it, kept with the run's answer (Responses API)."""
 
     @property
     def empty(self) -> bool:

@@ -319,14 +319,15 @@ class RunExecutor:
             if built.config.history_window is None
             else built.config.history_window
         )
-        results = self._options.get(run.id, NO_OPTIONS).results
+        options = self._options.get(run.id, NO_OPTIONS)
+        opening = options.opening
         async with self._uow(user_id=run.user_id) as uow:
-            if results:
+            if opening:
                 claimed = await uow.turns.resume(
                     run.user_id,
                     run.chat_id,
                     built.config.name,
-                    results,
+                    opening,
                     now=self._clock.now(),
                     window_turns=window,
                 )
@@ -349,7 +350,7 @@ class RunExecutor:
         current = await self._agents.current(built, run.user_id, claimed.versions)
         if current is not built and current.config.history_window != built.config.history_window:
             messages = await self._window(run, turn, current)
-        return OpenedTurn(current, turn, to_model_messages([*messages, *results]), None)
+        return OpenedTurn(current, turn, to_model_messages([*messages, *opening]), options.instructions)
 
     async def _window(self, run: Run, turn: int, built: BuiltAgent) -> list[Message]:
         """The window again, for an agent rebuilt with another size of it (rare: after a change)."""
@@ -392,7 +393,7 @@ class RunExecutor:
     ) -> RunEnd:
         assert opened is not None
         model = opened.built.config.model
-        done = done_data(run, result, model)
+        done = done_data(run, result, model, self._options.get(run.id, NO_OPTIONS).input_items)
         outcome = RunOutcome(run.id, self.replica, "completed", model, result.usage, result=done)
         usage = result.usage
         event = turn_event(

@@ -173,6 +173,17 @@ class RunService:
         await self._wait_for_end(run)
         return await self.get(user_id, run_id)
 
+    async def delete(self, user_id: str, run_id: str) -> None:
+        """Forget an ended run of the caller's (its chat's messages stay)."""
+        run = await self.get(user_id, run_id)
+        if not run.ended:
+            raise Conflict(f"run '{run_id}' has not ended ({run.status})")
+        async with self._uow(user_id=user_id) as uow:
+            deleted = await uow.runs.delete_ended(user_id, run_id)
+            await uow.commit()
+        if not deleted:
+            raise NotFound(f"run '{run_id}' not found")
+
     async def cancel_if_running(self, run: Run) -> None:
         """Stop ``run`` unless it has ended (a stream whose client left, with ``on_disconnect: cancel``)."""
         stored = await self.get(run.user_id, run.id)

@@ -86,12 +86,13 @@ class ComposedTurnRepository:
         user_id: str,
         chat_id: str,
         agent_name: str,
-        results: Sequence[NewMessage],
+        opening: Sequence[NewMessage],
         *,
         now: datetime,
         window_turns: int,
     ) -> ClaimedTurn | None:
-        return await self._open(user_id, chat_id, agent_name, results, "", now, window_turns)
+        title = next((message.content for message in opening if message.role == "user"), "")
+        return await self._open(user_id, chat_id, agent_name, opening, title, now, window_turns)
 
     async def _open(
         self,

@@ -97,7 +97,7 @@ async def retrieve_model(model: str, _: CurrentUser, container: ContainerDep) ->
     try:
         return ModelOut.of(await container.agents.get(model))
     except NotFound:
-        return _model_not_found(model)
+        return model_not_found(model)
 
 
 @router.post(
@@ -131,7 +131,7 @@ async def chat_completions(
             return EventStream(chunks, headers)
         outcome = await handle.outcome()
     except AgentNotFound:
-        return _model_not_found(body.model)
+        return model_not_found(body.model)
     reply = answer(outcome, chat_id)
     usage = TurnUsage(**reply.usage.model_dump())
     calls = _handed_calls(outcome.data)
@@ -223,7 +223,7 @@ def _error_type(status: int) -> str:
     return OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
 
 
-def _model_not_found(model: str) -> JSONResponse:
+def model_not_found(model: str) -> JSONResponse:
     message = f"The model '{model}' does not exist or you do not have access to it."
     return _error(404, message, code="model_not_found", type_="invalid_request_error", param="model")
 

@@ -123,7 +123,7 @@ class PostgresTurnRepository:
         user_id: str,
         chat_id: str,
         agent_name: str,
-        results: Sequence[NewMessage],
+        opening: Sequence[NewMessage],
         *,
         now: datetime,
         window_turns: int,
@@ -137,7 +137,7 @@ class PostgresTurnRepository:
             SqlAgentRepository(self._conn),
         )
         return await composed.resume(
-            user_id, chat_id, agent_name, results, now=now, window_turns=window_turns
+            user_id, chat_id, agent_name, opening, now=now, window_turns=window_turns
         )
 
     async def close(

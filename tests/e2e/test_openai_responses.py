@@ -256,3 +256,34 @@ class TestIdempotency:
         assert first.json()["id"] == again.json()["id"]
         assert other.status_code == 409
         assert isinstance(other, httpx.Response)
+
+
+class TestStructuredOutput:
+    async def test_a_json_schema_text_format_gives_json_valid_against_it(self, ada: AsyncOpenAI) -> None:
+        response = await ada.responses.parse(
+            model="assistant", input='/json {"name": "Turku", "population": 200000}', text_format=City
+        )
+        assert response.output_parsed == City(name="Turku", population=200000)
+
+    async def test_an_answer_that_breaks_the_schema_is_a_502(self, ada: AsyncOpenAI) -> None:
+        with pytest.raises(openai.InternalServerError) as raised:
+            await ada.responses.parse(model="assistant", input='/json {"name": 1}', text_format=City)
+        assert raised.value.code == "model_error"
+
+    @pytest.mark.parametrize(
+        ("extra", "param"),
+        [
+            ({"tools": [{"type": "function", "name": "f", "parameters": {"type": 3}}]}, "tools.0.parameters"),
+            ({"tools": [{"type": "function", "name": "current_time"}]}, "tools.0.name"),
+            (
+                {"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": 3}}}},
+                "text.format.schema",
+            ),
+        ],
+    )
+    async def test_bad_tools_and_formats_are_422s_naming_the_field(
+        self, ada: AsyncOpenAI, extra: dict[str, Any], param: str
+    ) -> None:
+        with pytest.raises(openai.UnprocessableEntityError) as raised:
+            await ada.responses.create(model="assistant", input="hi", extra_body=extra)
+        assert raised.value.param == param

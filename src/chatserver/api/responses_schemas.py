@@ -9,6 +9,7 @@ appended to the agent's system prompt for this response only. Other fields of Op
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -123,12 +124,15 @@ class ResponseRequest(Lenient):
         if not any(m.role in ("user", "tool") for m in messages):
             raise InvalidInput("the input has no user message or function call output", field="input")
         joined = "\n\n".join(text for text in instructions if text) or None
-        options = turn_options(
-            [_chat_tool(tool) for tool in self.tools or ()],
-            _chat_choice(self.tool_choice),
-            _chat_format(self.text),
-            continues=True,
-        )
+        try:
+            options = turn_options(
+                [_chat_tool(tool) for tool in self.tools or ()],
+                _chat_choice(self.tool_choice),
+                _chat_format(self.text),
+                continues=True,
+            )
+        except InvalidInput as error:
+            raise InvalidInput(error.detail, field=responses_field(error.field)) from None
         return ResponseTurn(tuple(messages), joined, options, tuple(_jsonable(item) for item in items))
 
 
@@ -184,6 +188,21 @@ def _arguments(item: FunctionCallItem, at: str) -> dict[str, Any]:
     if not isinstance(args, dict):
         raise InvalidInput("arguments must be a JSON object", field=f"{at}.arguments")
     return args
+
+
+_FIELDS = (
+    (re.compile(r"^tools\.(\d+)\.function\."), r"tools.\1."),
+    (re.compile(r"^tool_choice\.function\."), "tool_choice."),
+    (re.compile(r"^response_format\.json_schema"), "text.format"),
+)
+
+
+def responses_field(field: str | None) -> str | None:
+    """A field of the chat completions' request named as the Responses API's request has it."""
+    for pattern, replacement in _FIELDS:
+        if field is not None:
+            field = pattern.sub(replacement, field)
+    return field
 
 
 def _chat_tool(tool: FunctionToolIn) -> ToolIn:

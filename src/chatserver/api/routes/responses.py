@@ -25,7 +25,7 @@ from chatserver.api.responses_render import (
     response_events,
     run_id_of,
 )
-from chatserver.api.responses_schemas import ResponseRequest, ResponseTurn
+from chatserver.api.responses_schemas import ResponseRequest, ResponseTurn, responses_field
 from chatserver.api.routes.openai import model_not_found
 from chatserver.api.run_streams import EventStream, answer
 from chatserver.domain import Run, StartRun
@@ -51,6 +51,8 @@ async def create_response(
         handle = await container.runs.start(command)
     except AgentNotFound:
         return model_not_found(body.model)
+    except InvalidInput as error:
+        raise InvalidInput(error.detail, field=responses_field(error.field)) from None
     shown = replace(
         Shown.of(handle.run),
         background=body.background,
@@ -119,10 +121,11 @@ def _command(
         if body.previous_response_id or body.background:
             field = "previous_response_id" if body.previous_response_id else "background"
             raise InvalidInput(f"{field} needs a stored response (store: true)", field=field)
+        # The run's record keeps no copy of the input: the context goes to the model only.
         return StartRun(
             user_id,
             body.model,
-            turn.last_user_text,
+            "",
             idempotency_key=key,
             request_hash=digest,
             history=turn.messages,

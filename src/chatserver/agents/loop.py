@@ -156,8 +156,8 @@ async def _start(
         raise InvalidInput(
             "a tool of the request is named like one of the agent's tools", field="tools"
         ) from None
-    first_new = len(history) if prompt is not None else len(messages)
-    return _Run(built.model, ctx, tools, rendered, messages, first_new, streamed, options)
+    # The run's own messages begin after the history: with its prompt, or with its first response.
+    return _Run(built.model, ctx, tools, rendered, messages, len(history), streamed, options)
 
 
 def _opening(

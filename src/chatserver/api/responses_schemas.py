@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatserver.api.openai_tools import (
+    TOOL_NAME_PATTERN,
     FunctionIn,
     JsonObjectFormat,
     JsonSchemaFormat,
@@ -35,7 +36,7 @@ class Lenient(BaseModel):
 
 
 class InputPart(Lenient):
-    type: str
+    type: StoredText
     text: StoredText | None = None
 
 
@@ -77,20 +78,20 @@ class FunctionToolIn(Lenient):
     """The Responses API's function tool: the chat completions' one, flat."""
 
     type: Literal["function"]
-    name: str
-    description: str | None = None
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str | None = Field(default=None, max_length=10_000)
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
 class NamedFunction(Lenient):
     type: Literal["function"]
-    name: str
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
 
 
 class JsonSchemaText(Lenient):
     type: Literal["json_schema"]
-    name: str = "response"
+    name: str = Field(default="response", pattern=TOOL_NAME_PATTERN)
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
@@ -105,7 +106,7 @@ class ResponseRequest(Lenient):
     model: StoredText = Field(min_length=1, max_length=64, description="An agent's name")
     input: StoredText | list[InputItem] = Field(min_length=1)
     instructions: StoredText | None = None
-    previous_response_id: str | None = Field(default=None, max_length=64)
+    previous_response_id: StoredText | None = Field(default=None, max_length=80)
     store: bool = True
     stream: bool = False
     background: bool = False

@@ -37,7 +37,16 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 ResponseId = Annotated[str, Path(min_length=1, max_length=80)]
 
 
-@router.post("/responses", response_model=None)
+@router.post(
+    "/responses",
+    response_model=None,
+    responses={
+        200: {
+            "content": {"application/json": {}, "text/event-stream": {}},
+            "description": "a response object, or its typed events (stream: true)",
+        }
+    },
+)
 async def create_response(
     body: ResponseRequest, principal: CurrentUser, container: ContainerDep, key: IdempotencyKey = None
 ) -> Response:

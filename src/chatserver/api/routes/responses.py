@@ -51,10 +51,7 @@ async def create_response(
     body: ResponseRequest, principal: CurrentUser, container: ContainerDep, key: IdempotencyKey = None
 ) -> Response:
     previous = await _previous(container, principal.user_id, body.previous_response_id)
-    called = {
-        c["id"]: c["name"] for c in ((previous.result or {}) if previous else {}).get("client_tool_calls", [])
-    }
-    turn = body.to_turn(called)
+    turn = body.to_turn(_handed_calls(previous))
     command = _command(body, turn, principal.user_id, previous.chat_id if previous else None, key)
     try:
         handle = await container.runs.start(command)
@@ -120,6 +117,12 @@ async def _previous(container: ContainerDep, user_id: str, response_id: str | No
         return await _stored(container, user_id, response_id)
     except NotFound:
         raise NotFound(f"previous response '{response_id}' not found") from None
+
+
+def _handed_calls(previous: Run | None) -> dict[str, str]:
+    """Id -> name of the caller's tools the previous response called: its outputs may answer them."""
+    calls = ((previous.result if previous else None) or {}).get("client_tool_calls") or []
+    return {str(call["id"]): str(call["name"]) for call in calls}
 
 
 def _command(

@@ -96,6 +96,13 @@ class TestChains:
                 await other.responses.delete(mine.id)
             assert (await owner.responses.retrieve(mine.id)).output_text == "echo: secret"
 
+    async def test_continuing_a_response_that_still_runs_is_a_409(self, ada: AsyncOpenAI) -> None:
+        running = await ada.responses.create(model="assistant", input="/sleep 30000 slow", background=True)
+        with pytest.raises(openai.ConflictError) as raised:
+            await ada.responses.create(model="assistant", input="next", previous_response_id=running.id)
+        assert raised.value.code == "chat_busy"
+        assert (await ada.responses.cancel(running.id)).status == "cancelled"
+
     async def test_store_false_keeps_nothing_to_retrieve_or_continue(self, live: LiveServer) -> None:
         async with client_for(live, "sten") as sten:
             response = await sten.responses.create(model="assistant", input="ephemeral", store=False)

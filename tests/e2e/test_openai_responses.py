@@ -245,6 +245,18 @@ class TestPydanticAiResponsesModel:
         result = await agent.run('/tool weather {"city": "Bern"}')
         assert result.output == "tool weather returned: hail in Bern"
 
+    async def test_a_streamed_tool_loop_runs_the_tool_in_the_client(self, live: LiveServer) -> None:
+        agent = Agent(self.model(live))
+
+        @agent.tool_plain
+        def weather(city: str) -> str:
+            """The weather in a city."""
+            return f"fog in {city}"
+
+        async with agent.run_stream('/tool weather {"city": "Lund"}') as run:
+            output = await run.get_output()
+        assert output == "tool weather returned: fog in Lund"
+
     async def test_output_type_comes_through_its_output_tool(self, live: LiveServer) -> None:
         agent = Agent(self.model(live), output_type=City)
         result = await agent.run('/tool final_result {"name": "Nice", "population": 340000}')

@@ -230,3 +230,30 @@ class TestRunsOfAUser:
         assert admitted.count(True) == limit
         async with uow_factory(user_id="alice") as uow:
             assert await uow.runs.count_active("alice") == limit
+
+
+class TestDeletingARun:
+    @pytest.mark.usefixtures("alices_chat")
+    async def test_an_ended_run_is_deleted_for_its_owner_only(
+        self, uow_factory: SqlUnitOfWorkFactory
+    ) -> None:
+        await add(uow_factory, run())
+        claimed = await claim(uow_factory)
+        assert claimed is not None and await end(uow_factory, claimed)
+        async with uow_factory(user_id="bob") as uow:
+            assert not await uow.runs.delete_ended("bob", claimed.id)
+            await uow.commit()
+        async with uow_factory(user_id="alice") as uow:
+            assert await uow.runs.delete_ended("alice", claimed.id)
+            await uow.commit()
+        async with uow_factory(user_id="alice") as uow:
+            assert await uow.runs.get("alice", claimed.id) is None
+            assert not await uow.runs.delete_ended("alice", claimed.id)
+
+    @pytest.mark.usefixtures("alices_chat")
+    async def test_a_run_that_has_not_ended_is_kept(self, uow_factory: SqlUnitOfWorkFactory) -> None:
+        queued = run()
+        await add(uow_factory, queued)
+        async with uow_factory(user_id="alice") as uow:
+            assert not await uow.runs.delete_ended("alice", queued.id)
+            assert await uow.runs.get("alice", queued.id) is not None

@@ -455,3 +455,57 @@ async def test_a_start_past_the_users_limit_of_active_runs_is_refused_and_writes
     assert refused == StartedRun("too_many")
     assert admitted.outcome == "accepted"
     assert [r.message for r in runs] == ["m2", "m0"]
+
+
+class TestResumingATurnWithItsOpeningMessages:
+    @pytest.mark.usefixtures("alices_chat")
+    async def test_the_results_open_the_next_turn_and_the_window_is_of_the_turns_before(
+        self, uow_factory: SqlUnitOfWorkFactory
+    ) -> None:
+        await _turn(uow_factory, 1, [NewMessage("assistant", "", tool_calls=(CALL,))])
+        result = NewMessage("tool", "12:00", tool_call_id="call-1", tool_name="current_time")
+        async with uow_factory(user_id="alice") as uow:
+            claimed = await uow.turns.resume("alice", "c1", "helper", [result], now=LATER, window_turns=50)
+            await uow.commit()
+        assert claimed is not None and claimed.chat.turn_count == 2
+        assert _shape(claimed.window) == [
+            (1, "user", "u1", (), None, None),
+            (1, "assistant", "", (CALL,), None, None),
+        ]
+        async with uow_factory(user_id="alice") as uow:
+            page = await uow.messages.page("alice", "c1", limit=10, before=None)
+        assert _shape(page)[-1] == (2, "tool", "12:00", (), "call-1", "current_time")
+
+    async def test_a_new_chat_takes_its_title_from_the_first_user_message(
+        self, uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+    ) -> None:
+        async with uow_factory(user_id="alice") as uow:
+            await uow.chats.create_if_absent(chat("c2", "alice", title=None))
+            opening = [
+                NewMessage("user", "first words"),
+                NewMessage("assistant", "ok"),
+                NewMessage("user", "more"),
+            ]
+            claimed = await uow.turns.resume("alice", "c2", "helper", opening, now=NOW, window_turns=50)
+            await uow.commit()
+        assert claimed is not None and claimed.window == [] and claimed.chat.title == "first words"
+        async with uow_factory(user_id="alice") as uow:
+            page = await uow.messages.page("alice", "c2", limit=10, before=None)
+        assert [(m.turn, m.role, m.content) for m in page] == [
+            (1, "user", "first words"),
+            (1, "assistant", "ok"),
+            (1, "user", "more"),
+        ]
+
+    @pytest.mark.usefixtures("alices_chat")
+    async def test_another_users_chat_cannot_be_resumed(self, uow_factory: SqlUnitOfWorkFactory) -> None:
+        await _turn(uow_factory, 1, [NewMessage("assistant", "a1")])
+        async with uow_factory(user_id="bob") as uow:
+            foreign = await uow.turns.resume(
+                "bob", "c1", "helper", [NewMessage("user", "intrusion")], now=LATER, window_turns=50
+            )
+            await uow.commit()
+        assert foreign is None
+        async with uow_factory(user_id="alice") as uow:
+            page = await uow.messages.page("alice", "c1", limit=10, before=None)
+        assert [m.content for m in page] == ["u1", "a1"]

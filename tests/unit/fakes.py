@@ -479,6 +479,13 @@ class FakeRuns:
             (r for r in self.s.runs.values() if r.user_id == user_id and r.idempotency_key == key), None
         )
 
+    async def delete_ended(self, user_id: str, run_id: str) -> bool:
+        run = await self.get(user_id, run_id)
+        if run is None or not run.ended:
+            return False
+        del self.s.runs[run_id]
+        return True
+
     async def forget_idempotency_key(self, user_id: str, key: str) -> None:
         run = await self.by_idempotency_key(user_id, key)
         if run is not None:

@@ -10,6 +10,12 @@ Commands (the current user message, i.e. the last user prompt the model sees):
                             ``tool NAME returned: <result>`` (strings unquoted, other values JSON;
                             a failed or rejected call answers ``tool NAME failed: <error>``).
                             A tool the agent does not have -> ``unknown tool: NAME``, no call.
+                            NAME may be one of the caller's own tools (``/v1`` ``tools``): the
+                            call is handed back to the caller, whose results the answer describes.
+* ``/json TEXT``         -> answers TEXT exactly: how a test makes structured output (valid or not).
+* ``tool_choice``        -> ``none``: no tool is called (``/tool`` answers ``unknown tool``);
+                            ``required`` or a named function: a message that is no ``/tool``
+                            command calls that function (``required``: the first tool) with ``{}``.
 * ``/sleep MS <text>``   -> waits MS milliseconds (cancellable), then ``echo: <text>``;
                             MS is ASCII digits, at most 600000 (else the usage)
 * ``/fail``              -> raises ``EchoProviderError`` (a ``ModelHTTPError``, like a provider's)
@@ -117,6 +123,9 @@ class EchoModel(FunctionModel):
             return "\n".join(_describe_return(part) for part in returns)
         prompts = _user_prompts(messages)
         current = prompts[-1] if prompts else ""
+        forced = _forced_tool(info)
+        if forced is not None and not current.strip().startswith("/tool"):
+            return _Call(forced, {}, f"echo_{uuid.uuid4().hex}")
         return await _answer(current, prompts[:-1], info)
 
 
@@ -133,6 +142,8 @@ async def _answer(message: str, earlier: list[str], info: AgentInfo) -> str | _C
         return _tool_command(rest, info)
     if name == "sleep":
         return await _sleep_command(rest)
+    if name == "json":
+        return rest
     if name == "fail":
         raise EchoProviderError()
     return f"echo: {message}"
@@ -142,7 +153,7 @@ def _tool_command(rest: str, info: AgentInfo) -> str | _Call:
     tool_name, raw_args = _split_first_word(rest)
     if not tool_name:
         return "usage: /tool NAME {json args}"
-    if tool_name not in {tool.name for tool in info.function_tools}:
+    if tool_name not in _callable(info):
         return f"unknown tool: {tool_name}"
     try:
         args = parse_json(raw_args) if raw_args.strip() else {}
@@ -162,6 +173,28 @@ async def _sleep_command(rest: str) -> str:
         return "usage: /sleep MS <text>"
     await asyncio.sleep(ms / 1000)
     return f"echo: {text}"
+
+
+def _callable(info: AgentInfo) -> list[str]:
+    """The tools this request lets the model call (``tool_choice`` as the framework states it)."""
+    choice = (info.model_settings or {}).get("tool_choice")
+    # The caller's own tools first: what ``required`` calls when it names none.
+    tools = sorted(info.function_tools, key=lambda tool: tool.kind != "external")
+    names = [tool.name for tool in tools]
+    if choice == "none":
+        return []
+    if isinstance(choice, list):
+        return [name for name in names if name in choice]
+    return names
+
+
+def _forced_tool(info: AgentInfo) -> str | None:
+    """The tool a ``required`` or named ``tool_choice`` makes the model call, if any."""
+    choice = (info.model_settings or {}).get("tool_choice")
+    if choice != "required" and not isinstance(choice, list):
+        return None
+    names = _callable(info)
+    return names[0] if names else None
 
 
 def _split_first_word(text: str) -> tuple[str, str]:

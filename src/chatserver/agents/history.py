@@ -117,12 +117,15 @@ def result_value(part: ToolReturnPart) -> Any:
 
 
 def from_new_messages(
-    new_messages: Sequence[ModelMessage], output: str | None = None
+    new_messages: Sequence[ModelMessage],
+    output: str | None = None,
+    handed: Sequence[ToolCall] = (),
 ) -> tuple[list[NewMessage], list[ToolCallRecord], str]:
     """A run's ``new_messages()`` -> (messages to store, this turn's tool calls, final text).
 
     The user prompt is skipped (the service stored it before the run). ``output`` is the run's
-    output; without it the final text is the last assistant text.
+    output; without it the final text is the last assistant text. ``handed``: calls of the caller's
+    tools the run ended at, stored on their assistant message though their results come later.
     """
     calls = {
         part.tool_call_id: part
@@ -132,13 +135,14 @@ def from_new_messages(
         if isinstance(part, ToolCallPart)
     }
     returns = _settled_returns(new_messages, calls)
+    kept = set(returns) | {call.id for call in handed}
     stored: list[NewMessage] = []
     records: list[ToolCallRecord] = []
     last_text = ""
     prompts = 0
     for message in new_messages:
         if isinstance(message, ModelResponse):
-            assistant = _assistant_message(message, returns)
+            assistant = _assistant_message(message, kept)
             if assistant is not None:
                 stored.append(assistant)
                 last_text = assistant.content or last_text
@@ -170,12 +174,12 @@ def _settled_returns(
     return returns
 
 
-def _assistant_message(response: ModelResponse, returns: dict[str, ToolReturnPart]) -> NewMessage | None:
+def _assistant_message(response: ModelResponse, kept: set[str]) -> NewMessage | None:
     text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
     calls = tuple(
         ToolCall(id=part.tool_call_id, name=part.tool_name, args=part.args_as_dict())
         for part in response.parts
-        if isinstance(part, ToolCallPart) and part.tool_call_id in returns
+        if isinstance(part, ToolCallPart) and part.tool_call_id in kept
     )
     if not text and not calls:
         return None

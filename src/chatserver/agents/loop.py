@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request, model_request_stream
@@ -24,6 +24,7 @@ from pydantic_ai.exceptions import (
     ToolRetryError,
     UnexpectedModelBehavior,
     UsageLimitExceeded,
+    UserError,
 )
 from pydantic_ai.messages import (
     InstructionPart,
@@ -43,8 +44,10 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
+from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage
 
+from chatserver.agents import turn_options
 from chatserver.agents.fallback import answering
 from chatserver.agents.history import result_value
 from chatserver.agents.types import (
@@ -56,15 +59,21 @@ from chatserver.agents.types import (
     ToolResultEvent,
     TurnDeps,
 )
+from chatserver.domain import NO_OPTIONS, TurnOptions
+from chatserver.errors import InvalidInput
 
 
 @dataclass(slots=True)
 class LoopResult:
-    """What a finished loop leaves: the run's own messages (from its prompt on), output and usage."""
+    """What a finished loop leaves: the run's own messages (from its prompt on), output and usage.
+
+    ``client_calls``: the calls of the caller's tools the loop stopped at, to hand back.
+    """
 
     new_messages: list[ModelMessage]
     output: str
     usage: RunUsage
+    client_calls: list[ToolCallPart] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -78,12 +87,14 @@ class _Run:
     messages: list[ModelMessage]
     first_new: int
     streamed: bool
+    options: TurnOptions
     settings: ModelSettings | None
+    """The model settings of every request: the turn's options', and a fallback chain's deadline."""
 
 
 async def run_loop(
     built: BuiltAgent,
-    prompt: str,
+    prompt: str | None,
     *,
     history: Sequence[ModelMessage],
     deps: TurnDeps,
@@ -91,16 +102,21 @@ async def run_loop(
     instructions: str | None = None,
     result: list[LoopResult],
     streamed: bool = True,
+    options: TurnOptions = NO_OPTIONS,
 ) -> AsyncGenerator[StreamEvent, None]:
     """A turn's events; on a text answer, append the ``LoopResult`` to ``result`` and stop.
 
     ``streamed=False`` sends plain model requests (no token events), for models that cannot stream.
+    ``prompt=None``: no new user message, the history ends with the results the model is to answer.
+    A response calling the caller's tools ends the loop too, once the agent's own calls in it ran:
+    those calls are the result's ``client_calls``.
 
     Raises what the model and tools raise (the caller maps them to domain errors), and
     ``UsageLimitExceeded`` before a request past ``max_requests``.
     """
-    async with built.toolset:
-        run = await _start(built, prompt, history, deps, instructions, streamed)
+    tools = turn_options.toolset(built.toolset, options)
+    async with tools:
+        run = await _start(built, prompt, history, deps, instructions, streamed, options, tools)
         while True:
             await _steer(run)
             _check_limit(run.ctx.usage, max_requests)
@@ -111,31 +127,71 @@ async def run_loop(
                 async for event in requested:
                     yield event
             calls = response[0].tool_calls
-            if not calls:
+            theirs = turn_options.external_calls(run.tools.tool_defs, [c.tool_name for c in calls])
+            own = [call for call in calls if call.tool_name not in theirs]
+            if own:
+                async with aclosing(_call_tools(run, own)) as called:
+                    async for event in called:
+                        yield event
+            if theirs or not calls:
                 new = run.messages[run.first_new :]
-                result.append(LoopResult(new, response[0].text or "", run.ctx.usage))
+                text = (
+                    turn_options.checked_output(response[0].text or "", options.output) if not theirs else ""
+                )
+                handed = [call for call in calls if call.tool_name in theirs]
+                result.append(LoopResult(new, text, run.ctx.usage, handed))
                 return
-            async with aclosing(_call_tools(run, calls)) as called:
-                async for event in called:
-                    yield event
 
 
 async def _start(
     built: BuiltAgent,
-    prompt: str,
+    prompt: str | None,
     history: Sequence[ModelMessage],
     deps: TurnDeps,
     instructions: str | None,
     streamed: bool,
+    options: TurnOptions,
+    toolset: AbstractToolset[TurnDeps],
 ) -> _Run:
     rendered = "\n\n".join(text for text in (built.system_prompt, instructions or "") if text) or None
-    messages = [*history, ModelRequest(parts=[UserPromptPart(prompt)], instructions=rendered)]
+    messages = _opening(history, prompt, rendered)
     ctx = RunContext(deps=deps, model=built.model, usage=RunUsage(), prompt=prompt, messages=messages)
-    tools = await ToolManager[TurnDeps](built.toolset, root_capability=built.tool_hooks).for_run_step(ctx)
-    settings = _attempt_settings(built.attempt_timeout, streamed)
+    manager = ToolManager[TurnDeps](toolset, root_capability=built.tool_hooks)
+    try:
+        tools = await manager.for_run_step(ctx)
+    except UserError as error:
+        if not options.client_tools or "conflicts" not in error.message:
+            raise
+        raise InvalidInput(
+            "a tool of the request is named like one of the agent's tools", field="tools"
+        ) from None
+    settings = _settings(turn_options.model_settings(options), built.attempt_timeout, streamed)
+    # The run's own messages begin after the history: with its prompt, or with its first response.
     return _Run(
-        built.model, built.config.model, ctx, tools, rendered, messages, len(history), streamed, settings
+        built.model,
+        built.config.model,
+        ctx,
+        tools,
+        rendered,
+        messages,
+        len(history),
+        streamed,
+        options,
+        settings,
     )
+
+
+def _opening(
+    history: Sequence[ModelMessage], prompt: str | None, instructions: str | None
+) -> list[ModelMessage]:
+    """The messages of the first request: the history and the prompt, or the history ending with
+    the tool results (then the results' request carries the instructions)."""
+    if prompt is not None:
+        return [*history, ModelRequest(parts=[UserPromptPart(prompt)], instructions=instructions)]
+    last = history[-1] if history else None
+    if not isinstance(last, ModelRequest):
+        raise InvalidInput("the request has no message to answer", field="messages")
+    return [*history[:-1], replace(last, instructions=instructions)]
 
 
 class Refused(Exception):
@@ -172,12 +228,13 @@ async def _steer(run: _Run) -> None:
 
 def _parameters(run: _Run) -> ModelRequestParameters:
     parts = [InstructionPart(content=run.instructions)] if run.instructions else None
-    return ModelRequestParameters(
+    params = ModelRequestParameters(
         function_tools=run.tools.tool_defs,
         output_mode="text",
         allow_text_output=True,
         instruction_parts=parts,
     )
+    return turn_options.with_output(params, run.model, run.options.output)
 
 
 async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[StreamEvent, None]:
@@ -185,9 +242,10 @@ async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[Strea
     params = _parameters(run)
     with answering() as answered:
         if run.streamed:
-            async with model_request_stream(
+            streaming = model_request_stream(
                 run.model, run.messages, model_settings=run.settings, model_request_parameters=params
-            ) as stream:
+            )
+            async with streaming as stream:
                 async for event in stream:
                     token = _token(event)
                     if token:
@@ -209,12 +267,19 @@ async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[Strea
     into.append(response)
 
 
-def _attempt_settings(timeout: float | None, streamed: bool) -> ModelSettings | None:
-    """A fallback chain's deadline per model: to its first event when streamed (never cutting an
-    answer that has begun), else to its whole answer."""
-    if timeout is None:
-        return None
-    return ModelSettings(first_event_timeout=timeout) if streamed else ModelSettings(request_timeout=timeout)
+def _settings(
+    chosen: ModelSettings | None, attempt_timeout: float | None, streamed: bool
+) -> ModelSettings | None:
+    """The turn's settings, with a fallback chain's deadline per model: to its first event when
+    streamed (never cutting an answer that has begun), else to its whole answer."""
+    if attempt_timeout is None:
+        return chosen
+    deadline = (
+        ModelSettings(first_event_timeout=attempt_timeout)
+        if streamed
+        else ModelSettings(request_timeout=attempt_timeout)
+    )
+    return ModelSettings(**(chosen or {}), **deadline)
 
 
 def _token(event: object) -> str | None:

@@ -54,7 +54,7 @@ from chatserver.agents.types import (
     TurnDeps,
     TurnResult,
 )
-from chatserver.domain import TurnUsage
+from chatserver.domain import NO_OPTIONS, ToolCall, TurnOptions, TurnUsage
 from chatserver.errors import ModelError, ModelTimeout
 
 _KEY_VARIABLE = re.compile(r"\b([A-Z][A-Z0-9]*_API_KEY)\b")
@@ -80,20 +80,23 @@ def _model_failures() -> tuple[type[Exception], ...]:
 
 async def run_turn(
     built: BuiltAgent,
-    prompt: str,
+    prompt: str | None,
     *,
     history: Sequence[ModelMessage],
     deps: TurnDeps,
     timeout_seconds: float,
     max_requests: int,
     instructions: str | None = None,
+    options: TurnOptions = NO_OPTIONS,
 ) -> TurnResult:
     """One turn: system prompt + ``history`` + ``prompt``; ``stream_turn`` with its events dropped.
 
     ``history`` is the model-visible window, oldest first: ``history.to_model_messages(window)``.
     ``instructions`` are appended to the agent's system prompt for this run only.
     """
-    turn = _turn(built, prompt, history, deps, timeout_seconds, max_requests, instructions, streamed=False)
+    turn = _turn(
+        built, prompt, history, deps, timeout_seconds, max_requests, instructions, options, streamed=False
+    )
     async with aclosing(turn) as events:
         async for event in events:
             if isinstance(event, DoneEvent):
@@ -103,13 +106,14 @@ async def run_turn(
 
 async def stream_turn(
     built: BuiltAgent,
-    prompt: str,
+    prompt: str | None,
     *,
     history: Sequence[ModelMessage],
     deps: TurnDeps,
     timeout_seconds: float,
     max_requests: int,
     instructions: str | None = None,
+    options: TurnOptions = NO_OPTIONS,
 ) -> AsyncGenerator[StreamEvent, None]:
     """A turn as events: tokens as produced, tool calls and results, then ``DoneEvent``.
 
@@ -117,7 +121,9 @@ async def stream_turn(
     model run is cancelled and awaited before ``aclose()`` returns. The timeout is one deadline from
     the turn's start, the caller's time between events included; it interrupts the loop's waits only.
     """
-    turn = _turn(built, prompt, history, deps, timeout_seconds, max_requests, instructions, streamed=True)
+    turn = _turn(
+        built, prompt, history, deps, timeout_seconds, max_requests, instructions, options, streamed=True
+    )
     async with aclosing(turn) as events:
         async for event in events:
             yield event
@@ -125,12 +131,13 @@ async def stream_turn(
 
 async def _turn(
     built: BuiltAgent,
-    prompt: str,
+    prompt: str | None,
     history: Sequence[ModelMessage],
     deps: TurnDeps,
     timeout_seconds: float,
     max_requests: int,
     instructions: str | None,
+    options: TurnOptions,
     *,
     streamed: bool,
 ) -> AsyncGenerator[StreamEvent, None]:
@@ -147,6 +154,7 @@ async def _turn(
             instructions=instructions,
             result=done,
             streamed=streamed,
+            options=options,
         )
         async with aclosing(loop) as events:
             while True:
@@ -163,16 +171,25 @@ async def _turn(
 
 
 def within_budget(
-    built: BuiltAgent, prompt: str, history: Sequence[ModelMessage], instructions: str | None = None
+    built: BuiltAgent, prompt: str | None, history: Sequence[ModelMessage], instructions: str | None = None
 ) -> list[ModelMessage]:
     """The window without its oldest turns when it would overflow the agent's context budget."""
-    fixed = (built.system_prompt, instructions or "", prompt)
+    fixed = (built.system_prompt, instructions or "", prompt or "")
     return fit_history(history, budget=built.context_tokens, fixed=fixed)
 
 
 def turn_result(result: LoopResult) -> TurnResult:
-    stored, records, output = from_new_messages(result.new_messages, result.output)
-    return TurnResult(output=output, new_messages=stored, tool_calls=records, usage=turn_usage(result.usage))
+    handed = [
+        ToolCall(call.tool_call_id, call.tool_name, call.args_as_dict()) for call in result.client_calls
+    ]
+    stored, records, output = from_new_messages(result.new_messages, result.output, handed)
+    return TurnResult(
+        output=output,
+        new_messages=stored,
+        tool_calls=records,
+        usage=turn_usage(result.usage),
+        client_calls=tuple(handed),
+    )
 
 
 def turn_usage(usage: RunUsage) -> TurnUsage:

@@ -10,7 +10,14 @@ from pydantic_ai.messages import ModelResponse
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
-from chatserver.domain import AgentConfig, ConfigVersions, NewMessage, ToolCallRecord, TurnUsage
+from chatserver.domain import (
+    AgentConfig,
+    ConfigVersions,
+    NewMessage,
+    ToolCall,
+    ToolCallRecord,
+    TurnUsage,
+)
 
 
 class ToolBackend(Protocol):
@@ -87,6 +94,8 @@ class TurnResult:
     new_messages: list[NewMessage]
     tool_calls: list[ToolCallRecord]
     usage: TurnUsage
+    client_calls: tuple[ToolCall, ...] = ()
+    """The caller's tools the model called: the turn ends there and hands them back."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from chatserver.api.routes import (
 )
 from chatserver.api.routes import events as audit_events
 from chatserver.api.routes import memories as memory_routes
+from chatserver.api.routes import responses as openai_responses
 from chatserver.api.shutdown import ShutdownAnswers
 from chatserver.config import Settings
 from chatserver.container import Container, build_container
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     for module in (chat, runs, agents, chats, customizations, sessions, me, users, usage, ui):
         app.include_router(module.router, responses=API_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)
+    app.include_router(openai_responses.router, responses=OPENAI_ERRORS)
     app.include_router(memory_routes.router, responses=API_ERRORS)
     app.include_router(audit_events.router, responses=API_ERRORS)
     app.include_router(web.build_router())

@@ -6,13 +6,16 @@ agent's configuration decides. Only text content is read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
+from itertools import takewhile
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatserver.api.openai_tools import ResponseFormatIn, ToolChoiceIn, ToolIn, turn_options
 from chatserver.api.text import StoredText
-from chatserver.domain import AgentConfig, NewMessage, ToolCall, TurnUsage
+from chatserver.domain import AgentConfig, NewMessage, ToolCall, TurnOptions, TurnUsage
 from chatserver.errors import InvalidInput
 from chatserver.untrusted import UntrustedJsonError, parse_json
 
@@ -61,6 +64,9 @@ class ChatCompletionRequest(Lenient):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: Literal[1] | None = None
+    tools: list[ToolIn] | None = Field(default=None, max_length=128)
+    tool_choice: ToolChoiceIn | None = None
+    response_format: ResponseFormatIn | None = None
 
     @property
     def include_usage(self) -> bool:
@@ -69,39 +75,75 @@ class ChatCompletionRequest(Lenient):
     def to_turn(self) -> RequestTurn:
         """The newest message (a user message) is the prompt; what precedes it is the context.
 
-        System and developer messages, wherever they are, become instructions appended after the
-        agent's own system prompt; the rest is the history, tool calls paired with their results.
+        Newest messages of role ``tool`` instead answer the client tools called before: then every
+        message is context and there is no prompt. System and developer messages, wherever they
+        are, become instructions appended after the agent's own system prompt; the rest is the
+        history, tool calls paired with their results.
         """
         *earlier, last = self.messages
         at = f"messages.{len(earlier)}"
-        if last.role != "user":
-            raise InvalidInput("the last message must be a user message", field=f"{at}.role")
-        prompt = last.text()
-        # The run service refuses a blank prompt too, but would name its own field, not the request's.
-        if not prompt.strip():
-            raise InvalidInput("the user message must not be empty", field=f"{at}.content")
+        names = _called_tools(self.messages)
+        prompt: str | None = None
+        if last.role == "tool":
+            earlier = self.messages
+        elif last.role != "user":
+            raise InvalidInput("the last message must be a user or tool message", field=f"{at}.role")
+        else:
+            prompt = last.text()
+            # The run service refuses a blank prompt too, but would name its own field, not the request's.
+            if not prompt.strip():
+                raise InvalidInput("the user message must not be empty", field=f"{at}.content")
         instructions = [m.text() for m in earlier if m.role in ("system", "developer")]
-        names: dict[str, str] = {}
         history = [_history_message(m, names) for m in earlier if m.role not in ("system", "developer")]
-        return RequestTurn(prompt, history, "\n\n".join(text for text in instructions if text) or None)
+        options = turn_options(self.tools, self.tool_choice, self.response_format, continues=prompt is None)
+        if prompt is None:
+            answering = len(self.messages) - len(list(takewhile(_is_tool, reversed(self.messages))))
+            results = tuple(_history_message(m, names) for m in self.messages[answering:])
+            options = replace(options, opening=results)
+        joined = "\n\n".join(text for text in instructions if text) or None
+        return RequestTurn(prompt, history, joined, options)
 
 
 @dataclass(frozen=True, slots=True)
 class RequestTurn:
-    prompt: str
+    prompt: str | None
+    """None: the turn answers the tool results its history ends with."""
     history: list[NewMessage]
     instructions: str | None
+    options: TurnOptions
+
+
+def _is_tool(message: MessageIn) -> bool:
+    return message.role == "tool"
+
+
+def _called_tools(messages: list[MessageIn]) -> dict[str, str]:
+    """Tool call id -> tool name, of the assistant messages' calls; a tool message answering no
+    earlier call is refused."""
+    names: dict[str, str] = {}
+    for index, message in enumerate(messages):
+        if message.role == "assistant":
+            names.update((call.id, call.function.name) for call in message.tool_calls or ())
+        elif message.role == "tool" and not names:
+            raise InvalidInput(
+                "a tool message must follow an assistant message with tool_calls", field=f"messages.{index}"
+            )
+        elif message.role == "tool" and message.tool_call_id not in names:
+            raise InvalidInput(
+                f"tool_call_id '{message.tool_call_id}' answers no tool call of an earlier assistant message",
+                field=f"messages.{index}.tool_call_id",
+            )
+    return names
 
 
 def _history_message(message: MessageIn, names: dict[str, str]) -> NewMessage:
-    """One earlier message in storage shape; ``names`` maps tool call ids to tool names as seen."""
+    """One earlier message in storage shape; ``names`` maps tool call ids to tool names."""
     if message.role == "user":
         return NewMessage("user", message.text())
     if message.role == "tool":
         call_id = message.tool_call_id or ""
         return NewMessage("tool", message.text(), tool_call_id=call_id, tool_name=names.get(call_id, ""))
     calls = tuple(_tool_call(call) for call in message.tool_calls or ())
-    names.update((call.id, call.name) for call in calls)
     return NewMessage("assistant", message.text(), tool_calls=calls)
 
 
@@ -130,16 +172,37 @@ class UsageOut(BaseModel):
         )
 
 
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str
+    """JSON text, as OpenAI sends it."""
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+    @classmethod
+    def of(cls, call: dict[str, Any]) -> ToolCallOut:
+        arguments = json.dumps(call.get("args") or {})
+        return cls(id=str(call["id"]), function=FunctionCallOut(name=str(call["name"]), arguments=arguments))
+
+
+FinishReason = Literal["stop", "tool_calls"]
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
     refusal: None = None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: Literal["stop"] = "stop"
+    finish_reason: FinishReason = "stop"
     logprobs: None = None
 
 
@@ -155,8 +218,8 @@ class ChatCompletion(BaseModel):
 
 class ChunkChoice(BaseModel):
     index: int = 0
-    delta: dict[str, str]
-    finish_reason: Literal["stop"] | None = None
+    delta: dict[str, Any]
+    finish_reason: FinishReason | None = None
     logprobs: None = None
 
 

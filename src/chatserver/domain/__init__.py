@@ -32,15 +32,24 @@ from chatserver.domain.runs import (
     RunStatus,
     StartRun,
 )
+from chatserver.domain.turn_options import (
+    NO_OPTIONS,
+    ClientTool,
+    OutputFormat,
+    ToolChoice,
+    TurnOptions,
+)
 
 __all__ = [
     "DEFAULT_AGENT",
     "ENDED",
+    "NO_OPTIONS",
     "AgentConfig",
     "ApiKey",
     "AuditEvent",
     "BusyPolicy",
     "Chat",
+    "ClientTool",
     "ConfigVersions",
     "McpServer",
     "Memory",
@@ -48,6 +57,7 @@ __all__ = [
     "NewEvent",
     "NewMessage",
     "OnDisconnect",
+    "OutputFormat",
     "Principal",
     "PromptCustomization",
     "Role",
@@ -60,6 +70,8 @@ __all__ = [
     "StartRun",
     "ToolCall",
     "ToolCallRecord",
+    "ToolChoice",
+    "TurnOptions",
     "TurnUsage",
     "User",
 ]

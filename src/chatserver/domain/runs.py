@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from chatserver.domain.models import NewMessage, TurnUsage
+from chatserver.domain.turn_options import NO_OPTIONS, TurnOptions
 from chatserver.domain.usage import ModelUsage
 
 RunStatus = Literal["queued", "running", "requires_action", "completed", "failed", "cancelled", "interrupted"]
@@ -68,6 +69,7 @@ class StartRun:
     """Stateless runs only: the caller's context."""
     instructions: str | None = None
     """Stateless runs only: appended to the agent's system prompt."""
+    options: TurnOptions = NO_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 
 from chatserver.agents.types import TurnResult
 from chatserver.clock import Clock
-from chatserver.domain import NewEvent, NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
+from chatserver.domain import (
+    NO_OPTIONS,
+    NewEvent,
+    NewMessage,
+    Run,
+    RunError,
+    RunOutcome,
+    RunStatus,
+    TurnOptions,
+    TurnUsage,
+)
 from chatserver.domain.usage import ModelUsage
 from chatserver.errors import ChatServerError
 from chatserver.services.metering import RunMeter
@@ -38,6 +48,7 @@ class RunProgress:
     meter: RunMeter | None = None
     partial: TurnResult | None = None
     """What the run did before it was stopped between steps (``StoppedEvent``)."""
+    options: TurnOptions = NO_OPTIONS
 
 
 class RunClosing:
@@ -56,7 +67,7 @@ class RunClosing:
         opened, meter = progress.opened, progress.meter
         assert opened is not None and meter is not None
         model = meter.answered or opened.built.config.model
-        done = done_data(run, result, model)
+        done = done_data(run, result, model, progress.options.input_items)
         outcome = RunOutcome(
             run.id, self.replica, "completed", model, result.usage, result=done, usage_by_model=meter.rows()
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -123,9 +124,18 @@ async def lost(run: Run, writer: RunWriter) -> None:
         await writer.emit("error", {"run_id": run.id, "detail": detail, "code": "server_restarted"})
 
 
-def done_data(run: Run, result: TurnResult, model: str | None) -> dict[str, Any]:
-    """The ``done`` event of a run, also kept on its record for readers that come after its log."""
+def done_data(
+    run: Run, result: TurnResult, model: str | None, input_items: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """The ``done`` event of a run, also kept on its record for readers that come after its log.
+
+    The caller's tool calls and input items come only when there are any (the OpenAI API's)."""
     usage = result.usage
+    extra: dict[str, Any] = {}
+    if result.client_calls:
+        extra["client_tool_calls"] = [asdict(call) for call in result.client_calls]
+    if input_items:
+        extra["input_items"] = list(input_items)
     return {
         "run_id": run.id,
         "chat_id": run.chat_id,
@@ -137,6 +147,7 @@ def done_data(run: Run, result: TurnResult, model: str | None) -> dict[str, Any]
             "requests": usage.requests,
         },
         "model": model,
+        **extra,
     }
 
 

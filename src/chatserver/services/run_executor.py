@@ -38,12 +38,14 @@ from chatserver.agents.types import (
 )
 from chatserver.clock import Clock
 from chatserver.domain import (
+    NO_OPTIONS,
     ConfigVersions,
     Message,
     NewMessage,
     Run,
     RunError,
     RunOutcome,
+    TurnOptions,
     TurnUsage,
 )
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
@@ -108,6 +110,9 @@ class RunExecutor:
         self._cancellable: set[str] = set()
         """Runs at their model: cancelled by cancelling their task (before it, by ``_reasons``)."""
         self._steering: dict[str, RunSteering] = {}
+        self._options: dict[str, TurnOptions] = {}
+        """Runs started with options (client tools, an output format): held here, not stored, so
+        such a run starts at once, in this process (``RunService`` never queues one)."""
         self._abandoning: set[asyncio.Task[None]] = set()
         self._held_until: dict[str, float] = {}
         """When each run's lease runs out (event loop time) unless renewed: its claim, its renewals."""
@@ -132,10 +137,17 @@ class RunExecutor:
         return list(self._tasks)
 
     def launch(
-        self, run: Run, *, stateless: Stateless | None = None, built: BuiltAgent | None = None
+        self,
+        run: Run,
+        *,
+        stateless: Stateless | None = None,
+        built: BuiltAgent | None = None,
+        options: TurnOptions = NO_OPTIONS,
     ) -> None:
         if run.id in self._tasks:
             return
+        if not options.empty:
+            self._options[run.id] = options
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._execute(run, stateless, built), name=f"run-{run.id}")
         self._tasks[run.id] = task
@@ -145,6 +157,7 @@ class RunExecutor:
 
     def _forget(self, run_id: str) -> None:
         self._tasks.pop(run_id, None)
+        self._options.pop(run_id, None)
         self._held_until.pop(run_id, None)
 
     def renewed(self, run_ids: list[str], asked_at: float) -> None:
@@ -227,7 +240,7 @@ class RunExecutor:
     async def _run(self, run: Run, stateless: Stateless | None, built: BuiltAgent | None) -> RunEnd:
         writer = RunWriter(self._events, run.id, flush_seconds=self._policy.token_flush_seconds)
         started = time.perf_counter()
-        progress = RunProgress()
+        progress = RunProgress(options=self._options.get(run.id, NO_OPTIONS))
         steering = self._steering[run.id] = RunSteering(self._uow, self._clock, self.replica, run)
         end = NOT_WRITTEN
         try:
@@ -301,16 +314,28 @@ class RunExecutor:
             if built.config.history_window is None
             else built.config.history_window
         )
+        options = self._options.get(run.id, NO_OPTIONS)
+        opening = options.opening
         async with self._uow(user_id=run.user_id) as uow:
-            claimed = await uow.turns.open(
-                run.user_id,
-                run.chat_id,
-                built.config.name,
-                run.message,
-                title=run.message[:TITLE_CHARS],
-                now=self._clock.now(),
-                window_turns=window,
-            )
+            if opening:
+                claimed = await uow.turns.resume(
+                    run.user_id,
+                    run.chat_id,
+                    built.config.name,
+                    opening,
+                    now=self._clock.now(),
+                    window_turns=window,
+                )
+            else:
+                claimed = await uow.turns.open(
+                    run.user_id,
+                    run.chat_id,
+                    built.config.name,
+                    run.message,
+                    title=run.message[:TITLE_CHARS],
+                    now=self._clock.now(),
+                    window_turns=window,
+                )
             if claimed is None:
                 raise NotFound(f"chat '{run.chat_id}' not found")
             if claimed.chat.agent_name != built.config.name:
@@ -320,7 +345,7 @@ class RunExecutor:
         current = await self._agents.current(built, run.user_id, claimed.versions)
         if current is not built and current.config.history_window != built.config.history_window:
             messages = await self._window(run, turn, current)
-        return OpenedTurn(current, turn, to_model_messages(messages), None)
+        return OpenedTurn(current, turn, to_model_messages([*messages, *opening]), options.instructions)
 
     async def _window(self, run: Run, turn: int, built: BuiltAgent) -> list[Message]:
         """The window again, for an agent rebuilt with another size of it (rare: after a change)."""
@@ -342,14 +367,16 @@ class RunExecutor:
             steering=self._steering[run.id],
             meter=meter,
         )
+        options = progress.options
         turn = stream_turn(
             opened.built,
-            run.message,
+            None if options.continues else run.message,
             history=opened.history,
             deps=deps,
             timeout_seconds=self._policy.model_timeout_seconds,
             max_requests=self._policy.max_model_requests,
             instructions=opened.instructions,
+            options=options,
         )
         async with aclosing(turn) as events:
             async for event in events:
@@ -364,6 +391,7 @@ class RunExecutor:
                 elif isinstance(event, DoneEvent):
                     return event.result
         raise ModelError("the model run ended without an answer")
+
 
 async def _shielded(work: Coroutine[Any, Any, T]) -> T:
     """Finish ``work`` even if the task is cancelled again meanwhile: a run's end must be written."""

@@ -105,11 +105,13 @@ class RunService:
         self._starts = UserStarts(policy.max_runs_per_user)
 
     async def start(self, command: StartRun) -> RunHandle:
-        self._check_message(command.message)
+        if not command.options.continues:
+            self._check_message(command.message)
         try:
             built = await self._agents.get(command.user_id, command.agent_name)
         except NotFound as error:
             raise AgentNotFound(error.detail) from error
+        _check_client_tools(command, built.config.tools)
         if command.idempotency_key is not None:
             replayed = await self._replay(command)
             if replayed is not None:
@@ -131,7 +133,7 @@ class RunService:
             versions = await self._insert_running(run)
             await self._events.append(run.id, "run", _run_event(run))
             stateless = Stateless(command.history, command.instructions, versions)
-            self._executor.launch(run, stateless=stateless, built=built)
+            self._executor.launch(run, stateless=stateless, built=built, options=command.options)
             return RunHandle(run, self)
         return await self._enqueue(run, command)
 
@@ -184,6 +186,17 @@ class RunService:
         await self._wait_for_end(run)
         return await self.get(user_id, run_id)
 
+    async def delete(self, user_id: str, run_id: str) -> None:
+        """Forget an ended run of the caller's (its chat's messages stay)."""
+        run = await self.get(user_id, run_id)
+        if not run.ended:
+            raise Conflict(f"run '{run_id}' has not ended ({run.status})")
+        async with self._uow(user_id=user_id) as uow:
+            deleted = await uow.runs.delete_ended(user_id, run_id)
+            await uow.commit()
+        if not deleted:
+            raise NotFound(f"run '{run_id}' not found")
+
     async def cancel_if_running(self, run: Run) -> None:
         """Stop ``run`` unless it has ended (a stream whose client left, with ``on_disconnect: cancel``)."""
         stored = await self.get(run.user_id, run.id)
@@ -228,6 +241,9 @@ class RunService:
 
     async def _enqueue(self, run: Run, command: StartRun) -> RunHandle:
         policy = command.busy_policy or self._policy.busy_policy
+        if not command.options.empty:
+            # Its options live in this process only: such a turn starts now or not at all.
+            policy = "reject"
         lease_until = self._executor.lease_until()
         budgets = await self._binding(run)
         try:
@@ -258,9 +274,10 @@ class RunService:
             await self._signals.cancel(running)
         if running is not None and policy == "steer" and not self._executor.steer_local(running):
             await self._signals.steer(running)
-        claimed = mine if started.claimed == run.id else older
-        if claimed is not None:
-            self._executor.launch(claimed)
+        if started.claimed == run.id:
+            self._executor.launch(mine, options=command.options)
+        elif older is not None:
+            self._executor.launch(older)
         return RunHandle(mine, self)
 
     async def _insert_running(self, run: Run) -> ConfigVersions | None:
@@ -341,6 +358,16 @@ class RunService:
             raise InvalidInput("message must not be empty", field="message")
         if len(message) > self._policy.max_message_chars:
             raise PayloadTooLarge(f"message is longer than {self._policy.max_message_chars} characters")
+
+
+def _check_client_tools(command: StartRun, own: tuple[str, ...]) -> None:
+    """A caller's tool named like one of the agent's would be ambiguous to the model (and to us)."""
+    for index, tool in enumerate(command.options.client_tools):
+        if tool.name in own:
+            raise InvalidInput(
+                f"tool '{tool.name}' is one of the agent's own tools: name yours otherwise",
+                field=f"tools.{index}.function.name",
+            )
 
 
 def _refuse(started: StartedRun, run: Run, limit: int) -> None:

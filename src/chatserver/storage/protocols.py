@@ -186,6 +186,20 @@ class TurnRepository(Protocol):
         back with its ``agent_name``: the turn must not go on, and nothing of it may be committed.
         """
 
+    async def resume(
+        self,
+        user_id: str,
+        chat_id: str,
+        agent_name: str,
+        opening: Sequence[NewMessage],
+        *,
+        now: datetime,
+        window_turns: int,
+    ) -> ClaimedTurn | None:
+        """``open`` for a turn that begins with ``opening`` instead of a user message (the caller's
+        tool results answering the previous turn's calls, or a whole input); the window is of the
+        turns before it, and the chat's title, if it has none, the first user message's."""
+
     async def close(
         self,
         user_id: str,
@@ -256,6 +270,9 @@ class RunRepository(Protocol):
 
     async def request_cancel(self, user_id: str, run_id: str) -> None:
         """Flag a running run: its holder stops it at its next lease renewal at the latest."""
+
+    async def delete_ended(self, user_id: str, run_id: str) -> bool:
+        """Delete the caller's run if it has ended; False when there is no such ended run."""
 
     async def finish(self, user_id: str, outcome: RunOutcome, *, now: datetime, fenced: bool = True) -> bool:
         """End a run (fenced: only while running under ``outcome.owner``; else only a queued one)."""

@@ -81,13 +81,39 @@ class ComposedTurnRepository:
         window_turns: int,
     ) -> ClaimedTurn | None:
         """Claims before it knows the chat's agent: of another agent, the caller's error rolls it back."""
+        opening = [NewMessage("user", message)]
+        return await self._open(user_id, chat_id, agent_name, opening, title, now, window_turns)
+
+    async def resume(
+        self,
+        user_id: str,
+        chat_id: str,
+        agent_name: str,
+        opening: Sequence[NewMessage],
+        *,
+        now: datetime,
+        window_turns: int,
+    ) -> ClaimedTurn | None:
+        title = next((message.content for message in opening if message.role == "user"), "")
+        return await self._open(user_id, chat_id, agent_name, opening, title, now, window_turns)
+
+    async def _open(
+        self,
+        user_id: str,
+        chat_id: str,
+        agent_name: str,
+        opening: Sequence[NewMessage],
+        title: str,
+        now: datetime,
+        window_turns: int,
+    ) -> ClaimedTurn | None:
         chat = await self._chats.claim_turn(user_id, chat_id, title=title, now=now)
         if chat is None:
             return None
         if chat.agent_name != agent_name:
             return ClaimedTurn(chat, [])
         turn = chat.turn_count
-        await self._messages.add(user_id, chat_id, turn, [NewMessage("user", message)], now=now)
+        await self._messages.add(user_id, chat_id, turn, opening, now=now)
         window = await self._messages.window(user_id, chat_id, before_turn=turn, turns=window_turns)
         return ClaimedTurn(chat, window, await self._agents.versions(agent_name, user_id))
 

@@ -2,7 +2,9 @@
 
 With an ``X-Chat-Id`` header the server keeps the conversation in that chat (only the newest user
 message is read from the request); without it the request's messages are the whole context and
-nothing is stored. Tools run on the server, so answers carry text only (``finish_reason: stop``).
+nothing is stored. The agent's tools run on the server; the request's ``tools`` are the caller's:
+a call of one ends the answer with ``finish_reason: tool_calls``, and the caller sends the results
+back as ``tool`` messages.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from chatserver.api.openai_schemas import (
     ChatCompletionRequest,
     Choice,
     ChunkChoice,
+    FinishReason,
     ModelList,
     ModelOut,
+    ToolCallOut,
     UsageOut,
     error_body,
 )
@@ -59,20 +63,22 @@ class _Completion:
     created: int
     model: str
 
-    def chunk(self, delta: dict[str, str], *, last: bool = False) -> str:
-        choice = ChunkChoice(delta=delta, finish_reason="stop" if last else None)
+    def chunk(self, delta: dict[str, Any], *, finish: FinishReason | None = None) -> str:
+        choice = ChunkChoice(delta=delta, finish_reason=finish)
         body = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[choice])
         return _data(body.model_dump(mode="json", exclude={"usage"}))
 
-    def answer(self, text: str, usage: TurnUsage) -> dict[str, Any]:
-        body = ChatCompletion(
-            id=self.id,
-            created=self.created,
-            model=self.model,
-            choices=[Choice(message=AssistantMessage(content=text))],
-            usage=UsageOut.of(usage),
+    def answer(self, text: str, calls: list[ToolCallOut], usage: TurnUsage) -> dict[str, Any]:
+        message = (
+            AssistantMessage(content=text or None, tool_calls=calls)
+            if calls
+            else AssistantMessage(content=text)
         )
-        return body.model_dump(mode="json")
+        choice = Choice(message=message, finish_reason="tool_calls" if calls else "stop")
+        body = ChatCompletion(
+            id=self.id, created=self.created, model=self.model, choices=[choice], usage=UsageOut.of(usage)
+        )
+        return body.model_dump(mode="json", exclude_none=False)
 
     def usage_chunk(self, usage: TurnUsage) -> str:
         body = ChatCompletionChunk(
@@ -91,7 +97,7 @@ async def retrieve_model(model: str, _: CurrentUser, container: ContainerDep) ->
     try:
         return ModelOut.of(await container.agents.get(model))
     except NotFound:
-        return _model_not_found(model)
+        return model_not_found(model)
 
 
 @router.post(
@@ -120,45 +126,67 @@ async def chat_completions(
         command = _command(body, principal.user_id, chat_id, key)
         handle = await container.runs.start(command)
         if body.stream:
-            return EventStream(_chunks(completion, handle, body.include_usage), headers)
+            checked = command.options.output is not None
+            chunks = _chunks(completion, handle, body.include_usage, checked=checked)
+            return EventStream(chunks, headers)
         outcome = await handle.outcome()
     except AgentNotFound:
-        return _model_not_found(body.model)
+        return model_not_found(body.model)
     reply = answer(outcome, chat_id)
     usage = TurnUsage(**reply.usage.model_dump())
-    return JSONResponse(completion.answer(reply.response or "", usage), headers=headers)
+    calls = _handed_calls(outcome.data)
+    return JSONResponse(completion.answer(reply.response or "", calls, usage), headers=headers)
 
 
 def _command(body: ChatCompletionRequest, user_id: str, chat_id: str | None, key: str | None) -> StartRun:
     turn = body.to_turn()
     digest = request_hash(f"v1:{chat_id}", body) if key else None
+    message = turn.prompt or ""
     if chat_id:
         return StartRun(
-            user_id, body.model, turn.prompt, chat_id=chat_id, idempotency_key=key, request_hash=digest
+            user_id,
+            body.model,
+            message,
+            chat_id=chat_id,
+            idempotency_key=key,
+            request_hash=digest,
+            options=turn.options,
         )
     return StartRun(
         user_id,
         body.model,
-        turn.prompt,
+        message,
         idempotency_key=key,
         request_hash=digest,
         history=tuple(turn.history),
         instructions=turn.instructions,
+        options=turn.options,
     )
 
 
+def _handed_calls(done: dict[str, Any]) -> list[ToolCallOut]:
+    """The client tools' calls a finished run handed back (its ``done`` event)."""
+    return [ToolCallOut.of(call) for call in done.get("client_tool_calls") or ()]
+
+
+def _call_deltas(calls: list[ToolCallOut]) -> dict[str, Any]:
+    return {"tool_calls": [{"index": index, **call.model_dump()} for index, call in enumerate(calls)]}
+
+
 async def _chunks(
-    completion: _Completion, handle: RunHandle, include_usage: bool
+    completion: _Completion, handle: RunHandle, include_usage: bool, *, checked: bool
 ) -> AsyncGenerator[str, None]:
+    """``checked``: the answer must be checked (structured output), so it comes whole, at the end."""
     yield completion.chunk({"role": "assistant", "content": ""})
     try:
         async for event in handle.events():
-            if event.kind == "token":
+            if event.kind == "token" and not checked:
                 yield completion.chunk({"content": event.data["delta"]})
-            elif event.kind in ("done", "cancelled"):
-                yield completion.chunk({}, last=True)
-                if include_usage and event.kind == "done":
-                    yield completion.usage_chunk(TurnUsage(**event.data["usage"]))
+            elif event.kind == "done":
+                for chunk in _last_chunks(completion, event.data, include_usage, checked=checked):
+                    yield chunk
+            elif event.kind == "cancelled":
+                yield completion.chunk({}, finish="stop")
             elif event.kind == "error":
                 answer(event, None)
     except ChatServerError as error:
@@ -172,6 +200,21 @@ async def _chunks(
     yield "data: [DONE]\n\n"
 
 
+def _last_chunks(
+    completion: _Completion, done: dict[str, Any], include_usage: bool, *, checked: bool
+) -> list[str]:
+    calls = _handed_calls(done)
+    chunks = []
+    if calls:
+        chunks.append(completion.chunk(_call_deltas(calls)))
+    elif checked and done.get("response"):
+        chunks.append(completion.chunk({"content": done["response"]}))
+    chunks.append(completion.chunk({}, finish="tool_calls" if calls else "stop"))
+    if include_usage:
+        chunks.append(completion.usage_chunk(TurnUsage(**done["usage"])))
+    return chunks
+
+
 def _data(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
@@ -180,7 +223,7 @@ def _error_type(status: int) -> str:
     return OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
 
 
-def _model_not_found(model: str) -> JSONResponse:
+def model_not_found(model: str) -> JSONResponse:
     message = f"The model '{model}' does not exist or you do not have access to it."
     return _error(404, message, code="model_not_found", type_="invalid_request_error", param="model")
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     RowMapping,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     literal,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from chatserver.domain import ConfigVersions, Run, RunError, RunOutcome, TurnUsage
+from chatserver.domain import ENDED, ConfigVersions, Run, RunError, RunOutcome, TurnUsage
 from chatserver.storage.sql.statements import dialect_insert, insert_unless_taken, int4_key
 from chatserver.storage.sql.tables import agents, runs, users
 
@@ -128,6 +129,11 @@ class SqlRunRepository:
 
     async def by_idempotency_key(self, user_id: str, key: str) -> Run | None:
         return await self._one(_r.user_id == user_id, _r.idempotency_key == key)
+
+    async def delete_ended(self, user_id: str, run_id: str) -> bool:
+        ended = _r.status.in_(sorted(ENDED))
+        statement = delete(runs).where(_r.user_id == user_id, _r.id == run_id, ended)
+        return (await self._conn.execute(statement)).rowcount > 0
 
     async def forget_idempotency_key(self, user_id: str, key: str) -> None:
         statement = (

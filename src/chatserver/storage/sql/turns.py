@@ -25,9 +25,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chatserver.domain import Chat, ConfigVersions, Message, NewEvent, NewMessage, Run, RunOutcome
 from chatserver.domain.usage import ModelUsage
 from chatserver.storage.protocols import ClaimedTurn, ClosedRun, HandOn, StartedRun
-from chatserver.storage.sql.chats import fit_title
-from chatserver.storage.sql.messages import MAX_MESSAGES_PER_TURN, stored_tool_calls, tool_calls_of
-from chatserver.storage.sql.runs import USER_STARTS_SPACE, user_key
+from chatserver.storage.sql.agents import SqlAgentRepository
+from chatserver.storage.sql.chats import SqlChatRepository, fit_title
+from chatserver.storage.sql.events import SqlEventRepository
+from chatserver.storage.sql.messages import (
+    MAX_MESSAGES_PER_TURN,
+    SqlMessageRepository,
+    stored_tool_calls,
+    tool_calls_of,
+)
+from chatserver.storage.sql.runs import USER_STARTS_SPACE, SqlRunRepository, user_key
+from chatserver.storage.sql.usage import SqlUsageRepository
+from chatserver.storage.turns import ComposedTurnRepository
 
 _OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8)"
 """One row per window message, newest first, or one row with no message when the window is empty;
@@ -112,6 +121,29 @@ class PostgresTurnRepository:
             None if agent_version is None else ConfigVersions(agent_version, customizations_version or "")
         )
         return ClaimedTurn(chat, window, versions)
+
+    async def resume(
+        self,
+        user_id: str,
+        chat_id: str,
+        agent_name: str,
+        opening: Sequence[NewMessage],
+        *,
+        now: datetime,
+        window_turns: int,
+    ) -> ClaimedTurn | None:
+        """Rare (a client tool's result), so in plain statements: no function of its own."""
+        composed = ComposedTurnRepository(
+            SqlChatRepository(self._conn),
+            SqlMessageRepository(self._conn),
+            SqlEventRepository(self._conn),
+            SqlRunRepository(self._conn),
+            SqlAgentRepository(self._conn),
+            SqlUsageRepository(self._conn),
+        )
+        return await composed.resume(
+            user_id, chat_id, agent_name, opening, now=now, window_turns=window_turns
+        )
 
     async def close(
         self,

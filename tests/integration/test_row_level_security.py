@@ -32,10 +32,12 @@ USER_OWNED_TABLES = (
     "chat_session_instances",
     "memories",
     "runs",
+    "usage_records",
 )
 # Tables with a user_id column that are read without a caller: API keys are looked up by hash to
-# find the user, and audit events are written and listed system-wide.
-SYSTEM_TABLES_WITH_A_USER = {"api_keys", "audit_events"}
+# find the user, and audit events are written and listed system-wide. Budgets are administrators'
+# data: a user's turn is bound by the default and agents' budgets too, which name no user.
+SYSTEM_TABLES_WITH_A_USER = {"api_keys", "audit_events", "budgets"}
 EXISTING = [name for name in USER_OWNED_TABLES if name in metadata.tables]
 OWNERS = ("alice", "bob")
 

@@ -101,10 +101,11 @@ class TestOneTurnIsOneTrace:
     ) -> None:
         _, spans = await one_turn(turn_settings(postgres_url), "hello")
         direct = {s.name: s for s in spans if s.name.startswith("SELECT chatserver_")}
-        assert set(direct) == {f"SELECT chatserver_{f}" for f in ("start_run", "open_turn", "end_run")}
+        names = ("start_run", "open_turn", "end_metered_run")
+        assert set(direct) == {f"SELECT chatserver_{f}" for f in names}
         assert "POST /api/chat" in ancestors(direct["SELECT chatserver_start_run"], spans)
         assert "run assistant" in ancestors(direct["SELECT chatserver_open_turn"], spans)
-        assert "run assistant" in ancestors(direct["SELECT chatserver_end_run"], spans)
+        assert "run assistant" in ancestors(direct["SELECT chatserver_end_metered_run"], spans)
         assert all((s.attributes or {}).get("db.system.name") == "postgresql" for s in direct.values())
 
     async def test_statement_spans_carry_no_parameters(self, database_url: str) -> None:

@@ -48,6 +48,7 @@ from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage
 
 from chatserver.agents import turn_options
+from chatserver.agents.continuation import Continuation, unknown_outcome
 from chatserver.agents.fallback import answering
 from chatserver.agents.history import result_value
 from chatserver.agents.types import (
@@ -74,6 +75,8 @@ class LoopResult:
     output: str
     usage: RunUsage
     client_calls: list[ToolCallPart] = field(default_factory=list)
+    pending: list[ToolCallPart] = field(default_factory=list)
+    """Calls that wait for the user's approval: the run pauses there, its steps stored."""
 
 
 @dataclass(slots=True)
@@ -90,6 +93,8 @@ class _Run:
     options: TurnOptions
     settings: ModelSettings | None
     """The model settings of every request: the turn's options', and a fallback chain's deadline."""
+    approval: frozenset[str] = frozenset()
+    """Tools whose calls wait for the user's decision."""
 
 
 async def run_loop(
@@ -103,20 +108,27 @@ async def run_loop(
     result: list[LoopResult],
     streamed: bool = True,
     options: TurnOptions = NO_OPTIONS,
+    continued: Continuation | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     """A turn's events; on a text answer, append the ``LoopResult`` to ``result`` and stop.
 
     ``streamed=False`` sends plain model requests (no token events), for models that cannot stream.
     ``prompt=None``: no new user message, the history ends with the results the model is to answer.
     A response calling the caller's tools ends the loop too, once the agent's own calls in it ran:
-    those calls are the result's ``client_calls``.
+    those calls are the result's ``client_calls``. A call of a tool that requires approval pauses
+    the run once the other calls of its response ran: it is the result's ``pending``.
+    ``continued``: the run goes on from its stored steps, its prompt not sent again.
 
     Raises what the model and tools raise (the caller maps them to domain errors), and
     ``UsageLimitExceeded`` before a request past ``max_requests``.
     """
     tools = turn_options.toolset(built.toolset, options)
     async with tools:
-        run = await _start(built, prompt, history, deps, instructions, streamed, options, tools)
+        run = await _start(built, prompt, history, deps, instructions, streamed, options, tools, continued)
+        if continued is not None:
+            async with aclosing(_go_on(run, continued)) as going:
+                async for event in going:
+                    yield event
         while True:
             await _steer(run)
             _check_limit(run.ctx.usage, max_requests)
@@ -129,6 +141,18 @@ async def run_loop(
             calls = response[0].tool_calls
             theirs = turn_options.external_calls(run.tools.tool_defs, [c.tool_name for c in calls])
             own = [call for call in calls if call.tool_name not in theirs]
+            gated = [call for call in own if call.tool_name in run.approval]
+            ready = [call for call in own if call not in gated]
+            steps = deps.steps
+            if steps is not None and (own or run.ctx.run_step > 0):
+                await steps.responded(response[0], ready, gated)
+            if gated:
+                parts: list[ModelRequestPart] = []
+                async with aclosing(_call_tools(run, ready, parts)) as called:
+                    async for event in called:
+                        yield event
+                result.append(LoopResult(run.messages[run.first_new :], "", run.ctx.usage, pending=gated))
+                return
             if own:
                 async with aclosing(_call_tools(run, own)) as called:
                     async for event in called:
@@ -152,9 +176,12 @@ async def _start(
     streamed: bool,
     options: TurnOptions,
     toolset: AbstractToolset[TurnDeps],
+    continued: Continuation | None,
 ) -> _Run:
     rendered = "\n\n".join(text for text in (built.system_prompt, instructions or "") if text) or None
     messages = _opening(history, prompt, rendered)
+    if continued is not None:
+        messages += continued.messages
     ctx = RunContext(deps=deps, model=built.model, usage=RunUsage(), prompt=prompt, messages=messages)
     manager = ToolManager[TurnDeps](toolset, root_capability=built.tool_hooks)
     try:
@@ -178,6 +205,7 @@ async def _start(
         streamed,
         options,
         settings,
+        frozenset(built.config.tools_requiring_approval),
     )
 
 
@@ -290,20 +318,63 @@ def _token(event: object) -> str | None:
     return None
 
 
-async def _call_tools(run: _Run, calls: list[ToolCallPart]) -> AsyncGenerator[StreamEvent, None]:
-    """Run the response's tool calls (concurrently, as the framework does) and send their results back."""
+async def _call_tools(
+    run: _Run, calls: list[ToolCallPart], into: list[ModelRequestPart] | None = None
+) -> AsyncGenerator[StreamEvent, None]:
+    """Run the response's tool calls (concurrently, as the framework does) and send their results
+    back; with ``into``, only collect the results there (the run pauses or has more to add)."""
     for call in calls:
         yield ToolCallEvent(call.tool_name, call.args_as_dict())
-    parts = await asyncio.gather(*(_call_tool(run.tools, call) for call in calls))
+    parts = await asyncio.gather(*(_call_tool(run, call) for call in calls))
     for part in parts:
         if isinstance(part, ToolReturnPart):
             yield ToolResultEvent(part.tool_name, result_value(part))
-    run.messages.append(ModelRequest(parts=list(parts)))
+    if into is not None:
+        into.extend(parts)
+        return
+    await _answered(run, list(parts))
+
+
+async def _answered(run: _Run, parts: list[ModelRequestPart]) -> None:
+    run.messages.append(ModelRequest(parts=parts))
     run.ctx = replace(run.ctx, run_step=run.ctx.run_step + 1, messages=run.messages)
     run.tools = await run.tools.for_run_step(run.ctx)
 
 
-async def _call_tool(tools: ToolManager[TurnDeps], call: ToolCallPart) -> ModelRequestPart:
+async def _go_on(run: _Run, continued: Continuation) -> AsyncGenerator[StreamEvent, None]:
+    """Settle the last stored response's calls: run the approved ones, the rest have results."""
+    last = run.messages[-1]
+    assert isinstance(last, ModelResponse)
+    steps = run.ctx.deps.steps
+    results = dict(continued.settled)
+    for call in continued.unknown:
+        results[call.tool_call_id] = unknown_outcome(call)
+        if steps is not None:
+            await steps.called(call, results[call.tool_call_id])
+    if steps is not None:
+        for call in continued.run:
+            await steps.calling(call)
+    ran: list[ModelRequestPart] = []
+    async with aclosing(_call_tools(run, continued.run, ran)) as called:
+        async for event in called:
+            yield event
+    results.update((call.tool_call_id, part) for call, part in zip(continued.run, ran, strict=True))
+    # The calls as run: an edited call's arguments are those the model is told it ran with.
+    edited = {call.tool_call_id: call for call in continued.run}
+    parts = [edited.get(p.tool_call_id, p) if isinstance(p, ToolCallPart) else p for p in last.parts]
+    run.messages[-1] = replace(last, parts=parts)
+    await _answered(run, [results[c.tool_call_id] for c in last.tool_calls if c.tool_call_id in results])
+
+
+async def _call_tool(run: _Run, call: ToolCallPart) -> ModelRequestPart:
+    part = await _handled(run.tools, call)
+    steps = run.ctx.deps.steps
+    if steps is not None:
+        await steps.called(call, part)
+    return part
+
+
+async def _handled(tools: ToolManager[TurnDeps], call: ToolCallPart) -> ModelRequestPart:
     try:
         value = await tools.handle_call(call)
     except ToolRetryError as exc:

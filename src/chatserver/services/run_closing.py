@@ -27,6 +27,7 @@ from chatserver.domain import (
     TurnOptions,
     TurnUsage,
 )
+from chatserver.domain.steps import RunStep
 from chatserver.domain.usage import ModelUsage
 from chatserver.errors import ChatServerError
 from chatserver.services.metering import RunMeter
@@ -49,6 +50,12 @@ class RunProgress:
     partial: TurnResult | None = None
     """What the run did before it was stopped between steps (``StoppedEvent``)."""
     options: TurnOptions = NO_OPTIONS
+    steps: list[RunStep] | None = None
+    """A run going on from its stored steps: those steps."""
+
+
+PAUSED = RunEnd(tell=False, written=True)
+"""A run that waits for the user: its log stays open, nothing hands its chat on."""
 
 
 class RunClosing:
@@ -86,6 +93,37 @@ class RunClosing:
         if end.tell:
             await writer.emit("done", done)
         return end
+
+    async def paused(self, run: Run, writer: RunWriter, result: TurnResult) -> RunEnd:
+        """The run waits for the user's decisions on ``result.pending_approvals``; its steps are
+        stored, so it holds no lease and no task while it waits."""
+        approvals = [{"id": c.id, "tool_name": c.name, "args": c.args} for c in result.pending_approvals]
+        data = {
+            "run_id": run.id,
+            "chat_id": run.chat_id,
+            "status": "requires_action",
+            "pending_approvals": approvals,
+        }
+        async with self._uow(user_id=run.user_id) as uow:
+            paused = await uow.pauses.pause(run.user_id, run.id, owner=self.replica, result=data)
+            if paused:
+                for call in result.pending_approvals:
+                    requested = {"run_id": run.id, "tool_call_id": call.id, "tool_name": call.name}
+                    event = NewEvent(
+                        "approval.requested",
+                        user_id=run.user_id,
+                        agent_name=run.agent_name,
+                        chat_id=run.chat_id,
+                        data=requested,
+                    )
+                    await uow.events.add(event, now=self._clock.now())
+            await uow.commit()
+        if not paused:
+            await lost(run, writer)
+            return NOT_WRITTEN
+        self._listener.approvals_pending(len(approvals))
+        await writer.emit("approval_required", {"run_id": run.id, "approvals": approvals})
+        return PAUSED
 
     async def failed(
         self, run: Run, progress: RunProgress, writer: RunWriter, error: Exception, started: float
@@ -173,5 +211,3 @@ def _metered(progress: RunProgress) -> tuple[str | None, TurnUsage, tuple[ModelU
     if meter is None:
         return default, TurnUsage(), ()
     return meter.answered or default, meter.total(), meter.rows()
-
-

@@ -125,8 +125,11 @@ class ChatResponse(BaseModel):
     run_id: str | None = None
     model: str | None = None
     status: str = "completed"
-    pending_approvals: list[dict[str, Any]] | None = None
-    """With ``status: requires_action``: the calls that wait for the user, ``{id, tool_name, args}``."""
+    pending_approvals: list[dict[str, Any]] | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="with status requires_action: the calls that wait for the user, {id, tool_name, args}",
+    )
 
 
 class McpServerIn(Strict):

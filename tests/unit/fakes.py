@@ -448,6 +448,11 @@ class FakeMemories:
         return deleted
 
 
+ACTIVE = ("queued", "running", "requires_action")
+HOLDING = ("running", "requires_action")
+"""A run waiting for the user's approval holds its chat as a running one does."""
+
+
 class FakeRuns:
     """``RunRepository`` on the fake store: one running run per chat, the oldest queued starts next."""
 
@@ -516,20 +521,18 @@ class FakeRuns:
         rows = [
             r
             for r in self.s.runs.values()
-            if r.user_id == user_id and r.chat_id == chat_id and r.status in ("queued", "running")
+            if r.user_id == user_id and r.chat_id == chat_id and r.status in ACTIVE
         ]
         return sorted(rows, key=lambda r: (r.created_at, r.id))
 
     async def count_active(self, user_id: str) -> int:
-        return sum(
-            1 for r in self.s.runs.values() if r.user_id == user_id and r.status in ("queued", "running")
-        )
+        return sum(1 for r in self.s.runs.values() if r.user_id == user_id and r.status in ACTIVE)
 
     async def claim_next(
         self, user_id: str, chat_id: str, *, owner: str, now: datetime, lease_until: datetime
     ) -> Run | None:
         active = await self.active(user_id, chat_id)
-        if not active or any(r.status == "running" for r in active):
+        if not active or any(r.status in HOLDING for r in active):
             return None
         claimed = replace(active[0], status="running", started_at=now)
         self.s.runs[claimed.id] = claimed
@@ -554,7 +557,7 @@ class FakeRuns:
         if run is None:
             return False
         held = run.status == "running" and self.s.leases.get(run.id, ("", now))[0] == outcome.owner
-        if not (held if fenced else run.status == "queued"):
+        if not (held if fenced else run.status in ("queued", "requires_action")):
             return False
         self.s.runs[run.id] = replace(
             run,
@@ -591,7 +594,7 @@ class FakeRuns:
         return ended
 
     async def startable(self, *, limit: int = 100) -> list[tuple[str, str]]:
-        running = {(r.user_id, r.chat_id) for r in self.s.runs.values() if r.status == "running"}
+        running = {(r.user_id, r.chat_id) for r in self.s.runs.values() if r.status in HOLDING}
         queued = {
             (r.user_id, r.chat_id)
             for r in self.s.runs.values()

@@ -150,7 +150,11 @@ class RunExecutor:
         continued: bool = False,
     ) -> None:
         """``continued``: the run goes on from its stored steps (a decision, a resume)."""
-        if run.id in self._tasks:
+        pausing = self._tasks.get(run.id)
+        if pausing is not None:
+            if continued:
+                # Decided before the task that paused it has quite finished: go on right after it.
+                pausing.add_done_callback(lambda _: self.launch(run, continued=True))
             return
         if continued:
             self._continued.add(run.id)

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from tests.e2e.harness import LiveServer
+from tests.e2e.streams import stream_turn
+from tests.e2e.test_operations import metric_samples, sample
 from tests.e2e.test_runs import wait_for_status
 
 AGENT = "careful"
@@ -157,3 +159,47 @@ class TestAnAgentAsksFirst:
         async with live.client("e2e-admin", admin=True) as admin:
             response = await admin.post("/api/admin/agents", json=body)
         assert response.status_code == 422 and "tools_requiring_approval" in response.text
+
+
+class TestWhatAnApprovalLeavesBehind:
+    async def test_a_streamed_turn_ends_with_the_approval_it_waits_for(
+        self, live: LiveServer, careful: str
+    ) -> None:
+        body = {
+            "agent_name": AGENT,
+            "message": '/tool remember {"note": "hal"}',
+            "session_id": str(uuid.uuid4()),
+        }
+        async with live.client("hal") as hal:
+            response, events = await stream_turn(hal, body)
+            last = events[-1]
+            follow = await hal.get(f"/api/runs/{last.data['run_id']}/events")
+            [pending] = last.data["approvals"]
+            await decide(hal, last.data["run_id"], {"id": pending["id"], "approve": False})
+        assert response.status_code == 200
+        assert [e.name for e in events] == ["run", "approval_required"]
+        assert pending["tool_name"] == "remember" and pending["args"] == {"note": "hal"}
+        assert follow.status_code == 200 and "event: approval_required" in follow.text
+
+    async def test_each_request_and_decision_is_audited_and_counted_without_ids_in_labels(
+        self, live: LiveServer, careful: str
+    ) -> None:
+        user = f"ida-{uuid.uuid4().hex}"
+        async with live.client(user) as ida:
+            granted, denied = await ask(ida, "one"), await ask(ida, "two")
+            for paused, approve in ((granted, True), (denied, False)):
+                [pending] = paused["pending_approvals"]
+                assert (
+                    await decide(ida, paused["run_id"], {"id": pending["id"], "approve": approve})
+                ).status_code == 200
+        async with live.client("e2e-admin", admin=True) as admin:
+            page = (await admin.get("/api/admin/events", params={"user_id": user, "limit": 100})).json()
+        async with live.raw_client() as raw:
+            text = (await raw.get("/metrics")).text
+        kinds = sorted(e["type"] for e in page["items"] if e["type"].startswith("approval."))
+        samples = metric_samples(text)
+        assert kinds == ["approval.denied", "approval.granted", "approval.requested", "approval.requested"]
+        assert sample(samples, "chatserver_approvals_requested_total") >= 2
+        assert sample(samples, "chatserver_approvals_decided_total", decision="granted") >= 1
+        assert sample(samples, "chatserver_approval_decision_seconds_count", decision="denied") >= 1
+        assert user not in text

@@ -84,6 +84,7 @@ class TestAnAgentAsksFirst:
             again = await decide(bo, paused["run_id"], {"id": pending["id"], "approve": True})
             stored = await notes(bo)
             steps = (await bo.get(f"/api/runs/{paused['run_id']}/steps")).json()
+            usage = (await bo.get("/api/usage", params={"group_by": "agent"})).json()
         assert decided.status_code == 200, decided.text
         assert text.startswith("tool remember returned: remembered")
         assert stored == ["bo rides bikes"]
@@ -93,6 +94,8 @@ class TestAnAgentAsksFirst:
             ("tool", "completed"),
             ("model", "completed"),
         ]
+        # Both model requests are in the usage ledger: the one before the pause and the one after.
+        assert [(i["key"], i["requests"], i["runs"]) for i in usage["items"]] == [(AGENT, 2, 1)]
 
     async def test_edited_arguments_are_the_ones_the_tool_runs_with(
         self, live: LiveServer, careful: str

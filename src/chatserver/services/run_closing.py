@@ -35,7 +35,7 @@ from chatserver.services.run_ends import NOT_WRITTEN, OpenedTurn, RunEnd, RunEnd
 from chatserver.services.run_errors import code_of
 from chatserver.services.run_events import RunWriter
 from chatserver.services.turn_policy import TurnListener
-from chatserver.storage.protocols import UnitOfWorkFactory
+from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 _STOPPED_CODES = {"cancelled": "cancelled", "shutdown": "interrupted", "lease_lost": "lease_lost"}
 """Why a run was stopped -> the outcome its turn is counted under (metrics)."""
@@ -94,7 +94,7 @@ class RunClosing:
             await writer.emit("done", done)
         return end
 
-    async def paused(self, run: Run, writer: RunWriter, result: TurnResult) -> RunEnd:
+    async def paused(self, run: Run, progress: RunProgress, writer: RunWriter, result: TurnResult) -> RunEnd:
         """The run waits for the user's decisions on ``result.pending_approvals``; its steps are
         stored, so it holds no lease and no task while it waits."""
         approvals = [{"id": c.id, "tool_name": c.name, "args": c.args} for c in result.pending_approvals]
@@ -107,6 +107,7 @@ class RunClosing:
         async with self._uow(user_id=run.user_id) as uow:
             paused = await uow.pauses.pause(run.user_id, run.id, owner=self.replica, result=data)
             if paused:
+                await self._usage_so_far(uow, run, progress)
                 for call in result.pending_approvals:
                     requested = {"run_id": run.id, "tool_call_id": call.id, "tool_name": call.name}
                     event = NewEvent(
@@ -121,9 +122,18 @@ class RunClosing:
         if not paused:
             await lost(run, writer)
             return NOT_WRITTEN
+        if progress.meter is not None:
+            await progress.meter.settle()
         self._listener.approvals_pending(len(approvals))
         await writer.emit("approval_required", {"run_id": run.id, "approvals": approvals})
         return PAUSED
+
+    async def _usage_so_far(self, uow: UnitOfWork, run: Run, progress: RunProgress) -> None:
+        """The ledger rows of the run's requests until it paused: its end writes only those after."""
+        meter = progress.meter
+        if meter is not None and meter.rows():
+            await uow.usage.add(run.user_id, run.agent_name, run.id, meter.rows(), now=self._clock.now())
+            self._listener.usage_recorded(run.agent_name, meter.rows())
 
     async def failed(
         self, run: Run, progress: RunProgress, writer: RunWriter, error: Exception, started: float

@@ -266,7 +266,7 @@ class RunExecutor:
             assert progress.opened is not None
             result = await self._model(run, progress, writer)
             if result.pending_approvals:
-                end = await _shielded(self._closing.paused(run, writer, result))
+                end = await _shielded(self._closing.paused(run, progress, writer, result))
                 return end
         except asyncio.CancelledError:
             reason = self._reasons.get(run.id, "cancelled")

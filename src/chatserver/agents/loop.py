@@ -12,7 +12,6 @@ next request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -20,8 +19,6 @@ from dataclasses import dataclass, field, replace
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request, model_request_stream
 from pydantic_ai.exceptions import (
-    ToolFailedError,
-    ToolRetryError,
     UnexpectedModelBehavior,
     UsageLimitExceeded,
     UserError,
@@ -37,27 +34,23 @@ from pydantic_ai.messages import (
     TextPart,
     TextPartDelta,
     ToolCallPart,
-    ToolReturn,
-    ToolReturnPart,
     UserPromptPart,
 )
-from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage
 
 from chatserver.agents import turn_options
-from chatserver.agents.continuation import Continuation, unknown_outcome
+from chatserver.agents.continuation import Continuation
 from chatserver.agents.fallback import answering
-from chatserver.agents.history import result_value
+from chatserver.agents.loop_tools import LoopState, call_tools, go_on
 from chatserver.agents.types import (
     BuiltAgent,
     Meter,
     StreamEvent,
     TokenEvent,
-    ToolCallEvent,
-    ToolResultEvent,
     TurnDeps,
 )
 from chatserver.domain import NO_OPTIONS, TurnOptions
@@ -77,24 +70,6 @@ class LoopResult:
     client_calls: list[ToolCallPart] = field(default_factory=list)
     pending: list[ToolCallPart] = field(default_factory=list)
     """Calls that wait for the user's approval: the run pauses there, its steps stored."""
-
-
-@dataclass(slots=True)
-class _Run:
-    model: Model
-    label: str
-    """The agent's model string: who answered, unless a fallback model did (``answering``)."""
-    ctx: RunContext[TurnDeps]
-    tools: ToolManager[TurnDeps]
-    instructions: str | None
-    messages: list[ModelMessage]
-    first_new: int
-    streamed: bool
-    options: TurnOptions
-    settings: ModelSettings | None
-    """The model settings of every request: the turn's options', and a fallback chain's deadline."""
-    approval: frozenset[str] = frozenset()
-    """Tools whose calls wait for the user's decision."""
 
 
 async def run_loop(
@@ -126,7 +101,7 @@ async def run_loop(
     async with tools:
         run = await _start(built, prompt, history, deps, instructions, streamed, options, tools, continued)
         if continued is not None:
-            async with aclosing(_go_on(run, continued)) as going:
+            async with aclosing(go_on(run, continued)) as going:
                 async for event in going:
                     yield event
         while True:
@@ -148,13 +123,13 @@ async def run_loop(
                 await steps.responded(response[0], ready, gated)
             if gated:
                 parts: list[ModelRequestPart] = []
-                async with aclosing(_call_tools(run, ready, parts)) as called:
+                async with aclosing(call_tools(run, ready, parts)) as called:
                     async for event in called:
                         yield event
                 result.append(LoopResult(run.messages[run.first_new :], "", run.ctx.usage, pending=gated))
                 return
             if own:
-                async with aclosing(_call_tools(run, own)) as called:
+                async with aclosing(call_tools(run, own)) as called:
                     async for event in called:
                         yield event
             if theirs or not calls:
@@ -177,7 +152,7 @@ async def _start(
     options: TurnOptions,
     toolset: AbstractToolset[TurnDeps],
     continued: Continuation | None,
-) -> _Run:
+) -> LoopState:
     rendered = "\n\n".join(text for text in (built.system_prompt, instructions or "") if text) or None
     messages = _opening(history, prompt, rendered)
     if continued is not None:
@@ -194,7 +169,7 @@ async def _start(
         ) from None
     settings = _settings(turn_options.model_settings(options), built.attempt_timeout, streamed)
     # The run's own messages begin after the history: with its prompt, or with its first response.
-    return _Run(
+    return LoopState(
         built.model,
         built.config.model,
         ctx,
@@ -231,7 +206,7 @@ class Refused(Exception):
         self.done = done
 
 
-async def _admit(meter: Meter, run: _Run) -> None:
+async def _admit(meter: Meter, run: LoopState) -> None:
     try:
         await meter.before_request()
     except Exception as error:
@@ -243,7 +218,7 @@ def _check_limit(usage: RunUsage, max_requests: int) -> None:
         raise UsageLimitExceeded(f"The next request would exceed the request_limit of {max_requests}")
 
 
-async def _steer(run: _Run) -> None:
+async def _steer(run: LoopState) -> None:
     """Hand the user's steering messages to the request about to be sent."""
     steering = run.ctx.deps.steering
     taken = await steering.take() if steering is not None else []
@@ -254,7 +229,7 @@ async def _steer(run: _Run) -> None:
         run.messages[-1] = replace(last, parts=parts)
 
 
-def _parameters(run: _Run) -> ModelRequestParameters:
+def _parameters(run: LoopState) -> ModelRequestParameters:
     parts = [InstructionPart(content=run.instructions)] if run.instructions else None
     params = ModelRequestParameters(
         function_tools=run.tools.tool_defs,
@@ -265,7 +240,7 @@ def _parameters(run: _Run) -> ModelRequestParameters:
     return turn_options.with_output(params, run.model, run.options.output)
 
 
-async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[StreamEvent, None]:
+async def _request(run: LoopState, into: list[ModelResponse]) -> AsyncGenerator[StreamEvent, None]:
     """One model request: its text deltas as tokens when streamed, its response appended to ``into``."""
     params = _parameters(run)
     with answering() as answered:
@@ -316,71 +291,3 @@ def _token(event: object) -> str | None:
     if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
         return event.delta.content_delta
     return None
-
-
-async def _call_tools(
-    run: _Run, calls: list[ToolCallPart], into: list[ModelRequestPart] | None = None
-) -> AsyncGenerator[StreamEvent, None]:
-    """Run the response's tool calls (concurrently, as the framework does) and send their results
-    back; with ``into``, only collect the results there (the run pauses or has more to add)."""
-    for call in calls:
-        yield ToolCallEvent(call.tool_name, call.args_as_dict())
-    parts = await asyncio.gather(*(_call_tool(run, call) for call in calls))
-    for part in parts:
-        if isinstance(part, ToolReturnPart):
-            yield ToolResultEvent(part.tool_name, result_value(part))
-    if into is not None:
-        into.extend(parts)
-        return
-    await _answered(run, list(parts))
-
-
-async def _answered(run: _Run, parts: list[ModelRequestPart]) -> None:
-    run.messages.append(ModelRequest(parts=parts))
-    run.ctx = replace(run.ctx, run_step=run.ctx.run_step + 1, messages=run.messages)
-    run.tools = await run.tools.for_run_step(run.ctx)
-
-
-async def _go_on(run: _Run, continued: Continuation) -> AsyncGenerator[StreamEvent, None]:
-    """Settle the last stored response's calls: run the approved ones, the rest have results."""
-    last = run.messages[-1]
-    assert isinstance(last, ModelResponse)
-    steps = run.ctx.deps.steps
-    results = dict(continued.settled)
-    for call in continued.unknown:
-        results[call.tool_call_id] = unknown_outcome(call)
-        if steps is not None:
-            await steps.called(call, results[call.tool_call_id])
-    if steps is not None:
-        for call in continued.run:
-            await steps.calling(call)
-    ran: list[ModelRequestPart] = []
-    async with aclosing(_call_tools(run, continued.run, ran)) as called:
-        async for event in called:
-            yield event
-    results.update((call.tool_call_id, part) for call, part in zip(continued.run, ran, strict=True))
-    # The calls as run: an edited call's arguments are those the model is told it ran with.
-    edited = {call.tool_call_id: call for call in continued.run}
-    parts = [edited.get(p.tool_call_id, p) if isinstance(p, ToolCallPart) else p for p in last.parts]
-    run.messages[-1] = replace(last, parts=parts)
-    await _answered(run, [results[c.tool_call_id] for c in last.tool_calls if c.tool_call_id in results])
-
-
-async def _call_tool(run: _Run, call: ToolCallPart) -> ModelRequestPart:
-    part = await _handled(run.tools, call)
-    steps = run.ctx.deps.steps
-    if steps is not None:
-        await steps.called(call, part)
-    return part
-
-
-async def _handled(tools: ToolManager[TurnDeps], call: ToolCallPart) -> ModelRequestPart:
-    try:
-        value = await tools.handle_call(call)
-    except ToolRetryError as exc:
-        return exc.tool_retry
-    except ToolFailedError as exc:
-        return exc.tool_failed
-    if isinstance(value, ToolReturn):
-        value = value.return_value
-    return ToolReturnPart(tool_name=call.tool_name, content=value, tool_call_id=call.tool_call_id)

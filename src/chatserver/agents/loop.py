@@ -100,7 +100,12 @@ async def run_loop(
     tools = turn_options.toolset(built.toolset, options)
     async with tools:
         run = await _start(built, prompt, history, deps, instructions, streamed, options, tools, continued)
-        if continued is not None:
+        last = run.messages[-1]
+        if continued is not None and isinstance(last, ModelResponse):
+            if not last.tool_calls:
+                # Its answer was stored as a step before the run was cut off: that is the answer.
+                result.append(LoopResult(run.messages[run.first_new :], last.text or "", run.ctx.usage))
+                return
             async with aclosing(go_on(run, continued)) as going:
                 async for event in going:
                     yield event

@@ -180,3 +180,50 @@ async def _resume(url: str, run_id: str) -> tuple[list[dict[str, Any]], str, int
         messages = (await rex.get(f"/api/chats/{run['chat_id']}/messages")).json()["items"]
         again = await rex.post(f"/api/runs/{run_id}/resume")
     return steps, str(messages[-1]["content"]), again.status_code
+
+
+@pytest.mark.postgres
+def test_a_run_interrupted_by_a_shutdown_before_any_step_resumes_from_its_prompt(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with asyncio.Runner() as runner:
+        database = throwaway_database("postgres", tmp_path / "pg")
+        url = runner.run(database.__aenter__())
+        env = {
+            "CHATSERVER_DATABASE_URL": url,
+            "CHATSERVER_JWT_SECRET": JWT_SECRET,
+            "CHATSERVER_SHUTDOWN_GRACE_SECONDS": "0.2",
+            "CHATSERVER_LOG_LEVEL": "WARNING",
+        }
+        try:
+            with chatserver_serve(tmp_path / "a", **env) as a:
+                a.wait_healthy(timeout=90)
+                run_id = runner.run(_start_sleeping(a.url))
+                a.process.send_signal(signal.SIGTERM)
+                a.process.wait(timeout=30)
+            with chatserver_serve(tmp_path / "b", **env) as b:
+                b.wait_healthy(timeout=90)
+                answer = runner.run(_resume_to_answer(b.url, run_id))
+        finally:
+            runner.run(database.__aexit__(None, None, None))
+    assert answer == "echo: later"
+
+
+async def _start_sleeping(url: str) -> str:
+    async with _client(url, "sol") as sol:
+        body = {"agent_name": "assistant", "message": "/sleep 2000 later"}
+        started = await sol.post(f"/api/chats/{uuid.uuid4()}/runs", json=body)
+        assert started.status_code == 202, started.text
+        await wait_for_status(sol, started.json()["id"], "running")
+    return str(started.json()["id"])
+
+
+async def _resume_to_answer(url: str, run_id: str) -> str:
+    async with _client(url, "sol") as sol:
+        interrupted = await wait_for_status(sol, run_id, "interrupted")
+        assert interrupted["error"]["code"] == "server_restarted"
+        resumed = await sol.post(f"/api/runs/{run_id}/resume")
+        assert resumed.status_code == 200, resumed.text
+        run = await wait_for_status(sol, run_id, "completed", seconds=30)
+        messages = (await sol.get(f"/api/chats/{run['chat_id']}/messages")).json()["items"]
+    return str(messages[-1]["content"])

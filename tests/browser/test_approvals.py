@@ -1,13 +1,23 @@
 """Approving in the page: a call that needs the user's approval shows as a card with its tool and
-editable arguments; Approve (edited or not) runs it and the answer goes on, Deny tells the model."""
+editable arguments; Approve (edited or not) runs it and the answer goes on, Deny tells the model.
+A run interrupted by a restart offers Resume."""
 
 from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import expect
 
+from chatserver.config import Settings
 from tests.browser.chatpage import ChatPage, Person
-from tests.e2e.harness import LiveServer, mint_token
+from tests.e2e.conftest import prepared_database
+from tests.e2e.harness import LiveServer, mint_token, serve_in_thread
 
 AGENT = "careful"
 
@@ -83,3 +93,54 @@ def test_a_chat_reopened_while_its_run_waits_shows_the_card_again(
     card.get_by_role("button", name="Approve").click()
     expect(ui.answers.last.locator(".md")).to_contain_text("tool remember returned: remembered")
     assert notes_of(server, person) == ["tea"]
+
+
+@contextmanager
+def prepared_in_thread(directory: Path, **overrides: Any) -> Iterator[Settings]:
+    """A prepared SQLite database kept for the block, made in a thread of its own (the test's
+    thread runs Playwright's event loop, where ``asyncio`` cannot run)."""
+    ready: queue.Queue[Settings | BaseException] = queue.Queue()
+    done = threading.Event()
+
+    def hold() -> None:
+        try:
+            with prepared_database("sqlite", directory, **overrides) as settings:
+                ready.put(settings)
+                done.wait(timeout=600)
+        except BaseException as error:
+            ready.put(error)
+
+    thread = threading.Thread(target=hold, name="browser-test-database", daemon=True)
+    thread.start()
+    settings = ready.get(timeout=120)
+    if isinstance(settings, BaseException):
+        raise settings
+    try:
+        yield settings
+    finally:
+        done.set()
+        thread.join(timeout=60)
+
+
+def test_a_run_interrupted_by_a_restart_offers_resume_and_resuming_answers(
+    open_browser: ChatPage, person: Person, tmp_path: Path
+) -> None:
+    ui = open_browser
+    with prepared_in_thread(tmp_path, shutdown_grace_seconds=0.2, model_timeout_seconds=30.0) as settings:
+        with serve_in_thread(settings) as first:
+            ui.open(first.url)
+            ui.sign_in(person.key)
+            ui.send("/sleep 4000 after the restart")
+            expect(ui.page.get_by_role("button", name="Stop")).to_be_visible()
+            # The page lets go of the stream, or the server's shutdown would wait for the run.
+            ui.page.goto("about:blank")
+        with serve_in_thread(settings) as second:
+            ui.page.goto(second.url)
+            expect(ui.page.locator("#messages")).to_have_attribute("aria-busy", "false")
+            ui.sidebar_chats.first.click()
+            resume = ui.page.get_by_role("button", name="Resume")
+            expect(ui.answers.last).to_contain_text("The server stopped while answering.")
+            resume.click()
+            expect(ui.answers.last.locator(".md")).to_have_text("echo: after the restart")
+            expect(resume).to_have_count(0)
+            expect(ui.answers).to_have_count(1)

@@ -87,7 +87,16 @@ export class ChatController {
     if (!run || chatId !== this.chatId) return;
     const goOn = () => this.follow((signal) => this.api.streamRun(run.id, null, signal), null);
     if (run.status === "requires_action") await goOn();
-    else if (run.status === "interrupted") this.conversation.startAssistant().element.append(resumeButton(this.api, run.id, goOn));
+    else if (run.status === "interrupted") this.offerResume(run.id, goOn);
+  }
+
+  offerResume(runId, goOn) {
+    const holder = this.conversation.startAssistant();
+    holder.element.append(resumeButton(this.api, runId, () => {
+      holder.element.remove();
+      goOn();
+    }));
+    holder.finish();
   }
 
   /** A run of this chat still answering (the tab was reloaded mid-answer): follow it to its end. */

@@ -206,3 +206,17 @@ class TestWhatAnApprovalLeavesBehind:
         assert sample(samples, "chatserver_approvals_decided_total", decision="granted") >= 1
         assert sample(samples, "chatserver_approval_decision_seconds_count", decision="denied") >= 1
         assert user not in text
+
+
+class TestARunThatCannotWait:
+    async def test_a_stateless_openai_turn_gets_the_call_denied_and_nothing_runs(
+        self, live: LiveServer, careful: str
+    ) -> None:
+        body = {"model": AGENT, "messages": [{"role": "user", "content": '/tool remember {"note": "jo"}'}]}
+        async with live.client("jo") as jo:
+            response = await jo.post("/v1/chat/completions", json=body)
+            stored = await notes(jo)
+        assert response.status_code == 200, response.text
+        content = response.json()["choices"][0]["message"]["content"]
+        assert content.startswith("tool remember returned: denied: this tool needs the user's approval")
+        assert stored == []

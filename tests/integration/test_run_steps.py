@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from chatserver.domain import Run
+from chatserver.domain import Run, RunOutcome, TurnUsage
 from chatserver.domain.steps import RunStep
 from chatserver.storage.sql import SqlUnitOfWorkFactory
 from tests.integration.test_runs import add, claim, run
@@ -98,6 +98,18 @@ class TestTheLedger:
             early = await uow.steps.overdue(before=at(1))
             late = await uow.steps.overdue(before=at(2))
         assert early == [] and late == [("alice", paused.id)]
+
+    async def test_a_cancelled_runs_pending_calls_are_not_overdue(
+        self, uow_factory: SqlUnitOfWorkFactory
+    ) -> None:
+        paused = await paused_run(uow_factory)
+        cancelled = RunOutcome(paused.id, "r1", "cancelled", None, TurnUsage())
+        async with uow_factory(user_id="alice") as uow:
+            assert await uow.runs.finish("alice", cancelled, now=at(3), fenced=False)
+            await uow.commit()
+        async with uow_factory() as uow:
+            overdue = await uow.steps.overdue(before=at(9))
+        assert overdue == []
 
 
 @pytest.mark.usefixtures("alices_chat")

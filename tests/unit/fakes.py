@@ -774,7 +774,8 @@ class FakeSteps:
         return False
 
     async def overdue(self, *, before: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        runs = {x.run_id for x in self.s.steps if x.status == "pending" and x.started_at < before}
+        paused = {r.id for r in self.s.runs.values() if r.status == "requires_action"}
+        runs = {x.run_id for x in self.s.steps if x.status == "pending" and x.started_at < before} & paused
         return [(self.s.runs[r].user_id, r) for r in sorted(runs)][:limit]
 
     def _put(self, run_id: str, seq: int, **changes: Any) -> None:

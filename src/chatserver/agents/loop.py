@@ -126,14 +126,18 @@ async def run_loop(
             steps = deps.steps
             if steps is not None and (own or run.ctx.run_step > 0):
                 await steps.responded(response[0], ready, gated)
-            if gated:
+            if gated and steps is None:
+                async with aclosing(call_tools(run, ready, refused=gated)) as called:
+                    async for event in called:
+                        yield event
+            elif gated:
                 parts: list[ModelRequestPart] = []
                 async with aclosing(call_tools(run, ready, parts)) as called:
                     async for event in called:
                         yield event
                 result.append(LoopResult(run.messages[run.first_new :], "", run.ctx.usage, pending=gated))
                 return
-            if own:
+            elif own:
                 async with aclosing(call_tools(run, own)) as called:
                     async for event in called:
                         yield event

@@ -5,7 +5,7 @@ the calls its last response left open first (``agents/continuation.py``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
@@ -50,14 +50,26 @@ class LoopState:
     """Tools whose calls wait for the user's decision."""
 
 
+NO_WAY_TO_ASK = (
+    "denied: this tool needs the user's approval, which a run without a stored chat "
+    "(or with the caller's own tools or output format) cannot ask for"
+)
+
+
 async def call_tools(
-    run: LoopState, calls: list[ToolCallPart], into: list[ModelRequestPart] | None = None
+    run: LoopState,
+    calls: list[ToolCallPart],
+    into: list[ModelRequestPart] | None = None,
+    *,
+    refused: Sequence[ToolCallPart] = (),
 ) -> AsyncGenerator[StreamEvent, None]:
     """Run the response's tool calls (concurrently, as the framework does) and send their results
-    back; with ``into``, only collect the results there (the run pauses or has more to add)."""
+    back; with ``into``, only collect the results there (the run pauses or has more to add).
+    ``refused``: calls that need an approval this run cannot wait for: denied, never run."""
     for call in calls:
         yield ToolCallEvent(call.tool_name, call.args_as_dict())
     parts = await asyncio.gather(*(_call_tool(run, call) for call in calls))
+    parts += [ToolReturnPart(c.tool_name, NO_WAY_TO_ASK, tool_call_id=c.tool_call_id) for c in refused]
     for part in parts:
         if isinstance(part, ToolReturnPart):
             yield ToolResultEvent(part.tool_name, result_value(part))

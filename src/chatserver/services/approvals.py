@@ -80,14 +80,12 @@ class ApprovalService:
                 await uow.events.add(
                     _decided(run, step, "granted" if decision.approve else "denied"), now=now
                 )
-            taken = await self._take_up_if_decided(uow, run, set(steps) - {d.id for _, d in checked})
             await uow.commit()
         for step, decision in checked:
             self._listener.approval_decided(
                 "granted" if decision.approve else "denied", (now - step.started_at).total_seconds()
             )
-        if taken is not None:
-            self._executor.launch(taken, continued=True)
+        await self._go_on_if_decided(run)
         return await self._get(user_id, run_id)
 
     async def resume(self, user_id: str, run_id: str) -> Run:
@@ -149,14 +147,21 @@ class ApprovalService:
                 ):
                     expired.append(step)
                     await uow.events.add(_decided(run, step, "expired"), now=now)
-            taken = await self._take_up_if_decided(uow, run, set())
             await uow.commit()
         for step in expired:
             self._listener.approval_decided("expired", (now - step.started_at).total_seconds())
+        await self._go_on_if_decided(run)
+
+    async def _go_on_if_decided(self, run: Run) -> None:
+        """Once no call waits, the run goes on here. In a transaction after the decisions': two
+        decisions committed at once each see the other's, and one of them takes the run up."""
+        async with self._uow(user_id=run.user_id) as uow:
+            taken = await self._take_up_if_decided(uow, run)
+            await uow.commit()
         if taken is not None:
             self._executor.launch(taken, continued=True)
 
-    async def _take_up_if_decided(self, uow: UnitOfWork, run: Run, undecided: set[str | None]) -> Run | None:
+    async def _take_up_if_decided(self, uow: UnitOfWork, run: Run) -> Run | None:
         steps = await uow.steps.list(run.user_id, run.id)
         if any(step.status == "pending" for step in steps):
             return None

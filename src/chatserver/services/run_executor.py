@@ -396,7 +396,10 @@ class RunExecutor:
         opened = progress.opened
         assert opened is not None
         meter = progress.meter = await self._metering.meter(run)
-        steps = None if run.chat_id is None else RunStepLog(self._uow, self._clock, run, progress.steps or ())
+        # A run whose context is the caller's (no chat, or options held in this process only)
+        # could not go on from stored steps: it keeps none, and cannot wait for an approval.
+        stored = run.chat_id is not None and progress.options.empty
+        steps = RunStepLog(self._uow, self._clock, run, progress.steps or ()) if stored else None
         deps = TurnDeps(
             run.user_id,
             opened.built.config.name,

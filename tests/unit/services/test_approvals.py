@@ -121,3 +121,13 @@ class TestAPausedRunHoldsItsChat:
         assert waiting.status == "queued"
         assert cancelled.status == "cancelled"
         assert outcome.kind == "done" and outcome.data["response"] == "echo: next"
+
+    async def test_a_cancelled_paused_runs_calls_never_expire(
+        self, world: World, approvals: tuple[ApprovalService, Decisions]
+    ) -> None:
+        service, heard = approvals
+        paused = await pause(world, "c4")
+        await world.chat.service.cancel("ann", paused.id)
+        world.clock.advance(TIMEOUT + 1)
+        assert await service.expire_once() == 0
+        assert heard.decided == []

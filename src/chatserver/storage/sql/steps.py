@@ -106,10 +106,12 @@ class SqlStepRepository:
         return (await self._conn.execute(statement)).rowcount > 0
 
     async def overdue(self, *, before: datetime, limit: int = 100) -> builtins.list[tuple[str, str]]:
-        """Runs (user, run) with a call pending since before ``before`` (the system's view)."""
+        """Paused runs (user, run) with a call pending since before ``before`` (the system's view);
+        a run cancelled while it waited has calls pending that nobody will decide."""
         statement = (
             select(_s.user_id, _s.run_id)
-            .where(_s.status == "pending", _s.started_at < before)
+            .join(runs, _r.id == _s.run_id)
+            .where(_s.status == "pending", _s.started_at < before, _r.status == "requires_action")
             .distinct()
             .limit(limit)
         )

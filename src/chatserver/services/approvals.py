@@ -15,7 +15,7 @@ from pydantic_ai.usage import RunUsage
 from chatserver.agents.types import TurnDeps
 from chatserver.clock import Clock
 from chatserver.domain import NewEvent, Run
-from chatserver.domain.steps import Decision, RunStep
+from chatserver.domain.steps import Decision, RunStep, StepStatus
 from chatserver.errors import Conflict, InvalidInput, NotFound
 from chatserver.json_schemas import violation
 from chatserver.services.agent_loader import AgentLoader
@@ -24,6 +24,13 @@ from chatserver.services.turn_policy import TurnListener
 from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 EXPIRED_REASON = "the approval timed out"
+_PLAIN_STEP: dict[str, StepStatus] = {
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "failed",
+    "interrupted": "unknown",
+}
+"""A run that called no tool: its one model request's status, by the run's."""
 
 
 class ApprovalService:
@@ -51,11 +58,9 @@ class ApprovalService:
             steps = await uow.steps.list(user_id, run_id)
         if steps or run.started_at is None:
             return steps
-        status = {"completed": "completed", "failed": "failed", "cancelled": "failed"}.get(
-            run.status, "started"
-        )
+        status = _PLAIN_STEP.get(run.status, "started")
         name = run.model or run.agent_name
-        return [RunStep(run.id, 0, "model", name, status, run.started_at, run.finished_at)]  # type: ignore[arg-type]
+        return [RunStep(run.id, 0, "model", name, status, run.started_at, run.finished_at)]
 
     async def decide(self, user_id: str, run_id: str, decisions: Sequence[Decision]) -> Run:
         async with self._uow(user_id=user_id) as uow:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -31,8 +32,8 @@ class StepOut(BaseModel):
     name: str
     status: str
     args: dict[str, Any] | None = None
-    started_at: Any
-    finished_at: Any
+    started_at: datetime
+    finished_at: datetime | None
 
     @classmethod
     def of(cls, step: RunStep) -> StepOut:

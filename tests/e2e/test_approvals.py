@@ -3,6 +3,8 @@ goes on after the user's decision; the tool's side effect (a stored note) happen
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import uuid
 from typing import Any
 
@@ -220,3 +222,20 @@ class TestARunThatCannotWait:
         content = response.json()["choices"][0]["message"]["content"]
         assert content.startswith("tool remember returned: denied: this tool needs the user's approval")
         assert stored == []
+
+
+class TestTheCommandLine:
+    async def test_agents_create_takes_tools_to_approve_and_refuses_one_the_agent_lacks(
+        self, live: LiveServer
+    ) -> None:
+        base = ("--model", "echo", "--tool", "remember")
+        made = await asyncio.to_thread(
+            live.cli, "agents", "create", "cli-careful", *base, "--approve", "remember"
+        )
+        with pytest.raises(subprocess.CalledProcessError) as refused:
+            await asyncio.to_thread(live.cli, "agents", "create", "cli-odd", *base, "--approve", "send_mail")
+        async with live.client("e2e-admin", admin=True) as admin:
+            shown = (await admin.get("/api/admin/agents/cli-careful")).json()
+        assert made.returncode == 0, made.stderr
+        assert shown["tools_requiring_approval"] == ["remember"]
+        assert refused.value.returncode == 1 and "send_mail" in refused.value.stderr

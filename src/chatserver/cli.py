@@ -217,6 +217,10 @@ def agents_create(
     fallback: Annotated[
         list[str] | None, typer.Option(help="A model tried when the ones before fail; repeatable, in order")
     ] = None,
+    approve: Annotated[
+        list[str] | None,
+        typer.Option(help="A tool whose calls wait for the user's approval (MCP: SERVER_TOOL); repeatable"),
+    ] = None,
 ) -> None:
     """Create an agent."""
     servers = [_mcp_server(value, stdio=False) for value in mcp or ()]
@@ -231,6 +235,7 @@ def agents_create(
         mcp_servers=tuple(servers),
         context_tokens=context_tokens,
         fallback_models=tuple(fallback or ()),
+        tools_requiring_approval=tuple(approve or ()),
     )
     created = _run(lambda c: c.agents.create(config))
     typer.echo(f"created agent '{created.name}'")

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     busy_chat_policy: Literal["enqueue", "wait", "reject", "interrupt", "steer"] = "enqueue"
     run_lease_seconds: float = Field(30.0, ge=0.3, description="a dead replica's runs end within 2x this")
+    approval_timeout_seconds: float = Field(
+        86400.0, gt=0, description="a tool call undecided this long is denied"
+    )
     max_runs_per_user: int = Field(64, ge=1, description="a user's queued and running runs; 429 past it")
     run_events_ttl_seconds: float = Field(3600.0, gt=0, description="event logs kept after a run ends")
     run_token_flush_seconds: float | None = Field(

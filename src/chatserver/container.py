@@ -36,6 +36,7 @@ from chatserver.observability.tracing import Tracing
 from chatserver.redis_bus import RateLimiter, RedisRuntime, build_replication
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
+from chatserver.services.approvals import ApprovalService
 from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
 from chatserver.services.budgets import BudgetService
 from chatserver.services.chats import ChatHistoryService
@@ -74,6 +75,7 @@ class Container:
     identity: IdentityService
     agents: AgentService
     runs: RunService
+    approvals: ApprovalService
     budgets: BudgetService
     executor: RunExecutor
     supervisor: RunSupervisor
@@ -249,6 +251,9 @@ def build_container(
         else LocalRunSignals(executor)
     )
     runs = RunService(uow, loader, executor, events_log, signals, clock, policy, budgets=gate)
+    approvals = ApprovalService(
+        uow, loader, executor, clock, metrics, timeout_seconds=settings.approval_timeout_seconds
+    )
     identity = IdentityService(uow, JwtVerifier(settings, jwks=jwks), clock)
     database = SqlDatabase(engine)
     agents = AgentService(uow, models, loader, clock, allow_stdio_mcp=settings.mcp_allow_stdio)
@@ -264,9 +269,17 @@ def build_container(
         identity=identity,
         agents=agents,
         runs=runs,
+        approvals=approvals,
         budgets=BudgetService(uow, gate, clock),
         executor=executor,
-        supervisor=RunSupervisor(uow, executor, events_log, clock, lease_seconds=settings.run_lease_seconds),
+        supervisor=RunSupervisor(
+            uow,
+            executor,
+            events_log,
+            clock,
+            lease_seconds=settings.run_lease_seconds,
+            expire_approvals=approvals.expire_once,
+        ),
         chats=ChatHistoryService(uow),
         customizations=customizations,
         sessions=SessionService(uow, clock),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chatserver.domain import NewEvent, NewMessage, Run
+from chatserver.domain.steps import RunStep
 from chatserver.domain.usage import Budget, ModelUsage, Spend
 from chatserver.services.ids import sortable_id
 from chatserver.storage.protocols import UnitOfWorkFactory
@@ -24,7 +25,9 @@ async def populate(
         await uow.customizations.add(customization(user_id))
         await uow.sessions.add(session(user_id, chat_id))
         await uow.memories.add(user_id, "helper", f"a note about {user_id}", now=NOW)
-        await uow.runs.add(Run(sortable_id(at(1)), user_id, chat_id, "helper", "queued", "hi", at(1)))
+        run_id = sortable_id(at(1))
+        await uow.runs.add(Run(run_id, user_id, chat_id, "helper", "queued", "hi", at(1)))
+        await uow.steps.add(user_id, [RunStep(run_id, 0, "model", "echo", "completed", at(1), at(1))])
         await uow.api_keys.add(api_key(user_id, prefix=f"cs_{user_id[:8]}"), key_hash=f"hash-{user_id}")
         await uow.events.add(NewEvent("chat.turn", user_id=user_id, chat_id=chat_id), now=NOW)
         await uow.usage.add(user_id, "helper", sortable_id(at(1)), [ModelUsage("echo", 3, 4, 1)], now=NOW)

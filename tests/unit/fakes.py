@@ -27,6 +27,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
+from chatserver.domain.steps import RunStep
 from chatserver.errors import Conflict
 from chatserver.storage.protocols import MaintenanceWork, RetentionCutoffs
 from chatserver.storage.turns import ComposedTurnRepository
@@ -55,6 +56,7 @@ class FakeStore:
     versions: dict[str, str] = field(default_factory=dict)
     """"agent:<name>" / "user:<id>" -> the stamp of its last write (``AgentRepository.versions``)."""
     metering: MeteringState = field(default_factory=MeteringState)
+    steps: list[RunStep] = field(default_factory=list)
 
 
 class FakeUsers:
@@ -446,6 +448,11 @@ class FakeMemories:
         return deleted
 
 
+ACTIVE = ("queued", "running", "requires_action")
+HOLDING = ("running", "requires_action")
+"""A run waiting for the user's approval holds its chat as a running one does."""
+
+
 class FakeRuns:
     """``RunRepository`` on the fake store: one running run per chat, the oldest queued starts next."""
 
@@ -514,20 +521,18 @@ class FakeRuns:
         rows = [
             r
             for r in self.s.runs.values()
-            if r.user_id == user_id and r.chat_id == chat_id and r.status in ("queued", "running")
+            if r.user_id == user_id and r.chat_id == chat_id and r.status in ACTIVE
         ]
         return sorted(rows, key=lambda r: (r.created_at, r.id))
 
     async def count_active(self, user_id: str) -> int:
-        return sum(
-            1 for r in self.s.runs.values() if r.user_id == user_id and r.status in ("queued", "running")
-        )
+        return sum(1 for r in self.s.runs.values() if r.user_id == user_id and r.status in ACTIVE)
 
     async def claim_next(
         self, user_id: str, chat_id: str, *, owner: str, now: datetime, lease_until: datetime
     ) -> Run | None:
         active = await self.active(user_id, chat_id)
-        if not active or any(r.status == "running" for r in active):
+        if not active or any(r.status in HOLDING for r in active):
             return None
         claimed = replace(active[0], status="running", started_at=now)
         self.s.runs[claimed.id] = claimed
@@ -552,7 +557,7 @@ class FakeRuns:
         if run is None:
             return False
         held = run.status == "running" and self.s.leases.get(run.id, ("", now))[0] == outcome.owner
-        if not (held if fenced else run.status == "queued"):
+        if not (held if fenced else run.status in ("queued", "requires_action")):
             return False
         self.s.runs[run.id] = replace(
             run,
@@ -589,7 +594,7 @@ class FakeRuns:
         return ended
 
     async def startable(self, *, limit: int = 100) -> list[tuple[str, str]]:
-        running = {(r.user_id, r.chat_id) for r in self.s.runs.values() if r.status == "running"}
+        running = {(r.user_id, r.chat_id) for r in self.s.runs.values() if r.status in HOLDING}
         queued = {
             (r.user_id, r.chat_id)
             for r in self.s.runs.values()
@@ -731,6 +736,78 @@ class FakeRetention:
         }
 
 
+class FakeSteps:
+    """``StepRepository`` on the fake store (steps are the store's own, never shared)."""
+
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def add(self, user_id: str, steps: Sequence[RunStep]) -> None:
+        self.s.steps.extend(steps)
+
+    async def finish(
+        self, user_id: str, run_id: str, seq: int, *, status: str, payload: Any, now: datetime | None
+    ) -> None:
+        self._put(run_id, seq, status=status, payload=payload, finished_at=now)
+
+    async def list(self, user_id: str, run_id: str) -> list[RunStep]:
+        return sorted((x for x in self.s.steps if x.run_id == run_id), key=lambda x: x.seq)
+
+    async def decide(
+        self,
+        user_id: str,
+        run_id: str,
+        tool_call_id: str,
+        *,
+        status: str,
+        args: Any,
+        reason: str | None,
+        now: datetime,
+    ) -> bool:
+        for x in self.s.steps:
+            if x.run_id == run_id and x.tool_call_id == tool_call_id and x.status == "pending":
+                changes: dict[str, Any] = {"status": status, "reason": reason, "decided_at": now}
+                if args is not None:
+                    changes["args"] = args
+                self._put(run_id, x.seq, **changes)
+                return True
+        return False
+
+    async def overdue(self, *, before: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        paused = {r.id for r in self.s.runs.values() if r.status == "requires_action"}
+        runs = {x.run_id for x in self.s.steps if x.status == "pending" and x.started_at < before} & paused
+        return [(self.s.runs[r].user_id, r) for r in sorted(runs)][:limit]
+
+    def _put(self, run_id: str, seq: int, **changes: Any) -> None:
+        self.s.steps = [
+            replace(x, **changes) if (x.run_id, x.seq) == (run_id, seq) else x for x in self.s.steps
+        ]
+
+
+class FakePauses:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def pause(self, user_id: str, run_id: str, *, owner: str, result: dict[str, Any]) -> bool:
+        run = self.s.runs.get(run_id)
+        if run is None or run.status != "running" or self.s.leases.get(run_id, ("",))[0] != owner:
+            return False
+        self.s.runs[run_id] = replace(run, status="requires_action", result=result)
+        self.s.leases.pop(run_id, None)
+        return True
+
+    async def take_up(
+        self, user_id: str, run_id: str, *, status: str, owner: str, lease_until: datetime
+    ) -> Run | None:
+        run = self.s.runs.get(run_id)
+        if run is None or run.status != status:
+            return None
+        taken = replace(run, status="running", result=None, error=None, finished_at=None)
+        self.s.runs[run_id] = taken
+        self.s.leases[run_id] = (owner, lease_until)
+        return taken
+
+
 class FakeUnitOfWork:
     """Works on a copy of the store and publishes it on commit, so rollback is real."""
 
@@ -755,6 +832,7 @@ class FakeUnitOfWork:
             cancel_requested=set(self._store.cancel_requested),
             versions=dict(self._store.versions),
             metering=self._store.metering.copy(),
+            steps=list(self._store.steps),
         )
         w = self._work
         self.users, self.api_keys, self.agents = FakeUsers(w), FakeApiKeys(w), FakeAgents(w)
@@ -769,6 +847,7 @@ class FakeUnitOfWork:
         self.user_data = FakeUserData(w)
         self.retention = FakeRetention(w)
         self.usage, self.budgets = FakeUsage(w), FakeBudgets(w)
+        self.steps, self.pauses = FakeSteps(w), FakePauses(w)
         self.turns = ComposedTurnRepository(
             self.chats, self.messages, self.events, self.runs, self.agents, self.usage
         )
@@ -791,7 +870,16 @@ class FakeUnitOfWork:
             "sessions",
         )
         names = (*names, "events")
-        for name in (*names, "memories", "runs", "leases", "cancel_requested", "versions", "metering"):
+        for name in (
+            *names,
+            "memories",
+            "runs",
+            "leases",
+            "cancel_requested",
+            "versions",
+            "metering",
+            "steps",
+        ):
             setattr(self._store, name, getattr(self._work, name))
         self._store.commits += 1
 

@@ -12,7 +12,6 @@ next request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -20,8 +19,6 @@ from dataclasses import dataclass, field, replace
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request, model_request_stream
 from pydantic_ai.exceptions import (
-    ToolFailedError,
-    ToolRetryError,
     UnexpectedModelBehavior,
     UsageLimitExceeded,
     UserError,
@@ -37,26 +34,23 @@ from pydantic_ai.messages import (
     TextPart,
     TextPartDelta,
     ToolCallPart,
-    ToolReturn,
-    ToolReturnPart,
     UserPromptPart,
 )
-from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage
 
 from chatserver.agents import turn_options
+from chatserver.agents.continuation import Continuation
 from chatserver.agents.fallback import answering
-from chatserver.agents.history import result_value
+from chatserver.agents.loop_tools import LoopState, call_tools, go_on
 from chatserver.agents.types import (
     BuiltAgent,
     Meter,
     StreamEvent,
     TokenEvent,
-    ToolCallEvent,
-    ToolResultEvent,
     TurnDeps,
 )
 from chatserver.domain import NO_OPTIONS, TurnOptions
@@ -74,22 +68,8 @@ class LoopResult:
     output: str
     usage: RunUsage
     client_calls: list[ToolCallPart] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Run:
-    model: Model
-    label: str
-    """The agent's model string: who answered, unless a fallback model did (``answering``)."""
-    ctx: RunContext[TurnDeps]
-    tools: ToolManager[TurnDeps]
-    instructions: str | None
-    messages: list[ModelMessage]
-    first_new: int
-    streamed: bool
-    options: TurnOptions
-    settings: ModelSettings | None
-    """The model settings of every request: the turn's options', and a fallback chain's deadline."""
+    pending: list[ToolCallPart] = field(default_factory=list)
+    """Calls that wait for the user's approval: the run pauses there, its steps stored."""
 
 
 async def run_loop(
@@ -103,20 +83,32 @@ async def run_loop(
     result: list[LoopResult],
     streamed: bool = True,
     options: TurnOptions = NO_OPTIONS,
+    continued: Continuation | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     """A turn's events; on a text answer, append the ``LoopResult`` to ``result`` and stop.
 
     ``streamed=False`` sends plain model requests (no token events), for models that cannot stream.
     ``prompt=None``: no new user message, the history ends with the results the model is to answer.
     A response calling the caller's tools ends the loop too, once the agent's own calls in it ran:
-    those calls are the result's ``client_calls``.
+    those calls are the result's ``client_calls``. A call of a tool that requires approval pauses
+    the run once the other calls of its response ran: it is the result's ``pending``.
+    ``continued``: the run goes on from its stored steps, its prompt not sent again.
 
     Raises what the model and tools raise (the caller maps them to domain errors), and
     ``UsageLimitExceeded`` before a request past ``max_requests``.
     """
     tools = turn_options.toolset(built.toolset, options)
     async with tools:
-        run = await _start(built, prompt, history, deps, instructions, streamed, options, tools)
+        run = await _start(built, prompt, history, deps, instructions, streamed, options, tools, continued)
+        last = run.messages[-1]
+        if continued is not None and isinstance(last, ModelResponse):
+            if not last.tool_calls:
+                # Its answer was stored as a step before the run was cut off: that is the answer.
+                result.append(LoopResult(run.messages[run.first_new :], last.text or "", run.ctx.usage))
+                return
+            async with aclosing(go_on(run, continued)) as going:
+                async for event in going:
+                    yield event
         while True:
             await _steer(run)
             _check_limit(run.ctx.usage, max_requests)
@@ -129,8 +121,24 @@ async def run_loop(
             calls = response[0].tool_calls
             theirs = turn_options.external_calls(run.tools.tool_defs, [c.tool_name for c in calls])
             own = [call for call in calls if call.tool_name not in theirs]
-            if own:
-                async with aclosing(_call_tools(run, own)) as called:
+            gated = [call for call in own if call.tool_name in run.approval]
+            ready = [call for call in own if call not in gated]
+            steps = deps.steps
+            if steps is not None and (own or run.ctx.run_step > 0):
+                await steps.responded(response[0], ready, gated)
+            if gated and steps is None:
+                async with aclosing(call_tools(run, ready, refused=gated)) as called:
+                    async for event in called:
+                        yield event
+            elif gated:
+                parts: list[ModelRequestPart] = []
+                async with aclosing(call_tools(run, ready, parts)) as called:
+                    async for event in called:
+                        yield event
+                result.append(LoopResult(run.messages[run.first_new :], "", run.ctx.usage, pending=gated))
+                return
+            elif own:
+                async with aclosing(call_tools(run, own)) as called:
                     async for event in called:
                         yield event
             if theirs or not calls:
@@ -152,9 +160,12 @@ async def _start(
     streamed: bool,
     options: TurnOptions,
     toolset: AbstractToolset[TurnDeps],
-) -> _Run:
+    continued: Continuation | None,
+) -> LoopState:
     rendered = "\n\n".join(text for text in (built.system_prompt, instructions or "") if text) or None
     messages = _opening(history, prompt, rendered)
+    if continued is not None:
+        messages += continued.messages
     ctx = RunContext(deps=deps, model=built.model, usage=RunUsage(), prompt=prompt, messages=messages)
     manager = ToolManager[TurnDeps](toolset, root_capability=built.tool_hooks)
     try:
@@ -167,7 +178,7 @@ async def _start(
         ) from None
     settings = _settings(turn_options.model_settings(options), built.attempt_timeout, streamed)
     # The run's own messages begin after the history: with its prompt, or with its first response.
-    return _Run(
+    return LoopState(
         built.model,
         built.config.model,
         ctx,
@@ -178,6 +189,7 @@ async def _start(
         streamed,
         options,
         settings,
+        frozenset(built.config.tools_requiring_approval),
     )
 
 
@@ -203,7 +215,7 @@ class Refused(Exception):
         self.done = done
 
 
-async def _admit(meter: Meter, run: _Run) -> None:
+async def _admit(meter: Meter, run: LoopState) -> None:
     try:
         await meter.before_request()
     except Exception as error:
@@ -215,7 +227,7 @@ def _check_limit(usage: RunUsage, max_requests: int) -> None:
         raise UsageLimitExceeded(f"The next request would exceed the request_limit of {max_requests}")
 
 
-async def _steer(run: _Run) -> None:
+async def _steer(run: LoopState) -> None:
     """Hand the user's steering messages to the request about to be sent."""
     steering = run.ctx.deps.steering
     taken = await steering.take() if steering is not None else []
@@ -226,7 +238,7 @@ async def _steer(run: _Run) -> None:
         run.messages[-1] = replace(last, parts=parts)
 
 
-def _parameters(run: _Run) -> ModelRequestParameters:
+def _parameters(run: LoopState) -> ModelRequestParameters:
     parts = [InstructionPart(content=run.instructions)] if run.instructions else None
     params = ModelRequestParameters(
         function_tools=run.tools.tool_defs,
@@ -237,7 +249,7 @@ def _parameters(run: _Run) -> ModelRequestParameters:
     return turn_options.with_output(params, run.model, run.options.output)
 
 
-async def _request(run: _Run, into: list[ModelResponse]) -> AsyncGenerator[StreamEvent, None]:
+async def _request(run: LoopState, into: list[ModelResponse]) -> AsyncGenerator[StreamEvent, None]:
     """One model request: its text deltas as tokens when streamed, its response appended to ``into``."""
     params = _parameters(run)
     with answering() as answered:
@@ -288,28 +300,3 @@ def _token(event: object) -> str | None:
     if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
         return event.delta.content_delta
     return None
-
-
-async def _call_tools(run: _Run, calls: list[ToolCallPart]) -> AsyncGenerator[StreamEvent, None]:
-    """Run the response's tool calls (concurrently, as the framework does) and send their results back."""
-    for call in calls:
-        yield ToolCallEvent(call.tool_name, call.args_as_dict())
-    parts = await asyncio.gather(*(_call_tool(run.tools, call) for call in calls))
-    for part in parts:
-        if isinstance(part, ToolReturnPart):
-            yield ToolResultEvent(part.tool_name, result_value(part))
-    run.messages.append(ModelRequest(parts=list(parts)))
-    run.ctx = replace(run.ctx, run_step=run.ctx.run_step + 1, messages=run.messages)
-    run.tools = await run.tools.for_run_step(run.ctx)
-
-
-async def _call_tool(tools: ToolManager[TurnDeps], call: ToolCallPart) -> ModelRequestPart:
-    try:
-        value = await tools.handle_call(call)
-    except ToolRetryError as exc:
-        return exc.tool_retry
-    except ToolFailedError as exc:
-        return exc.tool_failed
-    if isinstance(value, ToolReturn):
-        value = value.return_value
-    return ToolReturnPart(tool_name=call.tool_name, content=value, tool_call_id=call.tool_call_id)

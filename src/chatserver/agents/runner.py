@@ -43,6 +43,7 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.usage import RunUsage
 
 from chatserver.agents.context import fit_history
+from chatserver.agents.continuation import Continuation
 from chatserver.agents.history import from_new_messages
 from chatserver.agents.loop import LoopResult, Refused, run_loop
 from chatserver.agents.retries import turn_deadline
@@ -114,6 +115,7 @@ async def stream_turn(
     max_requests: int,
     instructions: str | None = None,
     options: TurnOptions = NO_OPTIONS,
+    continued: Continuation | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     """A turn as events: tokens as produced, tool calls and results, then ``DoneEvent``.
 
@@ -122,7 +124,16 @@ async def stream_turn(
     the turn's start, the caller's time between events included; it interrupts the loop's waits only.
     """
     turn = _turn(
-        built, prompt, history, deps, timeout_seconds, max_requests, instructions, options, streamed=True
+        built,
+        prompt,
+        history,
+        deps,
+        timeout_seconds,
+        max_requests,
+        instructions,
+        options,
+        streamed=True,
+        continued=continued,
     )
     async with aclosing(turn) as events:
         async for event in events:
@@ -140,6 +151,7 @@ async def _turn(
     options: TurnOptions,
     *,
     streamed: bool,
+    continued: Continuation | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     done: list[LoopResult] = []
     with map_model_errors(timeout_seconds), turn_deadline(timeout_seconds):
@@ -155,6 +167,7 @@ async def _turn(
             result=done,
             streamed=streamed,
             options=options,
+            continued=continued,
         )
         async with aclosing(loop) as events:
             while True:
@@ -183,12 +196,14 @@ def turn_result(result: LoopResult) -> TurnResult:
         ToolCall(call.tool_call_id, call.tool_name, call.args_as_dict()) for call in result.client_calls
     ]
     stored, records, output = from_new_messages(result.new_messages, result.output, handed)
+    pending = [ToolCall(call.tool_call_id, call.tool_name, call.args_as_dict()) for call in result.pending]
     return TurnResult(
         output=output,
         new_messages=stored,
         tool_calls=records,
         usage=turn_usage(result.usage),
         client_calls=tuple(handed),
+        pending_approvals=tuple(pending),
     )
 
 

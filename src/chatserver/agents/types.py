@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.messages import ModelResponse
+from pydantic_ai.messages import ModelRequestPart, ModelResponse, ToolCallPart
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
@@ -50,6 +50,21 @@ class Meter(Protocol):
         """``model``: the model string of the agent's model (or fallback model) that answered."""
 
 
+class StepLog(Protocol):
+    """Stores a run's steps as each finishes (``services/run_steps.py``): what the run goes on from
+    after a pause for the user's approval or a restart."""
+
+    async def responded(
+        self, response: ModelResponse, running: list[ToolCallPart], pending: list[ToolCallPart]
+    ) -> None:
+        """A model response, with the tool calls about to run and those that wait for the user."""
+
+    async def calling(self, call: ToolCallPart) -> None:
+        """An approved call is about to run."""
+
+    async def called(self, call: ToolCallPart, result: ModelRequestPart) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDeps:
     """Per-run dependencies: the cached agent is shared, these are not."""
@@ -62,6 +77,7 @@ class TurnDeps:
     """The memory tools' store; when None, ``backend`` serves if it is a ``MemoryBackend`` too."""
     steering: Steering | None = None
     meter: Meter | None = None
+    steps: StepLog | None = None
 
     def memory_backend(self) -> MemoryBackend | None:
         if self.memory is not None:
@@ -96,6 +112,8 @@ class TurnResult:
     usage: TurnUsage
     client_calls: tuple[ToolCall, ...] = ()
     """The caller's tools the model called: the turn ends there and hands them back."""
+    pending_approvals: tuple[ToolCall, ...] = ()
+    """Calls that wait for the user's decision: the run pauses there (its steps are stored)."""
 
 
 @dataclass(frozen=True, slots=True)

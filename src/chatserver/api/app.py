@@ -16,6 +16,7 @@ from chatserver.api.limits import BodySizeLimit
 from chatserver.api.responses import API_ERRORS, OPENAI_ERRORS
 from chatserver.api.routes import (
     agents,
+    approvals,
     chat,
     chats,
     customizations,
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     install_error_handlers(app)
     app.include_router(health.router)
     # The error responses are documented so that the OpenAPI schema describes every answer but a 500.
-    for module in (chat, runs, agents, chats, customizations, sessions, me, users, usage, ui):
+    for module in (chat, runs, approvals, agents, chats, customizations, sessions, me, users, usage, ui):
         app.include_router(module.router, responses=API_ERRORS)
     app.include_router(openai.router, responses=OPENAI_ERRORS)
     app.include_router(openai_responses.router, responses=OPENAI_ERRORS)

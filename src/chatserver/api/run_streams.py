@@ -90,6 +90,14 @@ def answer(outcome: RunEvent, chat_id: str | None) -> ChatResponse:
     """A run's last event as the plain answer; a failure raises the error it stands for."""
     if outcome.kind == "done":
         return chat_response(outcome.data)
+    if outcome.kind == "approval_required":
+        paused = chat_response(
+            {"run_id": outcome.data.get("run_id"), "chat_id": chat_id, "response": None},
+            status="requires_action",
+        )
+        return paused.model_copy(
+            update={"error": None, "pending_approvals": outcome.data.get("approvals", [])}
+        )
     if outcome.kind == "cancelled":
         partial = {
             "run_id": outcome.data.get("run_id"),

@@ -125,6 +125,11 @@ class ChatResponse(BaseModel):
     run_id: str | None = None
     model: str | None = None
     status: str = "completed"
+    pending_approvals: list[dict[str, Any]] | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="with status requires_action: the calls that wait for the user, {id, tool_name, args}",
+    )
 
 
 class McpServerIn(Strict):
@@ -166,6 +171,9 @@ class AgentIn(Strict):
     fallback_models: list[StoredText] = Field(
         default_factory=list, max_length=8, description="Tried in order on the model's provider errors"
     )
+    tools_requiring_approval: list[StoredText] = Field(
+        default_factory=list, max_length=64, description="Tools whose calls wait for the user's approval"
+    )
 
     def to_domain(self, name: str | None = None) -> AgentConfig:
         return AgentConfig(
@@ -178,6 +186,7 @@ class AgentIn(Strict):
             mcp_servers=tuple(server.to_domain() for server in self.mcp_servers),
             context_tokens=self.context_tokens,
             fallback_models=tuple(self.fallback_models),
+            tools_requiring_approval=tuple(self.tools_requiring_approval),
         )
 
 
@@ -200,6 +209,7 @@ class AgentOut(AgentSummary):
     mcp_servers: list[McpServerOut] = []
     context_tokens: int | None = None
     fallback_models: list[str] = []
+    tools_requiring_approval: list[str] = []
 
     @classmethod
     def of(cls, agent: AgentConfig) -> AgentOut:
@@ -215,6 +225,7 @@ class AgentOut(AgentSummary):
             mcp_servers=[McpServerOut.of(server) for server in agent.mcp_servers],
             context_tokens=agent.context_tokens,
             fallback_models=list(agent.fallback_models),
+            tools_requiring_approval=list(agent.tools_requiring_approval),
         )
 
 

@@ -64,6 +64,8 @@ class AgentConfig:
     """Budget of estimated tokens for system prompt + history + message; None: no budget."""
     fallback_models: tuple[str, ...] = ()
     """Tried in order when ``model`` fails with a provider error (429, 5xx, timeout, connection)."""
+    tools_requiring_approval: tuple[str, ...] = ()
+    """Tools (built-in, or MCP by their namespaced name) whose calls wait for the user's decision."""
 
 
 @dataclass(frozen=True, slots=True)

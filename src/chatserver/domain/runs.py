@@ -17,6 +17,8 @@ OnDisconnect = Literal["continue", "cancel"]
 ENDED: frozenset[str] = frozenset({"completed", "failed", "cancelled", "interrupted"})
 TERMINAL_EVENTS: frozenset[str] = frozenset({"done", "error", "cancelled"})
 """The kinds of event a run's log ends with."""
+PAUSE_EVENT = "approval_required"
+"""The run waits for the user: a reader stops there; the log goes on once the run does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,10 @@ class RunEvent:
     @property
     def terminal(self) -> bool:
         return self.kind in TERMINAL_EVENTS
+
+    @property
+    def pauses(self) -> bool:
+        return self.kind == PAUSE_EVENT
 
 
 @dataclass(frozen=True, slots=True)

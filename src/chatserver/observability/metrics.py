@@ -140,6 +140,30 @@ class Metrics:
             registry=r,
         )
 
+        # Pending approvals are requested minus decided, summed over replicas (a decision may be
+        # taken on another replica than its request).
+        self.approvals_requested = Counter(
+            "chatserver_approvals_requested", "Tool calls that waited for the user's decision", registry=r
+        )
+        self.approvals_decided = Counter(
+            "chatserver_approvals_decided", "Approval decisions", ["decision"], registry=r
+        )
+        self.approval_latency = Histogram(
+            "chatserver_approval_decision_seconds",
+            "Time from an approval's request to its decision",
+            ["decision"],
+            buckets=(1, 5, 15, 60, 300, 900, 3600, 14400, 86400, 172800),
+            registry=r,
+        )
+
+    def approvals_pending(self, count: int) -> None:
+        self.approvals_requested.inc(count)
+
+    def approval_decided(self, decision: str, seconds: float) -> None:
+        """``decision``: granted, denied or expired."""
+        self.approvals_decided.labels(decision).inc()
+        self.approval_latency.labels(decision).observe(max(seconds, 0.0))
+
     def watch_agent_cache(self, cache: CacheStats, loader: BuildStats) -> None:
         self.registry.register(_AgentCacheCollector(cache, loader))
 

@@ -119,3 +119,16 @@ class AgentService:
         validate_mcp_servers(
             agent.mcp_servers, allow_stdio=self._allow_stdio_mcp, reserved_tools=BUILTIN_TOOL_FACTORIES
         )
+        _validate_approvals(agent)
+
+
+def _validate_approvals(agent: AgentConfig) -> None:
+    """Each tool to approve is one of the agent's: built-in, or an MCP server's by its prefixed name
+    (an MCP server's tools are known only once it is reached, so its prefix is what is checked)."""
+    prefixes = tuple(f"{server.name}_" for server in agent.mcp_servers)
+    for name in agent.tools_requiring_approval:
+        mcp = any(name.startswith(prefix) and len(name) > len(prefix) for prefix in prefixes)
+        if name not in agent.tools and not mcp:
+            raise InvalidInput(
+                f"tool {name!r} is not one of the agent's tools", field="tools_requiring_approval"
+            )

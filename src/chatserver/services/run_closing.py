@@ -27,6 +27,7 @@ from chatserver.domain import (
     TurnOptions,
     TurnUsage,
 )
+from chatserver.domain.steps import RunStep
 from chatserver.domain.usage import ModelUsage
 from chatserver.errors import ChatServerError
 from chatserver.services.metering import RunMeter
@@ -34,7 +35,7 @@ from chatserver.services.run_ends import NOT_WRITTEN, OpenedTurn, RunEnd, RunEnd
 from chatserver.services.run_errors import code_of
 from chatserver.services.run_events import RunWriter
 from chatserver.services.turn_policy import TurnListener
-from chatserver.storage.protocols import UnitOfWorkFactory
+from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 _STOPPED_CODES = {"cancelled": "cancelled", "shutdown": "interrupted", "lease_lost": "lease_lost"}
 """Why a run was stopped -> the outcome its turn is counted under (metrics)."""
@@ -49,6 +50,12 @@ class RunProgress:
     partial: TurnResult | None = None
     """What the run did before it was stopped between steps (``StoppedEvent``)."""
     options: TurnOptions = NO_OPTIONS
+    steps: list[RunStep] | None = None
+    """A run going on from its stored steps: those steps."""
+
+
+PAUSED = RunEnd(tell=False, written=True)
+"""A run that waits for the user: its log stays open, nothing hands its chat on."""
 
 
 class RunClosing:
@@ -86,6 +93,47 @@ class RunClosing:
         if end.tell:
             await writer.emit("done", done)
         return end
+
+    async def paused(self, run: Run, progress: RunProgress, writer: RunWriter, result: TurnResult) -> RunEnd:
+        """The run waits for the user's decisions on ``result.pending_approvals``; its steps are
+        stored, so it holds no lease and no task while it waits."""
+        approvals = [{"id": c.id, "tool_name": c.name, "args": c.args} for c in result.pending_approvals]
+        data = {
+            "run_id": run.id,
+            "chat_id": run.chat_id,
+            "status": "requires_action",
+            "pending_approvals": approvals,
+        }
+        async with self._uow(user_id=run.user_id) as uow:
+            paused = await uow.pauses.pause(run.user_id, run.id, owner=self.replica, result=data)
+            if paused:
+                await self._usage_so_far(uow, run, progress)
+                for call in result.pending_approvals:
+                    requested = {"run_id": run.id, "tool_call_id": call.id, "tool_name": call.name}
+                    event = NewEvent(
+                        "approval.requested",
+                        user_id=run.user_id,
+                        agent_name=run.agent_name,
+                        chat_id=run.chat_id,
+                        data=requested,
+                    )
+                    await uow.events.add(event, now=self._clock.now())
+            await uow.commit()
+        if not paused:
+            await lost(run, writer)
+            return NOT_WRITTEN
+        if progress.meter is not None:
+            await progress.meter.settle()
+        self._listener.approvals_pending(len(approvals))
+        await writer.emit("approval_required", {"run_id": run.id, "approvals": approvals})
+        return PAUSED
+
+    async def _usage_so_far(self, uow: UnitOfWork, run: Run, progress: RunProgress) -> None:
+        """The ledger rows of the run's requests until it paused: its end writes only those after."""
+        meter = progress.meter
+        if meter is not None and meter.rows():
+            await uow.usage.add(run.user_id, run.agent_name, run.id, meter.rows(), now=self._clock.now())
+            self._listener.usage_recorded(run.agent_name, meter.rows())
 
     async def failed(
         self, run: Run, progress: RunProgress, writer: RunWriter, error: Exception, started: float
@@ -173,5 +221,3 @@ def _metered(progress: RunProgress) -> tuple[str | None, TurnUsage, tuple[ModelU
     if meter is None:
         return default, TurnUsage(), ()
     return meter.answered or default, meter.total(), meter.rows()
-
-

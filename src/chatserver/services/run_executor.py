@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from chatserver.agents.continuation import continuation
 from chatserver.agents.history import to_model_messages
 from chatserver.agents.runner import stream_turn
 from chatserver.agents.types import (
@@ -48,14 +49,16 @@ from chatserver.domain import (
     TurnOptions,
     TurnUsage,
 )
+from chatserver.domain.steps import RunStep
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.observability.spans import run_span
 from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.metering import BudgetGate, Metering
-from chatserver.services.run_closing import RunClosing, RunProgress
+from chatserver.services.run_closing import PAUSED, RunClosing, RunProgress
 from chatserver.services.run_ends import NOT_WRITTEN, OpenedTurn, RunEnd, RunEnds
 from chatserver.services.run_events import RunEventLog, RunWriter
 from chatserver.services.run_steering import RunSteering
+from chatserver.services.run_steps import RunStepLog
 from chatserver.services.turn_policy import NoTurnListener, TurnListener, TurnPolicy
 from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
@@ -114,6 +117,7 @@ class RunExecutor:
         """Runs started with options (client tools, an output format): held here, not stored, so
         such a run starts at once, in this process (``RunService`` never queues one)."""
         self._abandoning: set[asyncio.Task[None]] = set()
+        self._continued: set[str] = set()
         self._held_until: dict[str, float] = {}
         """When each run's lease runs out (event loop time) unless renewed: its claim, its renewals."""
         self._closing = RunClosing(
@@ -143,9 +147,17 @@ class RunExecutor:
         stateless: Stateless | None = None,
         built: BuiltAgent | None = None,
         options: TurnOptions = NO_OPTIONS,
+        continued: bool = False,
     ) -> None:
-        if run.id in self._tasks:
+        """``continued``: the run goes on from its stored steps (a decision, a resume)."""
+        pausing = self._tasks.get(run.id)
+        if pausing is not None:
+            if continued:
+                # Decided before the task that paused it has quite finished: go on right after it.
+                pausing.add_done_callback(lambda _: self.launch(run, continued=True))
             return
+        if continued:
+            self._continued.add(run.id)
         if not options.empty:
             self._options[run.id] = options
         loop = asyncio.get_running_loop()
@@ -156,6 +168,7 @@ class RunExecutor:
         task.add_done_callback(lambda _: self._forget(run.id))
 
     def _forget(self, run_id: str) -> None:
+        self._continued.discard(run_id)
         self._tasks.pop(run_id, None)
         self._options.pop(run_id, None)
         self._held_until.pop(run_id, None)
@@ -252,6 +265,9 @@ class RunExecutor:
             self._cancellable.add(run.id)
             assert progress.opened is not None
             result = await self._model(run, progress, writer)
+            if result.pending_approvals:
+                end = await _shielded(self._closing.paused(run, progress, writer, result))
+                return end
         except asyncio.CancelledError:
             reason = self._reasons.get(run.id, "cancelled")
             end = await _shielded(self._closing.stopped(run, progress, writer, reason, started))
@@ -265,7 +281,8 @@ class RunExecutor:
             self._reasons.pop(run.id, None)
             self._cancellable.discard(run.id)
             del self._steering[run.id]
-            await _shielded(self._end_logs(run, writer, steering))
+            if end is not PAUSED:
+                await _shielded(self._end_logs(run, writer, steering))
         return end
 
     async def _hand_on(self, run: Run, end: RunEnd) -> None:
@@ -301,7 +318,27 @@ class RunExecutor:
         self, progress: RunProgress, run: Run, built: BuiltAgent | None, stateless: Stateless | None
     ) -> None:
         built = built or await self._agents.get(run.user_id, run.agent_name)
+        if run.id in self._continued:
+            progress.opened, progress.steps = await self._reopen(run, built)
+            return
         progress.opened = await self._open_turn(run, built, stateless)
+
+    async def _reopen(self, run: Run, built: BuiltAgent) -> tuple[OpenedTurn, list[RunStep]]:
+        """A run going on: its user message is stored already; its window, and its steps."""
+        assert run.chat_id is not None
+        window = (
+            self._policy.history_window
+            if built.config.history_window is None
+            else built.config.history_window
+        )
+        async with self._uow(user_id=run.user_id) as uow:
+            chat = await uow.chats.get(run.user_id, run.chat_id)
+            if chat is None:
+                raise NotFound(f"chat '{run.chat_id}' not found")
+            turn = chat.turn_count
+            messages = await uow.messages.window(run.user_id, run.chat_id, before_turn=turn, turns=window)
+            steps = await uow.steps.list(run.user_id, run.id)
+        return OpenedTurn(built, turn, to_model_messages(messages), None), steps
 
     async def _open_turn(self, run: Run, built: BuiltAgent, stateless: Stateless | None) -> OpenedTurn:
         """Store the user's message (committed before the model runs) and read the window."""
@@ -359,6 +396,10 @@ class RunExecutor:
         opened = progress.opened
         assert opened is not None
         meter = progress.meter = await self._metering.meter(run)
+        # A run whose context is the caller's (no chat, or options held in this process only)
+        # could not go on from stored steps: it keeps none, and cannot wait for an approval.
+        stored = run.chat_id is not None and progress.options.empty
+        steps = RunStepLog(self._uow, self._clock, run, progress.steps or ()) if stored else None
         deps = TurnDeps(
             run.user_id,
             opened.built.config.name,
@@ -366,11 +407,13 @@ class RunExecutor:
             self._tool_backend,
             steering=self._steering[run.id],
             meter=meter,
+            steps=steps,
         )
         options = progress.options
         turn = stream_turn(
             opened.built,
             None if options.continues else run.message,
+            continued=None if progress.steps is None else continuation(progress.steps),
             history=opened.history,
             deps=deps,
             timeout_seconds=self._policy.model_timeout_seconds,

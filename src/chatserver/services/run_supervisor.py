@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from chatserver.clock import Clock
 from chatserver.errors import ChatServerError
@@ -33,7 +34,9 @@ class RunSupervisor:
         clock: Clock,
         *,
         lease_seconds: float,
+        expire_approvals: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        self._expire_approvals = expire_approvals
         self._uow = uow
         self._executor = executor
         self._events = events
@@ -55,6 +58,8 @@ class RunSupervisor:
     async def tick(self) -> None:
         await self.renew()
         await self.sweep()
+        if self._expire_approvals is not None:
+            await self._expire_approvals()
 
     async def renew(self) -> None:
         mine = self._executor.running()

@@ -75,9 +75,10 @@ class RunHandle:
         return self.service.follow(self.run, after)
 
     async def outcome(self) -> RunEvent:
-        """The run's last event (``done``, ``error`` or ``cancelled``), once it has ended."""
+        """The run's last event (``done``, ``error`` or ``cancelled``), once it has ended, or
+        ``approval_required`` once it waits for the user."""
         async for event in self.events():
-            if event.terminal:
+            if event.terminal or event.pauses:
                 return event
         raise RuntimeError("a run's events end with its outcome")  # pragma: no cover
 
@@ -176,7 +177,7 @@ class RunService:
         run = await self.get(user_id, run_id)
         if run.ended:
             raise Conflict(f"run '{run_id}' has already ended ({run.status})")
-        if run.status == "queued" and await self._cancel_queued(run):
+        if run.status in ("queued", "requires_action") and await self._cancel_queued(run):
             return await self.get(user_id, run_id)
         async with self._uow(user_id=user_id) as uow:
             await uow.runs.request_cancel(user_id, run_id)
@@ -215,13 +216,16 @@ class RunService:
             if batch:
                 for event in batch:
                     yield event
-                    if event.terminal:
+                    if event.terminal or event.pauses:
                         return
                     after = event.id
                 # Wait for more before looking at the record: a run being followed costs no query.
                 wait = READ_SECONDS
                 continue
             stored = await self.get(run.user_id, run.id)
+            if stored.status == "requires_action" and batch is not None:
+                yield final_event(stored)
+                return
             if stored.ended:
                 # The end may have reached the log while the record was read: read once more.
                 late = await self._events.read(run.id, after, wait_seconds=0)
@@ -339,6 +343,8 @@ class RunService:
         if ended:
             await self._events.append(run.id, "cancelled", {"run_id": run.id})
             await self._events.close(run.id)
+            if run.status == "requires_action":
+                await self._executor.start_next(run)
         return ended
 
     async def _wait_for_end(self, run: Run) -> None:
@@ -393,6 +399,11 @@ def final_event(run: Run) -> RunEvent:
         return RunEvent("end", "done", run.result or {})
     if run.status == "cancelled":
         return RunEvent("end", "cancelled", {"run_id": run.id})
+    if run.status == "requires_action":
+        paused = run.result or {}
+        return RunEvent(
+            "end", "approval_required", {"run_id": run.id, "approvals": paused.get("pending_approvals", [])}
+        )
     error = run.error
     code, detail = (error.code, error.detail) if error else ("internal_error", "the run failed")
     return RunEvent("end", "error", {"run_id": run.id, "detail": detail, "code": code})

@@ -40,6 +40,12 @@ class TurnListener(Protocol):
     def usage_recorded(self, agent_name: str, rows: Sequence[ModelUsage]) -> None:
         """A run's usage by model, once stored (whatever its outcome)."""
 
+    def approvals_pending(self, count: int) -> None:
+        """A run paused for ``count`` decisions."""
+
+    def approval_decided(self, decision: str, seconds: float) -> None:
+        """``decision``: granted, denied or expired; ``seconds`` since it was requested."""
+
 
 class NoTurnListener:
     def turn_completed(self, agent_name: str, result: TurnResult, seconds: float) -> None:
@@ -49,4 +55,10 @@ class NoTurnListener:
         pass
 
     def usage_recorded(self, agent_name: str, rows: Sequence[ModelUsage]) -> None:
+        pass
+
+    def approvals_pending(self, count: int) -> None:
+        pass
+
+    def approval_decided(self, decision: str, seconds: float) -> None:
         pass

@@ -29,6 +29,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
+from chatserver.domain.steps import RunStep
 from chatserver.storage.metering import BudgetRepository, UsageRepository
 
 
@@ -289,6 +290,43 @@ class RunRepository(Protocol):
         """(user_id, chat_id) of chats with a queued run and none running."""
 
 
+class StepRepository(Protocol):
+    """A run's ledger (``domain.steps``), the caller's; ``overdue`` is system work."""
+
+    async def add(self, user_id: str, steps: Sequence[RunStep]) -> None: ...
+    async def finish(
+        self, user_id: str, run_id: str, seq: int, *, status: str, payload: Any, now: datetime | None
+    ) -> None: ...
+    async def list(self, user_id: str, run_id: str) -> builtins.list[RunStep]:
+        """In the order they were taken."""
+
+    async def decide(
+        self,
+        user_id: str,
+        run_id: str,
+        tool_call_id: str,
+        *,
+        status: str,
+        args: dict[str, Any] | None,
+        reason: str | None,
+        now: datetime,
+    ) -> bool:
+        """Decide a pending call; False when it is not pending (decided already, or no such call)."""
+
+    async def overdue(self, *, before: datetime, limit: int = 100) -> builtins.list[tuple[str, str]]:
+        """(user_id, run_id) of runs with a call pending since before ``before``."""
+
+
+class PauseRepository(Protocol):
+    async def pause(self, user_id: str, run_id: str, *, owner: str, result: dict[str, Any]) -> bool:
+        """A running run of ``owner``'s waits for the user (``requires_action``), holding no lease."""
+
+    async def take_up(
+        self, user_id: str, run_id: str, *, status: str, owner: str, lease_until: datetime
+    ) -> Run | None:
+        """The run, if its status is ``status``, running again under ``owner``'s lease."""
+
+
 class CustomizationRepository(Protocol):
     async def add(self, customization: PromptCustomization) -> None:
         """Insert; raises ``Conflict`` on a second (user, agent, type)."""
@@ -433,6 +471,8 @@ class UnitOfWork(Protocol):
     retention: RetentionRepository
     usage: UsageRepository
     budgets: BudgetRepository
+    steps: StepRepository
+    pauses: PauseRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

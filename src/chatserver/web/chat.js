@@ -1,6 +1,7 @@
 // The open chat: new or existing, its messages, and sending a turn over the stream.
 
 import { ApiError, describeError } from "./api.js";
+import { approvalCards, resumeButton } from "./approvals.js";
 import { chatTitle } from "./chats.js";
 import { byId, newId, store } from "./dom.js";
 
@@ -70,6 +71,32 @@ export class ChatController {
     await this.loadMessages(null);
     this.sessions.open(chat.agent_name, chat.id);
     await this.resume(chat.id);
+    await this.offerToGoOn(chat.id);
+  }
+
+  /** The chat's last run waits for a decision (its cards again) or was interrupted (Resume). */
+  async offerToGoOn(chatId) {
+    if (this.busy) return;
+    let page;
+    try {
+      page = await this.api.get(`/api/chats/${encodeURIComponent(chatId)}/runs?limit=1`);
+    } catch {
+      return; // the chat is shown; this is only an offer
+    }
+    const run = page.items[0];
+    if (!run || chatId !== this.chatId) return;
+    const goOn = () => this.follow((signal) => this.api.streamRun(run.id, null, signal), null);
+    if (run.status === "requires_action") await goOn();
+    else if (run.status === "interrupted") this.offerResume(run.id, goOn);
+  }
+
+  offerResume(runId, goOn) {
+    const holder = this.conversation.startAssistant();
+    holder.element.append(resumeButton(this.api, runId, () => {
+      holder.element.remove();
+      goOn();
+    }));
+    holder.finish();
   }
 
   /** A run of this chat still answering (the tab was reloaded mid-answer): follow it to its end. */
@@ -175,11 +202,16 @@ export class ChatController {
 
   /** Feed the run's events to the turn; true when the run ended (done, cancelled or an error). */
   async consume(events, turn, retry) {
-    for await (const { event, data } of events) {
+    for await (const { event, data, id } of events) {
       if (event === "run") this.started(data.run_id);
       else if (event === "token") turn.appendDelta(data.delta ?? "");
       else if (event === "tool_call") turn.toolCall(data.name, data.args);
       else if (event === "tool_result") turn.toolResult(data.name, data.result);
+      else if (event === "approval_required") {
+        const after = () => this.follow((signal) => this.api.streamRun(data.run_id, id, signal), null);
+        turn.element.append(...approvalCards(this.api, data.run_id, data.approvals ?? [], after));
+        return true;
+      }
       else if (event === "done") {
         turn.meta(data.model, data.usage);
         return true;

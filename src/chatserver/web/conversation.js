@@ -126,7 +126,7 @@ class AssistantTurn {
     this.block = null;
     this.element.classList.remove("streaming");
     for (const card of this.cards) if (!card.done) card.setMissing();
-    if (!this.element.querySelector(".md, .tool, .turn-error")) {
+    if (!this.element.querySelector(".md, .tool, .turn-error, .approval")) {
       this.element.append(h("p", { class: "hint" }, "(no answer)"));
     }
   }

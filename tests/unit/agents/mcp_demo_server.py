@@ -5,11 +5,14 @@
 
 Tools: ``add(a, b)``; ``whoami()`` -> the ``chatserver/user_id`` of the request's ``_meta``;
 ``pid()`` -> the server's process id;
-``broken()`` -> a tool error; ``crash()`` -> the server process exits.
+``broken()`` -> a tool error; ``crash()`` -> the server process exits;
+``note(text)`` -> appends ``text`` to the file ``MCP_DEMO_LEDGER`` names (its side effects, counted
+by tests), then waits ``MCP_DEMO_NOTE_SECONDS`` (default 0).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any
@@ -48,6 +51,19 @@ def broken() -> str:
 def crash() -> str:
     """Ends the server process (a server failure)."""
     os._exit(3)
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as ledger:
+        ledger.write(text + "\n")
+
+
+@server.tool()
+async def note(text: str) -> str:
+    """Write a note down (a side effect that can be counted)."""
+    _append(os.environ["MCP_DEMO_LEDGER"], text)
+    await asyncio.sleep(float(os.environ.get("MCP_DEMO_NOTE_SECONDS", "0")))
+    return f"noted: {text}"
 
 
 if __name__ == "__main__":

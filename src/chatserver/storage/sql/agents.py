@@ -42,6 +42,7 @@ def _agent(row: RowMapping) -> AgentConfig:
         mcp_servers=tuple(_mcp_server(item) for item in row["mcp_servers"] or ()),
         context_tokens=row["context_tokens"],
         fallback_models=tuple(row["fallback_models"] or ()),
+        tools_requiring_approval=tuple(row["tools_requiring_approval"] or ()),
     )
 
 
@@ -76,6 +77,7 @@ def _editable(agent: AgentConfig) -> dict[str, Any]:
         "mcp_servers": _mcp_json(agent.mcp_servers),
         "context_tokens": agent.context_tokens,
         "fallback_models": list(agent.fallback_models) or None,
+        "tools_requiring_approval": list(agent.tools_requiring_approval) or None,
         "updated_at": _timestamp(agent.updated_at),
         "config_version": new_version(),
     }

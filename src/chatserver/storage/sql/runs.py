@@ -29,7 +29,9 @@ from chatserver.storage.sql.statements import dialect_insert, insert_unless_take
 from chatserver.storage.sql.tables import agents, runs, users
 
 _r = runs.c
-_ACTIVE = ("queued", "running")
+_ACTIVE = ("queued", "running", "requires_action")
+_HOLDING = ("running", "requires_action")
+"""A run that holds its chat: one waiting for the user's approval does too."""
 USER_STARTS_SPACE = int4_key("chatserver.user_starts")
 _LOCK_USER_STARTS = select(
     func.pg_advisory_xact_lock(literal(USER_STARTS_SPACE, Integer()), bindparam("user", type_=Integer()))
@@ -186,7 +188,7 @@ class SqlRunRepository:
         finds it no longer queued; the partial unique index backs that up.
         """
         running = select(runs.c.id).where(
-            _r.user_id == user_id, _r.chat_id == chat_id, _r.status == "running"
+            _r.user_id == user_id, _r.chat_id == chat_id, _r.status.in_(_HOLDING)
         )
         oldest = (
             select(_r.id)
@@ -227,7 +229,7 @@ class SqlRunRepository:
         if fenced:
             where += [_r.status == "running", _r.lease_owner == outcome.owner]
         else:
-            where.append(_r.status == "queued")
+            where.append(_r.status.in_(("queued", "requires_action")))
         statement = update(runs).where(*where).values(outcome_values(outcome, now))
         return (await self._conn.execute(statement)).rowcount > 0
 
@@ -270,7 +272,9 @@ class SqlRunRepository:
     async def startable(self, *, limit: int = 100) -> builtins.list[tuple[str, str]]:
         other = runs.alias("other")
         running = select(other.c.id).where(
-            other.c.user_id == _r.user_id, other.c.chat_id == _r.chat_id, other.c.status == "running"
+            other.c.user_id == _r.user_id,
+            other.c.chat_id == _r.chat_id,
+            other.c.status.in_(_HOLDING),
         )
         statement = (
             select(_r.user_id, _r.chat_id)

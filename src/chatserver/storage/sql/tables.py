@@ -86,6 +86,8 @@ agents = Table(
     Column("context_tokens", Integer, nullable=True),
     # Migration 0008: models tried in order when the agent's model fails (JSON list of model strings).
     Column("fallback_models", json_type(none_as_null=True), nullable=True),
+    # Migration 0009: tools whose calls wait for the user's approval (JSON list of tool names).
+    Column("tools_requiring_approval", json_type(none_as_null=True), nullable=True),
     # Migration 0006: a fresh random stamp at every write of the agent, like users' above; random,
     # not counted, so an agent deleted and created again never repeats a stamp a cache holds.
     Column("config_version", String(32), nullable=False, server_default=text("'0'")),
@@ -278,4 +280,32 @@ budget_counters = Table(
     Column("requests", BigInteger, nullable=False, server_default=text("0")),
     Column("cost_usd", Float, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("budget_id", "subject", "period_start"),
+)
+
+# Migration 0009. A run's ledger: each model response and tool call of a run that calls tools,
+# written as it finishes; a call that waits for the user's approval is a ``pending`` step.
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    _owner(),
+    Column("kind", String(8), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("tool_call_id", String(255), nullable=True),
+    Column("args", json_type(none_as_null=True), nullable=True),
+    # A model step's response, a tool step's result, as the framework's messages serialize them.
+    Column("payload", json_type(none_as_null=True), nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("reason", Text, nullable=True),
+    Index(None, "user_id"),
+    Index(
+        "ix_run_steps_pending",
+        "started_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )

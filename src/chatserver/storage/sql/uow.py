@@ -20,9 +20,11 @@ from chatserver.storage.protocols import (
     EventRepository,
     MemoryRepository,
     MessageRepository,
+    PauseRepository,
     RetentionRepository,
     RunRepository,
     SessionRepository,
+    StepRepository,
     TurnRepository,
     UserDataRepository,
     UserRepository,
@@ -43,6 +45,7 @@ from chatserver.storage.sql.messages import SqlMessageRepository
 from chatserver.storage.sql.retention import SqlRetentionRepository
 from chatserver.storage.sql.runs import SqlRunRepository
 from chatserver.storage.sql.sessions import SqlSessionRepository
+from chatserver.storage.sql.steps import SqlPauseRepository, SqlStepRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
 from chatserver.storage.sql.usage import SqlUsageRepository
 from chatserver.storage.sql.user_data import SqlUserDataRepository
@@ -91,6 +94,8 @@ class SqlUnitOfWork:
     retention: RetentionRepository
     usage: UsageRepository
     budgets: BudgetRepository
+    steps: StepRepository
+    pauses: PauseRepository
 
     def __init__(
         self, engine: AsyncEngine, *, user_id: str | None = None, gate: FairGate | None = None
@@ -180,6 +185,8 @@ class SqlUnitOfWork:
         self.retention = SqlRetentionRepository(conn)
         self.usage = SqlUsageRepository(conn)
         self.budgets = SqlBudgetRepository(conn)
+        self.steps = SqlStepRepository(conn)
+        self.pauses = SqlPauseRepository(conn)
         if conn.dialect.name == "postgresql":
             self.turns = PostgresTurnRepository(conn)
         else:

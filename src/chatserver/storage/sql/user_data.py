@@ -19,6 +19,7 @@ from chatserver.storage.sql.tables import (
     chats,
     memories,
     prompt_customizations,
+    run_steps,
     runs,
     usage_records,
     users,
@@ -64,12 +65,13 @@ class SqlUserDataRepository:
 
     async def active_run_ids(self, user_id: str) -> list[str]:
         statement = select(runs.c.id).where(
-            runs.c.user_id == user_id, runs.c.status.in_(("queued", "running"))
+            runs.c.user_id == user_id, runs.c.status.in_(("queued", "running", "requires_action"))
         )
         return list((await self._conn.execute(statement.order_by(runs.c.id))).scalars())
 
     async def erase(self, user_id: str) -> dict[str, int]:
         """Children before parents, so the counts are of rows really deleted (not cascaded)."""
+        await self._delete(run_steps, run_steps.c.user_id == user_id)
         counts = {
             "runs": await self._delete(runs, runs.c.user_id == user_id),
             "messages": await self._delete(chat_messages, chat_messages.c.user_id == user_id),

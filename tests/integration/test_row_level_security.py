@@ -33,6 +33,7 @@ USER_OWNED_TABLES = (
     "memories",
     "runs",
     "usage_records",
+    "run_steps",
 )
 # Tables with a user_id column that are read without a caller: API keys are looked up by hash to
 # find the user, and audit events are written and listed system-wide. Budgets are administrators'
@@ -63,10 +64,11 @@ def _value(column: Column[Any], owner: str) -> Any:
     if column.name == "user_id":
         return owner
     for key in column.foreign_keys:
-        return chat_id_of(owner) if key.column.table.name == "chats" else owner
+        return owner if key.column.table.name == "users" else _value(key.column, owner)
     python_type = column.type.python_type
     if python_type is str:
-        return chat_id_of(owner) if column.table.name == "chats" else f"{owner}-{column.name}"
+        text = chat_id_of(owner) if column.table.name == "chats" else f"{owner}-{column.name}"
+        return text[: getattr(column.type, "length", None)]
     if isinstance(column.type, JSON):
         return {}
     return {int: 1, bool: True}.get(python_type, NOW)
@@ -77,7 +79,9 @@ def row_of(table: Table, owner: str) -> dict[str, Any]:
     required = [
         c
         for c in table.columns
-        if not c.nullable and c.server_default is None and not (c.primary_key and c.type.python_type is int)
+        if not c.nullable
+        and c.server_default is None
+        and not (c.primary_key and c.type.python_type is int and c.autoincrement is not False)
     ]
     return {column.name: _value(column, owner) for column in required}
 

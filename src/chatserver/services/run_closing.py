@@ -173,5 +173,3 @@ def _metered(progress: RunProgress) -> tuple[str | None, TurnUsage, tuple[ModelU
     if meter is None:
         return default, TurnUsage(), ()
     return meter.answered or default, meter.total(), meter.rows()
-
-

@@ -335,6 +335,7 @@ class RunExecutor:
                     title=run.message[:TITLE_CHARS],
                     now=self._clock.now(),
                     window_turns=window,
+                    run_id=run.id,
                 )
             if claimed is None:
                 raise NotFound(f"chat '{run.chat_id}' not found")
@@ -344,16 +345,16 @@ class RunExecutor:
         turn, messages = claimed.chat.turn_count, claimed.window
         current = await self._agents.current(built, run.user_id, claimed.versions)
         if current is not built and current.config.history_window != built.config.history_window:
-            messages = await self._window(run, turn, current)
+            messages = await self._window(run, claimed.window_from, current)
         return OpenedTurn(current, turn, to_model_messages([*messages, *opening]), options.instructions)
 
-    async def _window(self, run: Run, turn: int, built: BuiltAgent) -> list[Message]:
+    async def _window(self, run: Run, window_from: int | None, built: BuiltAgent) -> list[Message]:
         """The window again, for an agent rebuilt with another size of it (rare: after a change)."""
         assert run.chat_id is not None
         window = built.config.history_window
         turns = self._policy.history_window if window is None else window
         async with self._uow(user_id=run.user_id) as uow:
-            return await uow.messages.window(run.user_id, run.chat_id, before_turn=turn, turns=turns)
+            return await uow.messages.window(run.user_id, run.chat_id, from_id=window_from, turns=turns)
 
     async def _model(self, run: Run, progress: RunProgress, writer: RunWriter) -> TurnResult:
         opened = progress.opened

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chatserver.errors import ChatServerError, DatabaseUnavailable, InvalidInput
 from chatserver.storage.metering import BudgetRepository, UsageRepository
 from chatserver.storage.protocols import (
+    ChatSearch,
     AgentRepository,
     ApiKeyRepository,
     ChatRepository,
@@ -42,6 +43,7 @@ from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
 from chatserver.storage.sql.retention import SqlRetentionRepository
 from chatserver.storage.sql.runs import SqlRunRepository
+from chatserver.storage.sql.search import SqlChatSearch
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
 from chatserver.storage.sql.usage import SqlUsageRepository
@@ -171,6 +173,7 @@ class SqlUnitOfWork:
         self.agents = SqlAgentRepository(conn)
         self.chats = SqlChatRepository(conn)
         self.messages = SqlMessageRepository(conn)
+        self.search: ChatSearch = SqlChatSearch(conn)
         self.customizations = SqlCustomizationRepository(conn)
         self.sessions = SqlSessionRepository(conn)
         self.events = SqlEventRepository(conn)

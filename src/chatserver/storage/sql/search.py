@@ -14,7 +14,10 @@ from chatserver.storage.sql.chats import chat_of, conditions
 from chatserver.storage.sql.tables import chats
 
 _WORD = re.compile(r"\w+")
-_FILTERS = " AND (:pinned IS NULL OR c.pinned = :pinned) AND (:archived IS NULL OR c.archived = :archived)"
+_FILTERS = (
+    " AND (CAST(:pinned AS boolean) IS NULL OR c.pinned = CAST(:pinned AS boolean))"
+    " AND (CAST(:archived AS boolean) IS NULL OR c.archived = CAST(:archived AS boolean))"
+)
 
 # The newest matching message of each chat, the newest such chats first.
 _PG_MATCHES = text(
@@ -26,7 +29,7 @@ _PG_MATCHES = text(
 _PG_SNIPPETS = text(
     "SELECT m.id, ts_headline('simple', m.content, plainto_tsquery('simple', :q),"
     ' \'MaxWords=24, MinWords=8, StartSel="", StopSel=""\') FROM chat_messages AS m'
-    " WHERE m.user_id = :user_id AND m.id = ANY(:ids)"
+    " WHERE m.user_id = :user_id AND m.id = ANY(CAST(:ids AS bigint[]))"
 )
 _SQLITE_MATCHES = text(
     "SELECT m.chat_id, max(m.id) AS message_id FROM chat_messages_fts AS f"

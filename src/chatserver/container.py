@@ -38,6 +38,7 @@ from chatserver.services.agent_loader import AgentLoader
 from chatserver.services.agents import AgentService
 from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
 from chatserver.services.budgets import BudgetService
+from chatserver.services.chat_titles import ChatTitler
 from chatserver.services.chats import ChatHistoryService
 from chatserver.services.erasure import ErasureService
 from chatserver.services.events import AuditEventService
@@ -91,6 +92,7 @@ class Container:
     user_data: UserDataService
     erasure: ErasureService
     doctor: Doctor
+    titles: ChatTitler | None = None
     tracing: Tracing | None = None
 
     draining_since: float | None = None
@@ -167,6 +169,8 @@ class Container:
     async def aclose(self) -> None:
         await self.background.stop()
         await self.executor.aclose(self.grace_left())
+        if self.titles is not None:
+            await self.titles.stop()
         await self.supervisor.stop()
         if self.redis is not None:
             await self.redis.aclose()
@@ -231,6 +235,7 @@ def build_container(
         redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)
     )
     gate = BudgetGate(uow, clock, refresh_seconds=settings.budget_refresh_seconds)
+    titles = ChatTitler(uow)
     executor = RunExecutor(
         uow,
         loader,
@@ -242,6 +247,7 @@ def build_container(
         listener=metrics,
         tracer=tracing.tracer if tracing is not None else None,
         metering=Metering(uow, gate),
+        titles=titles,
     )
     signals: RunSignals = (
         redis.run_signals(executor.cancel_local, executor.steer_local)
@@ -266,6 +272,7 @@ def build_container(
         runs=runs,
         budgets=BudgetService(uow, gate, clock),
         executor=executor,
+        titles=titles,
         supervisor=RunSupervisor(uow, executor, events_log, clock, lease_seconds=settings.run_lease_seconds),
         chats=ChatHistoryService(uow),
         customizations=customizations,

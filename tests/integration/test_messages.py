@@ -164,7 +164,9 @@ async def _fill(uow_factory: SqlUnitOfWorkFactory, *, turns: int, other_chats: i
 async def _c1_end_of_turn(uow_factory: SqlUnitOfWorkFactory, turn: int) -> int:
     async with uow_factory(user_id="alice") as uow:
         found = await uow.connection.execute(
-            text("SELECT max(id) FROM chat_messages WHERE user_id = 'alice' AND chat_id = 'c1' AND turn = :t"),
+            text(
+                "SELECT max(id) FROM chat_messages WHERE user_id = 'alice' AND chat_id = 'c1' AND turn = :t"
+            ),
             {"t": turn},
         )
     end: int = found.scalar_one()
@@ -183,7 +185,9 @@ async def test_on_postgres_the_window_walks_parents_through_the_primary_key_neve
         async with engine.connect() as conn:
             await conn.execute(text("ANALYZE chat_messages"))
             await conn.commit()
-        plan = await _explain(engine, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF)", await _c1_end_of_turn(uow_factory, 1499))
+        plan = await _explain(
+            engine, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF)", await _c1_end_of_turn(uow_factory, 1499)
+        )
     finally:
         await engine.dispose()
     assert "Recursive Union" in plan, plan

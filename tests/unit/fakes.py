@@ -220,6 +220,13 @@ class FakeChats:
         if chat is not None:
             self.s.chats[(user_id, chat_id)] = replace(chat, active_message_id=message_id)
 
+    async def retitle(self, user_id: str, chat_id: str, *, was: str, title: str) -> bool:
+        chat = self.s.chats.get((user_id, chat_id))
+        if chat is None or chat.title != was:
+            return False
+        self.s.chats[(user_id, chat_id)] = replace(chat, title=title)
+        return True
+
     async def change(self, user_id: str, chat_id: str, change: ChatChange) -> Chat | None:
         chat = self.s.chats.get((user_id, chat_id))
         if chat is None:

@@ -48,9 +48,11 @@ from chatserver.domain import (
     TurnOptions,
     TurnUsage,
 )
+from chatserver.domain.titles import title_from
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.observability.spans import run_span
 from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.chat_titles import ChatTitler
 from chatserver.services.metering import BudgetGate, Metering
 from chatserver.services.run_closing import RunClosing, RunProgress
 from chatserver.services.run_ends import NOT_WRITTEN, OpenedTurn, RunEnd, RunEnds
@@ -62,7 +64,6 @@ from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-TITLE_CHARS = 80
 ABANDON_RETRY_SECONDS = 0.1
 T = TypeVar("T")
 
@@ -94,6 +95,7 @@ class RunExecutor:
         listener: TurnListener | None = None,
         tracer: Tracer | None = None,
         metering: Metering | None = None,
+        titles: ChatTitler | None = None,
     ) -> None:
         self._metering = metering or Metering(uow, BudgetGate(uow, clock))
         self._uow = uow
@@ -122,6 +124,7 @@ class RunExecutor:
             clock,
             self._listener,
             replica=replica,
+            titles=titles,
         )
 
     def lease_until(self) -> datetime:
@@ -332,7 +335,7 @@ class RunExecutor:
                     run.chat_id,
                     built.config.name,
                     run.message,
-                    title=run.message[:TITLE_CHARS],
+                    title=title_from(run.message),
                     now=self._clock.now(),
                     window_turns=window,
                     run_id=run.id,

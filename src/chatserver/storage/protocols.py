@@ -108,6 +108,9 @@ class ChatRepository(Protocol):
     async def change(self, user_id: str, chat_id: str, change: ChatChange) -> Chat | None:
         """Set the title and flags ``change`` names; None when the caller owns no such chat."""
 
+    async def retitle(self, user_id: str, chat_id: str, *, was: str, title: str) -> bool:
+        """Replace the title only while it is still ``was``."""
+
     async def delete(self, user_id: str, chat_id: str) -> bool: ...
 
 

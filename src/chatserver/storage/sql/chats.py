@@ -109,6 +109,15 @@ class SqlChatRepository:
         row = (await self._conn.execute(statement)).mappings().first()
         return chat_of(row) if row else None
 
+    async def retitle(self, user_id: str, chat_id: str, *, was: str, title: str) -> bool:
+        """Replace the title only while it is still ``was`` (the chat was not renamed meanwhile)."""
+        statement = (
+            update(chats)
+            .where(chats.c.id == chat_id, chats.c.user_id == user_id, chats.c.title == fit_title(was))
+            .values(title=fit_title(title))
+        )
+        return (await self._conn.execute(statement)).rowcount > 0
+
     async def delete(self, user_id: str, chat_id: str) -> bool:
         statement = delete(chats).where(chats.c.id == chat_id, chats.c.user_id == user_id)
         return (await self._conn.execute(statement)).rowcount > 0

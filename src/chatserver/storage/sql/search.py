@@ -76,7 +76,8 @@ class SqlChatSearch:
         ids = [row[1] for row in found]
         snippet_query = _PG_SNIPPETS if postgres else _SQLITE_SNIPPETS
         snippet_params: dict[str, Any] = {"user_id": user_id, "q": q, "ids": ids}
-        snippets: dict[int, str] = dict((await self._conn.execute(snippet_query, snippet_params)).tuples().all())
+        snippet_rows = await self._conn.execute(snippet_query, snippet_params)
+        snippets: dict[int, str] = dict(snippet_rows.tuples().all())
         statement = select(chats).where(chats.c.user_id == user_id, chats.c.id.in_([r[0] for r in found]))
         by_id = {row["id"]: chat_of(row) for row in (await self._conn.execute(statement)).mappings()}
         return [

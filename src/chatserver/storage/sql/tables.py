@@ -146,6 +146,7 @@ expression, on SQLite an FTS5 table (``chat_messages_fts``, and its shadow table
 def is_search_index(name: str | None) -> bool:
     return name is not None and (name in SEARCH_INDEXES or name.startswith("chat_messages_fts"))
 
+
 prompt_customizations = Table(
     "prompt_customizations",
     metadata,

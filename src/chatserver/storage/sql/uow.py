@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chatserver.errors import ChatServerError, DatabaseUnavailable, InvalidInput
 from chatserver.storage.metering import BudgetRepository, UsageRepository
 from chatserver.storage.protocols import (
-    ChatSearch,
     AgentRepository,
     ApiKeyRepository,
     ChatRepository,
+    ChatSearch,
     CustomizationRepository,
     EventRepository,
     MemoryRepository,

@@ -47,10 +47,12 @@ _SQLITE_TRIGGERS = (
         INSERT INTO chat_messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
     END""",
     """CREATE TRIGGER chat_messages_fts_delete AFTER DELETE ON chat_messages BEGIN
-        INSERT INTO chat_messages_fts (chat_messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+        INSERT INTO chat_messages_fts (chat_messages_fts, rowid, content)
+        VALUES ('delete', OLD.id, OLD.content);
     END""",
     """CREATE TRIGGER chat_messages_fts_update AFTER UPDATE OF content ON chat_messages BEGIN
-        INSERT INTO chat_messages_fts (chat_messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+        INSERT INTO chat_messages_fts (chat_messages_fts, rowid, content)
+        VALUES ('delete', OLD.id, OLD.content);
         INSERT INTO chat_messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
     END""",
 )
@@ -190,7 +192,8 @@ def upgrade() -> None:
         return
     _backfill()
     op.execute(
-        "CREATE VIRTUAL TABLE chat_messages_fts USING fts5(content, content='chat_messages', content_rowid='id')"
+        "CREATE VIRTUAL TABLE chat_messages_fts"
+        " USING fts5(content, content='chat_messages', content_rowid='id')"
     )
     op.execute("INSERT INTO chat_messages_fts (chat_messages_fts) VALUES ('rebuild')")
     for trigger in _SQLITE_TRIGGERS:

@@ -138,9 +138,10 @@ chat_messages = Table(
     Index(None, "user_id", "chat_id", "parent_id"),
 )
 
-SEARCH_INDEXES = frozenset({"ix_chat_messages_search"})
-"""Migration 0009's full-text indexes, outside this metadata: on PostgreSQL a GIN index of an
-expression, on SQLite an FTS5 table (``chat_messages_fts``, and its shadow tables) kept by triggers."""
+SEARCH_INDEXES = frozenset({"ix_chat_messages_search", "search_vector"})
+"""Migration 0009's full-text indexes, outside this metadata: on PostgreSQL a generated
+``search_vector`` column with a GIN index, on SQLite an FTS5 table (``chat_messages_fts``, and its
+shadow tables) kept by triggers."""
 
 
 def is_search_index(name: str | None) -> bool:

@@ -6,7 +6,10 @@ message's parent, or to the user message answered again), so every writer of mes
 functions included, builds the tree without knowing of it. ``chatserver_open_turn`` now reads the
 window by walking parents from the turn's anchor (one round trip still), and takes the run's id to
 read its ``edit_of`` / ``regenerate``. Chats gain ``pinned`` and ``archived``. Message text is
-indexed for search: a GIN index on PostgreSQL, an FTS5 table kept by triggers on SQLite.
+indexed for search: on PostgreSQL a stored ``search_vector`` with a GIN index, on SQLite an FTS5
+table kept by triggers. (Under row-level security PostgreSQL cannot use the GIN index, since ``@@``
+is not leakproof: a search then reads the user's messages through their btree index and matches
+their stored vectors, never computing one.)
 """
 
 from __future__ import annotations
@@ -185,8 +188,10 @@ def upgrade() -> None:
             " FOR EACH ROW EXECUTE FUNCTION chatserver_chain_message()"
         )
         op.execute(
-            "CREATE INDEX ix_chat_messages_search ON chat_messages USING gin (to_tsvector('simple', content))"
+            "ALTER TABLE chat_messages ADD COLUMN search_vector tsvector"
+            " GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED"
         )
+        op.execute("CREATE INDEX ix_chat_messages_search ON chat_messages USING gin (search_vector)")
         op.execute(f"DROP FUNCTION chatserver_open_turn({_OLD_OPEN_SIGNATURE})")
         op.execute(_OPEN_TURN)
         return
@@ -205,6 +210,7 @@ def downgrade() -> None:
         op.execute(f"DROP FUNCTION chatserver_open_turn({_OPEN_SIGNATURE})")
         op.execute(_revision_0006_open_turn())
         op.execute("DROP INDEX ix_chat_messages_search")
+        op.execute("ALTER TABLE chat_messages DROP COLUMN search_vector")
         op.execute("DROP TRIGGER chat_messages_chain ON chat_messages")
         op.execute("DROP FUNCTION chatserver_chain_message()")
     else:

@@ -3,7 +3,7 @@
 
 import { Api, ApiError, NetworkError, describeError } from "./api.js";
 import { CHAT_KEY, ChatController } from "./chat.js";
-import { ChatList } from "./chats.js";
+import { ChatList, chatTitle } from "./chats.js";
 import { Conversation } from "./conversation.js";
 import { CustomizationPanel } from "./customizations.js";
 import { byId, h, store } from "./dom.js";
@@ -24,6 +24,7 @@ const chats = new ChatList(api, {
   onOpen: (item) => { closeSidebarIfNarrow(); chat.openChat(item); },
   onDeleted: (item) => { if (item.id === chat.chatId) chat.newChat(chat.agentName); },
   onError: (error) => showBanner(error, () => chats.refresh()),
+  onChanged: (item) => { if (item.id === chat.chatId) chat.title.textContent = chatTitle(item); },
 });
 const chat = new ChatController({
   api, conversation, chats, sessions,

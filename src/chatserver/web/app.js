@@ -7,6 +7,7 @@ import { ChatList, chatTitle } from "./chats.js";
 import { Conversation } from "./conversation.js";
 import { CustomizationPanel } from "./customizations.js";
 import { byId, h, store } from "./dom.js";
+import { keptToken } from "./remember.js";
 import { SessionKeeper } from "./sessions.js";
 
 const TOKEN_KEY = "chatserver.token";
@@ -56,12 +57,17 @@ async function signIn(token) {
   const button = byId("signin-button");
   button.disabled = true;
   store.set(TOKEN_KEY, token);
+  if (byId("remember").checked) keptToken.set(token);
+  else keptToken.remove();
   try {
     const agents = await api.get("/api/agents");
     await enterApp(agents);
   } catch (error) {
     // A server that is down says nothing about the token: keep it for the next try.
-    if (!(error instanceof NetworkError)) store.remove(TOKEN_KEY);
+    if (!(error instanceof NetworkError)) {
+      store.remove(TOKEN_KEY);
+      keptToken.remove();
+    }
     byId("token").value = store.get(TOKEN_KEY) ?? "";
     showSignin(signinMessage(error));
   } finally {
@@ -75,6 +81,7 @@ async function signOut(message) {
   chat.controller?.abort();
   await sessions.end();
   store.remove(TOKEN_KEY);
+  keptToken.remove();
   store.remove(CHAT_KEY);
   hideBanner();
   conversation.clear();
@@ -195,6 +202,8 @@ function wire() {
 }
 
 wire();
-const saved = store.get(TOKEN_KEY);
+const kept = keptToken.get();
+byId("remember").checked = Boolean(kept);
+const saved = store.get(TOKEN_KEY) ?? kept;
 if (saved) signIn(saved);
 else showSignin();

@@ -7,6 +7,7 @@ import { ChatList, chatTitle } from "./chats.js";
 import { Conversation } from "./conversation.js";
 import { CustomizationPanel } from "./customizations.js";
 import { byId, h, store } from "./dom.js";
+import { MemoriesPanel } from "./memories.js";
 import { keptToken } from "./remember.js";
 import { SessionKeeper } from "./sessions.js";
 
@@ -27,6 +28,7 @@ const chats = new ChatList(api, {
   onError: (error) => showBanner(error, () => chats.refresh()),
   onChanged: (item) => { if (item.id === chat.chatId) chat.title.textContent = chatTitle(item); },
 });
+new MemoriesPanel(api, () => chat.agentName);
 const chat = new ChatController({
   api, conversation, chats, sessions,
   onAgentChange: (name) => agentChanged(name),

@@ -52,7 +52,7 @@ def test_the_page_works_from_the_keyboard(ui: ChatPage, person: Person) -> None:
     toggle = ui.page.get_by_role("button", name="Instructions")
     toggle.focus()
     keyboard.press("Enter")
-    expect(ui.page.get_by_label("Content (a JSON object)")).to_be_focused()
+    expect(ui.page.get_by_label("Instruction 1", exact=True)).to_be_focused()
     keyboard.press("Escape")
     expect(ui.page.locator("#panel")).to_be_hidden()
     expect(toggle).to_be_focused()

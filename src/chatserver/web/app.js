@@ -153,7 +153,7 @@ function setPanel(open) {
   byId("toggle-panel").setAttribute("aria-expanded", String(open));
   if (open) {
     panel.load(chat.agentName);
-    byId("custom-content").focus();
+    panel.fields.firstField().focus();
   }
 }
 

@@ -129,3 +129,18 @@ async def test_export_gives_the_active_branch_as_markdown_or_json(live: LiveServ
     assert "## User" in markdown.text and "export me" in markdown.text and "echo: export me" in markdown.text
     assert [m["content"] for m in as_json.json()["messages"]] == ["export me", "echo: export me"]
     assert bad.status_code == 422
+
+
+async def test_switching_branches_while_a_run_answers_is_a_busy_chat(live: LiveServer) -> None:
+    async with live.client("jill") as client:
+        chat_id = new_chat_id()
+        await _say(client, chat_id, "first")
+        first = (await _branch(client, chat_id))[0]
+        started = await client.post(
+            f"/api/chats/{chat_id}/runs", json={"agent_name": "assistant", "message": "/sleep 3000 slow"}
+        )
+        switched = await client.put(f"/api/chats/{chat_id}/branch", json={"message_id": first["id"]})
+        cancelled = await client.post(f"/api/runs/{started.json()['id']}/cancel")
+    assert started.status_code == 202, started.text
+    assert switched.status_code == 409 and switched.json()["code"] == "chat_busy", switched.text
+    assert cancelled.status_code in (200, 202)

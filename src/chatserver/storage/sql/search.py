@@ -89,7 +89,7 @@ class SqlChatSearch:
         snippet_query = _PG_SNIPPETS if postgres else _SQLITE_SNIPPETS
         snippet_params: dict[str, Any] = {"user_id": user_id, "q": q, "ids": ids}
         snippet_rows = await self._conn.execute(snippet_query, snippet_params)
-        snippets: dict[int, str] = dict(snippet_rows.tuples().all())
+        snippets: dict[int, str] = {row[0]: row[1] for row in snippet_rows}
         statement = select(chats).where(chats.c.user_id == user_id, chats.c.id.in_([r[0] for r in found]))
         by_id = {row["id"]: chat_of(row) for row in (await self._conn.execute(statement)).mappings()}
         return [

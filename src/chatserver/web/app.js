@@ -7,6 +7,7 @@ import { ChatList, chatTitle } from "./chats.js";
 import { Conversation } from "./conversation.js";
 import { CustomizationPanel } from "./customizations.js";
 import { byId, h, store } from "./dom.js";
+import { AgentAdmin } from "./admin.js";
 import { MemoriesPanel } from "./memories.js";
 import { keptToken } from "./remember.js";
 import { SessionKeeper } from "./sessions.js";
@@ -29,6 +30,10 @@ const chats = new ChatList(api, {
   onChanged: (item) => { if (item.id === chat.chatId) chat.title.textContent = chatTitle(item); },
 });
 new MemoriesPanel(api, () => chat.agentName);
+const admin = new AgentAdmin(api, async () => {
+  fillAgents(await api.get("/api/agents"));
+  byId("agent").value = chat.agentName ?? "";
+});
 const chat = new ChatController({
   api, conversation, chats, sessions,
   onAgentChange: (name) => agentChanged(name),
@@ -115,6 +120,7 @@ async function enterApp(agents) {
   byId("signin-error").hidden = true;
   byId("app").hidden = false;
   fillAgents(agents);
+  admin.offer();
   if (!agents.length) showBannerText("No agents exist yet. An admin can create one: chatserver agents create NAME --model echo ...");
   await chats.refresh();
   const wanted = store.get(CHAT_KEY);

@@ -20,8 +20,8 @@ def _admin() -> Person:
 def test_an_admin_creates_an_agent_that_the_picker_then_offers(ui: ChatPage, server: LiveServer) -> None:
     name = f"helper-{uuid.uuid4().hex[:6]}"
     ui.sign_in(_admin().key)
-    ui.page.get_by_role("button", name="Agents").click()
-    panel = ui.page.get_by_role("complementary", name="Agents (admin)")
+    ui.page.get_by_role("button", name="Admin", exact=True).click()
+    panel = ui.page.get_by_role("complementary", name="Administration")
     expect(ui.page.get_by_label("Name", exact=True)).to_be_focused()
     ui.page.get_by_label("Name", exact=True).fill(name)
     ui.page.get_by_label("System prompt").fill("Be helpful.")
@@ -37,7 +37,7 @@ def test_an_admin_creates_an_agent_that_the_picker_then_offers(ui: ChatPage, ser
     ).json()
     assert (stored["system_prompt"], stored["tools"]) == ("Be helpful.", ["current_time", "remember"])
 
-    panel.get_by_role("button", name=f"Edit agent {name}").click()
+    panel.get_by_role("button", name=f"Edit {name}").click()
     expect(ui.page.get_by_label("Name", exact=True)).not_to_be_editable()
     ui.page.get_by_label("Tools (comma-separated)").fill("remember")
     ui.page.get_by_role("button", name="Save agent").click()
@@ -45,12 +45,12 @@ def test_an_admin_creates_an_agent_that_the_picker_then_offers(ui: ChatPage, ser
     assert ui.page.evaluate(UNLABELLED_CONTROLS) == []
     ui.page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
-    expect(ui.page.get_by_role("button", name="Agents")).to_be_focused()
+    expect(ui.page.get_by_role("button", name="Admin", exact=True)).to_be_focused()
 
 
 def test_a_bad_agent_is_refused_with_the_servers_reason(ui: ChatPage) -> None:
     ui.sign_in(_admin().key)
-    ui.page.get_by_role("button", name="Agents").click()
+    ui.page.get_by_role("button", name="Admin", exact=True).click()
     ui.page.get_by_label("Name", exact=True).fill("Not A Valid Name")
     ui.page.get_by_role("button", name="Create agent").click()
     expect(ui.page.locator("#agent-error")).to_be_visible()
@@ -59,4 +59,4 @@ def test_a_bad_agent_is_refused_with_the_servers_reason(ui: ChatPage) -> None:
 def test_someone_who_is_not_an_admin_has_no_agents_panel(ui: ChatPage, person: Person) -> None:
     ui.sign_in(person.key)
     expect(ui.page.get_by_role("button", name="Memories")).to_be_visible()
-    expect(ui.page.get_by_role("button", name="Agents")).to_be_hidden()
+    expect(ui.page.get_by_role("button", name="Admin", exact=True)).to_be_hidden()

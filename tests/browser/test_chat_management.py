@@ -43,6 +43,7 @@ def test_a_pinned_chat_comes_first_and_an_archived_one_moves_to_the_archive(
     ui.sign_in(person.key)
     ui.send_and_wait("older chat")
     ui.page.get_by_role("button", name="New chat").click()
+    expect(ui.answers).to_have_count(0)
     ui.send_and_wait("newer chat")
     expect(ui.sidebar_chats.first).to_contain_text("newer chat")
 
@@ -62,6 +63,7 @@ def test_search_finds_a_chat_by_its_words_and_shows_the_snippet(ui: ChatPage, pe
     ui.sign_in(person.key)
     ui.send_and_wait("the quick brown fox")
     ui.page.get_by_role("button", name="New chat").click()
+    expect(ui.answers).to_have_count(0)
     ui.send_and_wait("something else")
 
     ui.page.get_by_label("Search chats").fill("brown fox")

@@ -54,7 +54,7 @@ export class AgentAdmin {
       this.list.replaceChildren(...agents.map((agent) => h("li", { class: "custom-item" },
         h("div", { class: "custom-head" }, h("strong", {}, agent.name), h("span", { class: "hint" }, agent.model)),
         h("p", { class: "hint" }, agent.tools.length ? `Tools: ${agent.tools.join(", ")}` : "No tools"),
-        h("button", { type: "button", "aria-label": `Edit agent ${agent.name}`, onclick: () => this.edit(agent) }, "Edit"))));
+        h("button", { type: "button", "aria-label": `Edit ${agent.name}`, onclick: () => this.edit(agent) }, "Edit"))));
     } catch (error) {
       this.showError(describeError(error).text);
     }

@@ -39,6 +39,7 @@ from chatserver.services.agents import AgentService
 from chatserver.services.approvals import ApprovalService
 from chatserver.services.background_tasks import BackgroundTaskService, MaintenancePolicy
 from chatserver.services.budgets import BudgetService
+from chatserver.services.chat_titles import ChatTitler
 from chatserver.services.chats import ChatHistoryService
 from chatserver.services.erasure import ErasureService
 from chatserver.services.events import AuditEventService
@@ -93,6 +94,7 @@ class Container:
     user_data: UserDataService
     erasure: ErasureService
     doctor: Doctor
+    titles: ChatTitler | None = None
     tracing: Tracing | None = None
 
     draining_since: float | None = None
@@ -169,6 +171,8 @@ class Container:
     async def aclose(self) -> None:
         await self.background.stop()
         await self.executor.aclose(self.grace_left())
+        if self.titles is not None:
+            await self.titles.stop()
         await self.supervisor.stop()
         if self.redis is not None:
             await self.redis.aclose()
@@ -233,6 +237,7 @@ def build_container(
         redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)
     )
     gate = BudgetGate(uow, clock, refresh_seconds=settings.budget_refresh_seconds)
+    titles = ChatTitler(uow)
     executor = RunExecutor(
         uow,
         loader,
@@ -244,6 +249,7 @@ def build_container(
         listener=metrics,
         tracer=tracing.tracer if tracing is not None else None,
         metering=Metering(uow, gate),
+        titles=titles,
     )
     signals: RunSignals = (
         redis.run_signals(executor.cancel_local, executor.steer_local)
@@ -272,6 +278,7 @@ def build_container(
         approvals=approvals,
         budgets=BudgetService(uow, gate, clock),
         executor=executor,
+        titles=titles,
         supervisor=RunSupervisor(
             uow,
             executor,

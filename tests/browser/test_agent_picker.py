@@ -45,7 +45,7 @@ def test_the_instructions_panel_follows_the_selected_agent(
     create_agent(server, "pirate", "Talk like a pirate.")
     ui.sign_in(person.key)
     ui.open_instructions()
-    ui.page.get_by_label("Content (a JSON object)").fill('{"instructions": ["Say arr."]}')
+    ui.page.get_by_label("Instruction 1", exact=True).fill("Say arr.")
     ui.page.get_by_role("button", name="Add", exact=True).click()
     expect(ui.page.locator("#custom-list .custom-item")).to_have_count(1)
 

@@ -10,6 +10,10 @@ from tests.e2e.harness import LiveServer
 
 
 def content_field(ui: ChatPage) -> Locator:
+    """The JSON editor, opened under Advanced."""
+    advanced = ui.page.locator("#custom-advanced")
+    if advanced.get_attribute("open") is None:
+        advanced.locator("summary").click()
     return ui.page.get_by_label("Content (a JSON object)")
 
 
@@ -45,7 +49,8 @@ def test_an_edited_customization_shows_in_system(ui: ChatPage, server: LiveServe
     expect(items).to_contain_text("Answer in French.")
 
     ui.page.get_by_role("button", name="Edit instruction_set").click()
-    expect(content_field(ui)).to_be_focused()
+    expect(ui.page.get_by_label("Instruction 1", exact=True)).to_be_focused()
+    expect(ui.page.get_by_label("Instruction 1", exact=True)).to_have_value("Answer in French.")
     content_field(ui).fill('{"instructions": ["Answer in Dutch."], "tone": "dry"}')
     ui.page.get_by_role("button", name="Save").click()
     expect(items).to_contain_text("Answer in Dutch.")
@@ -130,3 +135,31 @@ def test_a_deactivated_customization_stays_listed_as_inactive_and_can_be_activat
     expect(items).not_to_contain_text("inactive")
     close_panel(ui)
     expect(ui.send_and_wait("/system").locator(".md")).to_contain_text("Say hi first.")
+
+
+def test_instructions_are_edited_as_a_list_and_other_keys_as_fields(
+    ui: ChatPage, server: LiveServer, person: Person
+) -> None:
+    ui.sign_in(person.key)
+    ui.open_instructions()
+    expect(ui.page.get_by_label("Content (a JSON object)")).to_be_hidden()
+    ui.page.get_by_label("Instruction 1", exact=True).fill("Be kind.")
+    ui.page.get_by_role("button", name="Add instruction").click()
+    expect(ui.page.get_by_label("Instruction 2", exact=True)).to_be_focused()
+    ui.page.keyboard.type("Use metric units.")
+    ui.page.get_by_role("button", name="Add", exact=True).click()
+    expect(ui.page.locator("#custom-list .custom-item")).to_have_count(1)
+    assert [row["content"] for row in stored_customizations(server, person)] == [
+        {"instructions": ["Be kind.", "Use metric units."]}
+    ]
+
+    ui.page.get_by_role("button", name="Edit instruction_set").click()
+    content_field(ui).fill('{"instructions": ["Be kind.", "Use metric units."], "tone": "dry"}')
+    ui.page.get_by_label("tone").fill("warm")
+    ui.page.get_by_role("button", name="Remove instruction 1").click()
+    expect(ui.page.get_by_label("Instruction 1", exact=True)).to_have_value("Use metric units.")
+    ui.page.get_by_role("button", name="Save").click()
+    expect(ui.page.locator("#custom-list .custom-item")).to_contain_text("warm")
+    assert [row["content"] for row in stored_customizations(server, person)] == [
+        {"instructions": ["Use metric units."], "tone": "warm"}
+    ]

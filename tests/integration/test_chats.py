@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from chatserver.domain import Chat, NewMessage
+from chatserver.domain.chats import ChatChange, ChatFilters
 from chatserver.storage.sql import SqlUnitOfWorkFactory
 from tests.support.builders import NOW, at, chat, session
 
@@ -53,7 +55,7 @@ async def test_deleting_a_chat_leaves_another_users_chat_of_the_same_id_and_its_
     async with uow_factory(user_id="alice") as uow:
         kept = await uow.chats.get("alice", "c1")
         page = await uow.messages.page("alice", "c1", limit=10, before=None)
-    assert deleted is True and kept == chat("c1", "alice")
+    assert deleted is True and kept == replace(chat("c1", "alice"), active_message_id=page[0].id)
     assert [m.content for m in page] == ["alice says hi"]
 
 
@@ -147,3 +149,37 @@ async def test_nobody_deletes_another_users_chat(
     async with uow_factory(user_id="alice") as uow:
         assert await uow.chats.get("alice", "c1") is not None
     assert deleted is False
+
+
+async def test_a_generated_title_replaces_only_the_title_the_first_message_gave(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(
+        uow_factory, replace(chat("c1", "alice"), title="hello"), replace(chat("c2", "alice"), title="Mine")
+    )
+    async with uow_factory(user_id="alice") as uow:
+        fresh = await uow.chats.retitle("alice", "c1", was="hello", title="Greeting")
+        renamed = await uow.chats.retitle("alice", "c2", was="hello", title="Greeting")
+        theirs = await uow.chats.retitle("bob", "c1", was="hello", title="Greeting")
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        titles = [(await uow.chats.get("alice", c)) for c in ("c1", "c2")]
+    assert (fresh, renamed, theirs) == (True, False, False)
+    assert [c.title for c in titles if c] == ["Greeting", "Mine"]
+
+
+async def test_chats_are_changed_and_filtered_by_their_flags(
+    uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+) -> None:
+    await _create(uow_factory, chat("c1", "alice"), chat("c2", "alice"), chat("c1", "bob"))
+    async with uow_factory(user_id="alice") as uow:
+        pinned = await uow.chats.change("alice", "c1", ChatChange(title="Top", pinned=True))
+        await uow.chats.change("alice", "c2", ChatChange(archived=True))
+        not_mine = await uow.chats.change("bob", "c2", ChatChange(pinned=True))
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        only_pinned = await uow.chats.list("alice", limit=10, before=None, filters=ChatFilters(pinned=True))
+        kept = await uow.chats.list("alice", limit=10, before=None, filters=ChatFilters(archived=False))
+    assert pinned is not None and (pinned.title, pinned.pinned, pinned.archived) == ("Top", True, False)
+    assert not_mine is None
+    assert [c.id for c in only_pinned] == ["c1"] and [c.id for c in kept] == ["c1"]

@@ -27,6 +27,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
+from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit
 from chatserver.domain.steps import RunStep
 from chatserver.errors import Conflict
 from chatserver.storage.protocols import MaintenanceWork, RetentionCutoffs
@@ -196,15 +197,45 @@ class FakeChats:
         self.s.chats[(user_id, chat_id)] = chat
         return chat
 
-    async def list(self, user_id: str, *, limit: int, before: tuple[datetime, str] | None) -> list[Chat]:
+    async def list(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        filters: ChatFilters = ANY_CHAT,
+    ) -> list[Chat]:
+        def kept(c: Chat) -> bool:
+            return filters.pinned in (None, c.pinned) and filters.archived in (None, c.archived)
+
         mine = sorted(
-            (c for c in self.s.chats.values() if c.user_id == user_id),
+            (c for c in self.s.chats.values() if c.user_id == user_id and kept(c)),
             key=lambda c: (c.updated_at, c.id),
             reverse=True,
         )
         if before:
             mine = [c for c in mine if (c.updated_at, c.id) < before]
         return mine[:limit]
+
+    async def set_active(self, user_id: str, chat_id: str, message_id: int | None) -> None:
+        chat = self.s.chats.get((user_id, chat_id))
+        if chat is not None:
+            self.s.chats[(user_id, chat_id)] = replace(chat, active_message_id=message_id)
+
+    async def retitle(self, user_id: str, chat_id: str, *, was: str, title: str) -> bool:
+        chat = self.s.chats.get((user_id, chat_id))
+        if chat is None or chat.title != was:
+            return False
+        self.s.chats[(user_id, chat_id)] = replace(chat, title=title)
+        return True
+
+    async def change(self, user_id: str, chat_id: str, change: ChatChange) -> Chat | None:
+        chat = self.s.chats.get((user_id, chat_id))
+        if chat is None:
+            return None
+        chat = replace(chat, **{k: v for k, v in asdict(change).items() if v is not None})
+        self.s.chats[(user_id, chat_id)] = chat
+        return chat
 
     async def delete(self, user_id: str, chat_id: str) -> bool:
         if await self.get(user_id, chat_id) is None:
@@ -222,37 +253,84 @@ class FakeMessages:
     async def add(
         self, user_id: str, chat_id: str, turn: int, messages: Sequence[NewMessage], *, now: datetime
     ) -> list[Message]:
+        """Chains each message after the chat's active one, as migration 0009's trigger does."""
+        chat = self.s.chats.get((user_id, chat_id))
+        parent = chat.active_message_id if chat else None
         last = max((m.id for m in self.s.messages), default=0)
-        added = [
-            Message(
-                last + i + 1,
-                chat_id,
-                turn,
-                m.role,
-                m.content,
-                now,
-                m.tool_calls,
-                m.tool_call_id,
-                m.tool_name,
-                m.incomplete,
+        added: list[Message] = []
+        for i, m in enumerate(messages):
+            added.append(
+                Message(
+                    last + i + 1,
+                    chat_id,
+                    turn,
+                    m.role,
+                    m.content,
+                    now,
+                    m.tool_calls,
+                    m.tool_call_id,
+                    m.tool_name,
+                    m.incomplete,
+                    parent_id=parent,
+                )
             )
-            for i, m in enumerate(messages)
-        ]
+            parent = last + i + 1
         self.s.messages.extend(added)
         self.s.message_owners.update((m.id, user_id) for m in added)
+        if chat is not None and added:
+            self.s.chats[(user_id, chat_id)] = replace(chat, active_message_id=added[-1].id)
         return added
 
     def owned(self, user_id: str, chat_id: str) -> list[Message]:
         owners = self.s.message_owners
         return [m for m in self.s.messages if m.chat_id == chat_id and owners[m.id] == user_id]
 
-    async def window(self, user_id: str, chat_id: str, *, before_turn: int, turns: int) -> list[Message]:
-        low = before_turn - turns
-        return [m for m in self.owned(user_id, chat_id) if low <= m.turn < before_turn]
+    async def window(self, user_id: str, chat_id: str, *, from_id: int | None, turns: int) -> list[Message]:
+        line = await self.branch(user_id, chat_id, from_id=from_id, limit=len(self.s.messages))
+        kept = sorted({m.turn for m in line})[-turns:] if turns > 0 else []
+        return [m for m in line if m.turn in kept]
+
+    async def branch(self, user_id: str, chat_id: str, *, from_id: int | None, limit: int) -> list[Message]:
+        by_id = {m.id: m for m in self.owned(user_id, chat_id)}
+        line: list[Message] = []
+        at = by_id.get(from_id) if from_id is not None else None
+        while at is not None and len(line) < limit:
+            line.append(at)
+            at = by_id.get(at.parent_id) if at.parent_id is not None else None
+        return line[::-1]
+
+    async def get(self, user_id: str, chat_id: str, message_id: int) -> Message | None:
+        return next((m for m in self.owned(user_id, chat_id) if m.id == message_id), None)
+
+    async def children(self, user_id: str, chat_id: str, parent_ids: Sequence[int | None]) -> list[Message]:
+        return [m for m in self.owned(user_id, chat_id) if m.parent_id in parent_ids]
+
+    async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
+        mine = self.owned(user_id, chat_id)
+        under = {message_id} if any(m.id == message_id for m in mine) else set()
+        for m in mine:
+            if m.parent_id in under:
+                under.add(m.id)
+        return max(under, default=None)
 
     async def page(self, user_id: str, chat_id: str, *, limit: int, before: int | None) -> list[Message]:
         rows = [m for m in self.owned(user_id, chat_id) if before is None or m.id < before]
         return rows[-limit:]
+
+
+class FakeSearch:
+    def __init__(self, s: FakeStore) -> None:
+        self.s = s
+
+    async def search(self, user_id: str, query: str, filters: ChatFilters, *, limit: int) -> list[SearchHit]:
+        words = query.lower().split()
+        hits = []
+        for chat in await FakeChats(self.s).list(user_id, limit=limit, before=None, filters=filters):
+            texts = [chat.title or ""] + [m.content for m in FakeMessages(self.s).owned(user_id, chat.id)]
+            found = next((t for t in reversed(texts) if all(w in t.lower() for w in words)), None)
+            if found is not None:
+                hits.append(SearchHit(chat, found))
+        return hits
 
 
 class FakeCustomizations:
@@ -469,6 +547,13 @@ class FakeRuns:
         if owner is not None and lease_until is not None:
             self.s.leases[run.id] = (owner, lease_until)
         return True
+
+    async def set_branch(
+        self, user_id: str, run_id: str, *, edit_of: int | None, regenerate: int | None
+    ) -> None:
+        run = self.s.runs.get(run_id)
+        if run is not None and run.user_id == user_id:
+            self.s.runs[run_id] = replace(run, edit_of=edit_of, regenerate=regenerate)
 
     async def add_stateless(
         self, run: Run, *, owner: str, lease_until: datetime
@@ -844,6 +929,7 @@ class FakeUnitOfWork:
         )
         self.memories = FakeMemories(w)
         self.runs = FakeRuns(w)
+        self.search = FakeSearch(w)
         self.user_data = FakeUserData(w)
         self.retention = FakeRetention(w)
         self.usage, self.budgets = FakeUsage(w), FakeBudgets(w)

@@ -39,7 +39,9 @@ class Strict(BaseModel):
 
 class ChatRequest(BaseModel):
     agent_name: StoredText = Field(min_length=1, max_length=64)
-    message: StoredText
+    message: StoredText = ""
+    edit_of: int | None = Field(None, description="A user message of the chat: resend it edited")
+    regenerate: int | None = Field(None, description="An assistant message: answer again (no message)")
     session_id: str = Field(pattern=CHAT_ID_PATTERN, description="Persistent chat id (UUID recommended)")
     busy_policy: BusyPolicy | None = Field(None, description="When the chat is mid-run; default: server's")
     on_disconnect: OnDisconnect = Field(
@@ -49,7 +51,9 @@ class ChatRequest(BaseModel):
 
 class RunRequest(BaseModel):
     agent_name: StoredText = Field(min_length=1, max_length=64)
-    message: StoredText
+    message: StoredText = ""
+    edit_of: int | None = Field(None, description="A user message of the chat: resend it edited")
+    regenerate: int | None = Field(None, description="An assistant message: answer again (no message)")
     busy_policy: BusyPolicy | None = None
 
 
@@ -235,15 +239,21 @@ class ChatOut(BaseModel):
     title: str | None
     created_at: datetime
     updated_at: datetime
+    pinned: bool = False
+    archived: bool = False
+    snippet: str | None = Field(None, description="Search only: the text around the match")
 
     @classmethod
-    def of(cls, chat: Chat) -> ChatOut:
+    def of(cls, chat: Chat, snippet: str | None = None) -> ChatOut:
         return cls(
             id=chat.id,
             agent_name=chat.agent_name,
             title=chat.title,
             created_at=chat.created_at,
             updated_at=chat.updated_at,
+            pinned=chat.pinned,
+            archived=chat.archived,
+            snippet=snippet,
         )
 
 
@@ -258,6 +268,12 @@ class MessageToolCall(BaseModel):
     args: dict[str, Any]
 
 
+class BranchOut(BaseModel):
+    index: int = Field(description="1-based place among the messages following the same parent")
+    count: int
+    siblings: list[int] = Field(description="Their ids, oldest first (for PUT /api/chats/{id}/branch)")
+
+
 class MessageOut(BaseModel):
     id: int
     role: Literal["user", "assistant", "tool"]
@@ -267,6 +283,8 @@ class MessageOut(BaseModel):
     tool_name: str | None = None
     created_at: datetime
     incomplete: bool = Field(False, description="A partial answer: its run was cancelled mid-answer")
+    parent_id: int | None = None
+    branch: BranchOut | None = None
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:
@@ -280,6 +298,7 @@ class MessageOut(BaseModel):
             tool_call_id=message.tool_call_id,
             tool_name=message.tool_name,
             created_at=message.created_at,
+            parent_id=message.parent_id,
         )
 
 

@@ -86,6 +86,10 @@ class Chat:
     turn_count: int
     created_at: datetime
     updated_at: datetime
+    active_message_id: int | None = None
+    """The leaf of the active branch (None: no message yet)."""
+    pinned: bool = False
+    archived: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,8 @@ class Message:
     tool_call_id: str | None = None
     tool_name: str | None = None
     incomplete: bool = False
+    parent_id: int | None = None
+    """The message this one follows on its branch (None: the chat's first)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,10 @@ class Run:
     request_hash: str | None = None
     steers: str | None = None
     """Sent with the steer policy: the id of the running run this message is handed to."""
+    edit_of: int | None = None
+    """The user message this run's message replaces (a sibling of it: edit and resend)."""
+    regenerate: int | None = None
+    """The user message this run answers again (no new user message)."""
 
     @property
     def ended(self) -> bool:
@@ -72,6 +76,10 @@ class StartRun:
     instructions: str | None = None
     """Stateless runs only: appended to the agent's system prompt."""
     options: TurnOptions = NO_OPTIONS
+    edit_of: int | None = None
+    """A user message of the chat: the new message becomes its sibling (edit and resend)."""
+    regenerate: int | None = None
+    """An assistant message of the chat: a new answer to the same user message, with no ``message``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from chatserver.domain import (
 from chatserver.domain.steps import RunStep
 from chatserver.domain.usage import ModelUsage
 from chatserver.errors import ChatServerError
+from chatserver.services.chat_titles import ChatTitler
 from chatserver.services.metering import RunMeter
 from chatserver.services.run_ends import NOT_WRITTEN, OpenedTurn, RunEnd, RunEnds, done_data, lost, turn_event
 from chatserver.services.run_errors import code_of
@@ -60,8 +61,16 @@ PAUSED = RunEnd(tell=False, written=True)
 
 class RunClosing:
     def __init__(
-        self, ends: RunEnds, uow: UnitOfWorkFactory, clock: Clock, listener: TurnListener, *, replica: str
+        self,
+        ends: RunEnds,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        listener: TurnListener,
+        *,
+        replica: str,
+        titles: ChatTitler | None = None,
     ) -> None:
+        self._titles = titles
         self._ends = ends
         self._uow = uow
         self._clock = clock
@@ -92,6 +101,8 @@ class RunClosing:
         end = await self._end(run, progress, writer, result.new_messages, event, outcome)
         if end.tell:
             await writer.emit("done", done)
+        if self._titles is not None and end.tell:
+            self._titles.after_answer(run, opened.built, opened.turn, result.output)
         return end
 
     async def paused(self, run: Run, progress: RunProgress, writer: RunWriter, result: TurnResult) -> RunEnd:

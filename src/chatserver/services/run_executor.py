@@ -50,9 +50,11 @@ from chatserver.domain import (
     TurnUsage,
 )
 from chatserver.domain.steps import RunStep
+from chatserver.domain.titles import title_from
 from chatserver.errors import ChatServerError, Conflict, ModelError, NotFound
 from chatserver.observability.spans import run_span
 from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.chat_titles import ChatTitler
 from chatserver.services.metering import BudgetGate, Metering
 from chatserver.services.run_closing import PAUSED, RunClosing, RunProgress
 from chatserver.services.run_ends import NOT_WRITTEN, OpenedTurn, RunEnd, RunEnds
@@ -65,7 +67,6 @@ from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-TITLE_CHARS = 80
 ABANDON_RETRY_SECONDS = 0.1
 T = TypeVar("T")
 
@@ -97,6 +98,7 @@ class RunExecutor:
         listener: TurnListener | None = None,
         tracer: Tracer | None = None,
         metering: Metering | None = None,
+        titles: ChatTitler | None = None,
     ) -> None:
         self._metering = metering or Metering(uow, BudgetGate(uow, clock))
         self._uow = uow
@@ -126,6 +128,7 @@ class RunExecutor:
             clock,
             self._listener,
             replica=replica,
+            titles=titles,
         )
 
     def lease_until(self) -> datetime:
@@ -336,7 +339,11 @@ class RunExecutor:
             if chat is None:
                 raise NotFound(f"chat '{run.chat_id}' not found")
             turn = chat.turn_count
-            messages = await uow.messages.window(run.user_id, run.chat_id, before_turn=turn, turns=window)
+            # The active branch ends with this run's own turn (its message, a partial answer): the
+            # window is the turns before it.
+            leaf = chat.active_message_id
+            branch = await uow.messages.window(run.user_id, run.chat_id, from_id=leaf, turns=window + 1)
+            messages = [message for message in branch if message.turn < turn]
             steps = await uow.steps.list(run.user_id, run.id)
         return OpenedTurn(built, turn, to_model_messages(messages), None), steps
 
@@ -369,9 +376,10 @@ class RunExecutor:
                     run.chat_id,
                     built.config.name,
                     run.message,
-                    title=run.message[:TITLE_CHARS],
+                    title=title_from(run.message),
                     now=self._clock.now(),
                     window_turns=window,
+                    run_id=run.id,
                 )
             if claimed is None:
                 raise NotFound(f"chat '{run.chat_id}' not found")
@@ -381,16 +389,16 @@ class RunExecutor:
         turn, messages = claimed.chat.turn_count, claimed.window
         current = await self._agents.current(built, run.user_id, claimed.versions)
         if current is not built and current.config.history_window != built.config.history_window:
-            messages = await self._window(run, turn, current)
+            messages = await self._window(run, claimed.window_from, current)
         return OpenedTurn(current, turn, to_model_messages([*messages, *opening]), options.instructions)
 
-    async def _window(self, run: Run, turn: int, built: BuiltAgent) -> list[Message]:
+    async def _window(self, run: Run, window_from: int | None, built: BuiltAgent) -> list[Message]:
         """The window again, for an agent rebuilt with another size of it (rare: after a change)."""
         assert run.chat_id is not None
         window = built.config.history_window
         turns = self._policy.history_window if window is None else window
         async with self._uow(user_id=run.user_id) as uow:
-            return await uow.messages.window(run.user_id, run.chat_id, before_turn=turn, turns=turns)
+            return await uow.messages.window(run.user_id, run.chat_id, from_id=window_from, turns=turns)
 
     async def _model(self, run: Run, progress: RunProgress, writer: RunWriter) -> TurnResult:
         opened = progress.opened

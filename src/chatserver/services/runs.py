@@ -32,6 +32,7 @@ from chatserver.errors import (
     PayloadTooLarge,
 )
 from chatserver.services.agent_loader import AgentLoader
+from chatserver.services.branching import place_turn
 from chatserver.services.ids import sortable_id
 from chatserver.services.metering import BudgetGate
 from chatserver.services.run_events import RunEventLog
@@ -106,6 +107,7 @@ class RunService:
         self._starts = UserStarts(policy.max_runs_per_user)
 
     async def start(self, command: StartRun) -> RunHandle:
+        command, placement = await place_turn(self._uow, command)
         if not command.options.continues:
             self._check_message(command.message)
         try:
@@ -128,6 +130,8 @@ class RunService:
             now,
             idempotency_key=command.idempotency_key,
             request_hash=command.request_hash,
+            edit_of=placement.edit_of,
+            regenerate=placement.regenerate,
         )
         if command.chat_id is None:
             run = replace(run, status="running", started_at=now)
@@ -262,6 +266,10 @@ class RunService:
                 )
                 # Refused: roll back, so a budget counts no request for it.
                 _refuse(started, run, self._policy.max_runs_per_user)
+                if run.edit_of is not None or run.regenerate is not None:
+                    await uow.runs.set_branch(
+                        run.user_id, run.id, edit_of=run.edit_of, regenerate=run.regenerate
+                    )
                 older = None
                 if started.claimed is not None and started.claimed != run.id:
                     older = await uow.runs.get(run.user_id, started.claimed)  # queued earlier, left over

@@ -29,6 +29,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
+from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit
 from chatserver.domain.steps import RunStep
 from chatserver.storage.metering import BudgetRepository, UsageRepository
 
@@ -92,8 +93,24 @@ class ChatRepository(Protocol):
         Returns the updated chat, or None when the caller owns no such chat.
         """
 
-    async def list(self, user_id: str, *, limit: int, before: tuple[datetime, str] | None) -> list[Chat]:
+    async def list(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        filters: ChatFilters = ANY_CHAT,
+    ) -> list[Chat]:
         """The caller's chats, newest ``updated_at`` first; ``before`` is (updated_at, id)."""
+
+    async def set_active(self, user_id: str, chat_id: str, message_id: int | None) -> None:
+        """Make ``message_id`` the active branch's leaf: the next message written follows it."""
+
+    async def change(self, user_id: str, chat_id: str, change: ChatChange) -> Chat | None:
+        """Set the title and flags ``change`` names; None when the caller owns no such chat."""
+
+    async def retitle(self, user_id: str, chat_id: str, *, was: str, title: str) -> bool:
+        """Replace the title only while it is still ``was``."""
 
     async def delete(self, user_id: str, chat_id: str) -> bool: ...
 
@@ -103,11 +120,26 @@ class MessageRepository(Protocol):
         self, user_id: str, chat_id: str, turn: int, messages: Sequence[NewMessage], *, now: datetime
     ) -> list[Message]: ...
 
-    async def window(self, user_id: str, chat_id: str, *, before_turn: int, turns: int) -> list[Message]:
-        """Messages of the ``turns`` turns before ``before_turn``, oldest first (indexed, LIMIT-bound)."""
+    async def window(self, user_id: str, chat_id: str, *, from_id: int | None, turns: int) -> list[Message]:
+        """The branch ending at ``from_id``: its last ``turns`` turns, oldest first (LIMIT-bound)."""
+
+    async def branch(self, user_id: str, chat_id: str, *, from_id: int | None, limit: int) -> list[Message]:
+        """The last ``limit`` messages of the branch ending at ``from_id``, oldest first."""
 
     async def page(self, user_id: str, chat_id: str, *, limit: int, before: int | None) -> list[Message]:
-        """Up to ``limit`` messages with id < ``before`` (newest page), returned oldest first."""
+        """Up to ``limit`` messages of every branch with id < ``before`` (newest page), oldest first."""
+
+    async def get(self, user_id: str, chat_id: str, message_id: int) -> Message | None: ...
+    async def children(self, user_id: str, chat_id: str, parent_ids: Sequence[int | None]) -> list[Message]:
+        """The messages following any of ``parent_ids`` (None: the chat's first ones), by id."""
+
+    async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
+        """The newest message of the subtree from ``message_id`` (None: no such message)."""
+
+
+class ChatSearch(Protocol):
+    async def search(self, user_id: str, query: str, filters: ChatFilters, *, limit: int) -> list[SearchHit]:
+        """The caller's chats whose title or messages match every word of ``query``, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +150,8 @@ class ClaimedTurn:
     """The turns before it, oldest first (``MessageRepository.window``)."""
     versions: ConfigVersions | None = None
     """The agent's and the user's customizations' stamps as the claim saw them (None: no agent)."""
+    window_from: int | None = None
+    """The message the window ends at (None: none before this turn)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +213,14 @@ class TurnRepository(Protocol):
         title: str,
         now: datetime,
         window_turns: int,
+        run_id: str | None = None,
     ) -> ClaimedTurn | None:
         """Claim the next turn of the caller's chat (``ChatRepository.claim_turn``), store the user's
         ``message`` in it, and read the ``window_turns`` turns before it.
+
+        The run ``run_id``'s ``edit_of`` and ``regenerate`` say where the turn goes in the chat's
+        tree: after the edited message's parent, or (storing no user message) after the user message
+        answered again; else after the active branch's leaf. The window follows that branch only.
 
         None, with nothing written, when the caller owns no such chat. A chat of another agent comes
         back with its ``agent_name``: the turn must not go on, and nothing of it may be committed.
@@ -227,6 +266,11 @@ class RunRepository(Protocol):
 
     async def add(self, run: Run, *, owner: str | None = None, lease_until: datetime | None = None) -> bool:
         """Insert; False when the caller's idempotency key is taken (nothing written)."""
+
+    async def set_branch(
+        self, user_id: str, run_id: str, *, edit_of: int | None, regenerate: int | None
+    ) -> None:
+        """Store where the run's turn goes in its chat's tree (``TurnRepository.open`` reads it)."""
 
     async def add_stateless(
         self, run: Run, *, owner: str, lease_until: datetime
@@ -461,6 +505,7 @@ class UnitOfWork(Protocol):
     agents: AgentRepository
     chats: ChatRepository
     messages: MessageRepository
+    search: ChatSearch
     customizations: CustomizationRepository
     sessions: SessionRepository
     events: EventRepository

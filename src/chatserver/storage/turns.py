@@ -6,7 +6,7 @@ PostgreSQL has its own (``storage.sql.turns``), which does each transaction in o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chatserver.domain import Chat, NewEvent, NewMessage, Run, RunOutcome
@@ -22,6 +22,14 @@ from chatserver.storage.protocols import (
     RunRepository,
     StartedRun,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a turn goes in its chat's tree (``Run.edit_of``, ``Run.regenerate``)."""
+
+    edit_of: int | None = None
+    regenerate: int | None = None
 
 
 class ComposedTurnRepository:
@@ -79,10 +87,14 @@ class ComposedTurnRepository:
         title: str,
         now: datetime,
         window_turns: int,
+        run_id: str | None = None,
     ) -> ClaimedTurn | None:
         """Claims before it knows the chat's agent: of another agent, the caller's error rolls it back."""
-        opening = [NewMessage("user", message)]
-        return await self._open(user_id, chat_id, agent_name, opening, title, now, window_turns)
+        run = None if run_id is None else await self._runs.get(user_id, run_id)
+        edit_of, regenerate = (run.edit_of, run.regenerate) if run else (None, None)
+        opening = [] if regenerate is not None else [NewMessage("user", message)]
+        place = _Place(edit_of, regenerate)
+        return await self._open(user_id, chat_id, agent_name, opening, title, now, window_turns, place)
 
     async def resume(
         self,
@@ -106,16 +118,33 @@ class ComposedTurnRepository:
         title: str,
         now: datetime,
         window_turns: int,
+        place: _Place | None = None,
     ) -> ClaimedTurn | None:
         chat = await self._chats.claim_turn(user_id, chat_id, title=title, now=now)
         if chat is None:
             return None
         if chat.agent_name != agent_name:
             return ClaimedTurn(chat, [])
+        anchor, window_from = await self._anchor(chat, place or _Place())
+        if anchor != chat.active_message_id:
+            await self._chats.set_active(user_id, chat_id, anchor)
         turn = chat.turn_count
-        await self._messages.add(user_id, chat_id, turn, opening, now=now)
-        window = await self._messages.window(user_id, chat_id, before_turn=turn, turns=window_turns)
-        return ClaimedTurn(chat, window, await self._agents.versions(agent_name, user_id))
+        if opening:
+            await self._messages.add(user_id, chat_id, turn, opening, now=now)
+        window = await self._messages.window(user_id, chat_id, from_id=window_from, turns=window_turns)
+        versions = await self._agents.versions(agent_name, user_id)
+        return ClaimedTurn(chat, window, versions, window_from=window_from)
+
+    async def _anchor(self, chat: Chat, place: _Place) -> tuple[int | None, int | None]:
+        """The message the turn's first message follows, and the one its window ends at."""
+        named = place.regenerate if place.regenerate is not None else place.edit_of
+        if named is None:
+            return chat.active_message_id, chat.active_message_id
+        message = await self._messages.get(chat.user_id, chat.id, named)
+        parent = message.parent_id if message else None
+        if place.regenerate is not None:
+            return place.regenerate, parent
+        return parent, parent
 
     async def close(
         self,

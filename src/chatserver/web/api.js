@@ -78,6 +78,7 @@ export class Api {
   get(path) { return this.json("GET", path); }
   post(path, body) { return this.json("POST", path, body ?? {}); }
   put(path, body) { return this.json("PUT", path, body); }
+  patch(path, body) { return this.json("PATCH", path, body); }
   delete(path) { return this.json("DELETE", path); }
 
   /** A request that must outlive the page (sent from pagehide). */

@@ -3,10 +3,13 @@
 
 import { Api, ApiError, NetworkError, describeError } from "./api.js";
 import { CHAT_KEY, ChatController } from "./chat.js";
-import { ChatList } from "./chats.js";
+import { ChatList, chatTitle } from "./chats.js";
 import { Conversation } from "./conversation.js";
 import { CustomizationPanel } from "./customizations.js";
 import { byId, h, store } from "./dom.js";
+import { AgentAdmin } from "./admin.js";
+import { MemoriesPanel } from "./memories.js";
+import { keptToken } from "./remember.js";
 import { SessionKeeper } from "./sessions.js";
 
 const TOKEN_KEY = "chatserver.token";
@@ -24,6 +27,12 @@ const chats = new ChatList(api, {
   onOpen: (item) => { closeSidebarIfNarrow(); chat.openChat(item); },
   onDeleted: (item) => { if (item.id === chat.chatId) chat.newChat(chat.agentName); },
   onError: (error) => showBanner(error, () => chats.refresh()),
+  onChanged: (item) => { if (item.id === chat.chatId) chat.title.textContent = chatTitle(item); },
+});
+new MemoriesPanel(api, () => chat.agentName);
+const admin = new AgentAdmin(api, async () => {
+  fillAgents(await api.get("/api/agents"));
+  byId("agent").value = chat.agentName ?? "";
 });
 const chat = new ChatController({
   api, conversation, chats, sessions,
@@ -55,12 +64,17 @@ async function signIn(token) {
   const button = byId("signin-button");
   button.disabled = true;
   store.set(TOKEN_KEY, token);
+  if (byId("remember").checked) keptToken.set(token);
+  else keptToken.remove();
   try {
     const agents = await api.get("/api/agents");
     await enterApp(agents);
   } catch (error) {
     // A server that is down says nothing about the token: keep it for the next try.
-    if (!(error instanceof NetworkError)) store.remove(TOKEN_KEY);
+    if (!(error instanceof NetworkError)) {
+      store.remove(TOKEN_KEY);
+      keptToken.remove();
+    }
     byId("token").value = store.get(TOKEN_KEY) ?? "";
     showSignin(signinMessage(error));
   } finally {
@@ -74,6 +88,7 @@ async function signOut(message) {
   chat.controller?.abort();
   await sessions.end();
   store.remove(TOKEN_KEY);
+  keptToken.remove();
   store.remove(CHAT_KEY);
   hideBanner();
   conversation.clear();
@@ -105,6 +120,7 @@ async function enterApp(agents) {
   byId("signin-error").hidden = true;
   byId("app").hidden = false;
   fillAgents(agents);
+  admin.offer();
   if (!agents.length) showBannerText("No agents exist yet. An admin can create one: chatserver agents create NAME --model echo ...");
   await chats.refresh();
   const wanted = store.get(CHAT_KEY);
@@ -143,7 +159,7 @@ function setPanel(open) {
   byId("toggle-panel").setAttribute("aria-expanded", String(open));
   if (open) {
     panel.load(chat.agentName);
-    byId("custom-content").focus();
+    panel.fields.firstField().focus();
   }
 }
 
@@ -194,6 +210,8 @@ function wire() {
 }
 
 wire();
-const saved = store.get(TOKEN_KEY);
+const kept = keptToken.get();
+byId("remember").checked = Boolean(kept);
+const saved = store.get(TOKEN_KEY) ?? kept;
 if (saved) signIn(saved);
 else showSignin();

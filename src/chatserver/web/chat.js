@@ -4,6 +4,7 @@ import { ApiError, describeError } from "./api.js";
 import { approvalCards, resumeButton } from "./approvals.js";
 import { chatTitle } from "./chats.js";
 import { byId, newId, store } from "./dom.js";
+import { treeActions } from "./tree_actions.js";
 
 const MESSAGE_PAGE = 50;
 /** The open chat, reopened after a reload of the tab. */
@@ -35,6 +36,7 @@ export class ChatController {
     this.budgetLine = byId("budget");
     this.earlierButton.addEventListener("click", () => this.loadMessages(this.earlier));
     this.stopButton.addEventListener("click", () => this.stop());
+    this.conversation.actions = treeActions(this);
   }
 
   get busy() {
@@ -246,6 +248,17 @@ export class ChatController {
     this.chats.setActive(chatId);
     store.set(CHAT_KEY, chatId);
     this.sessions.open(agentName, chatId);
+    await this.attachBars(chatId);
+  }
+
+  /** The just-stored messages' ids, times and versions, for the bars under them. */
+  async attachBars(chatId) {
+    try {
+      const page = await this.api.get(`/api/chats/${encodeURIComponent(chatId)}/messages?limit=${MESSAGE_PAGE}`);
+      if (chatId === this.chatId) this.conversation.attachBars(page.items);
+    } catch {
+      // only the bars are missing: the answer is shown
+    }
   }
 
   setBusy(controller) {

@@ -1,5 +1,6 @@
 // The sidebar: the user's chats, newest first, paged by the server's cursor; open and delete.
 
+import { ChatFilter, chatMenu, pinnedFirst, renameInPlace } from "./chat_manage.js";
 import { byId, h } from "./dom.js";
 
 const PAGE = 50;
@@ -18,8 +19,10 @@ export function chatTitle(chat) {
 }
 
 export class ChatList {
-  constructor(api, { onOpen, onDeleted, onError }) {
+  constructor(api, { onOpen, onDeleted, onError, onChanged }) {
     this.api = api;
+    this.onChanged = onChanged ?? (() => {});
+    this.filter = new ChatFilter(() => this.refresh());
     this.onOpen = onOpen;
     this.onDeleted = onDeleted;
     this.onError = onError;
@@ -38,7 +41,9 @@ export class ChatList {
 
   async refresh() {
     try {
-      const page = await this.api.get(`/api/chats?limit=${PAGE}`);
+      const params = this.filter.params();
+      params.set("limit", String(PAGE));
+      const page = await this.api.get(`/api/chats?${params}`);
       this.chats = page.items;
       this.next = page.next_before;
       this.render();
@@ -50,7 +55,10 @@ export class ChatList {
   async more() {
     if (!this.next) return;
     try {
-      const page = await this.api.get(`/api/chats?limit=${PAGE}&before=${encodeURIComponent(this.next)}`);
+      const params = this.filter.params();
+      params.set("limit", String(PAGE));
+      params.set("before", this.next);
+      const page = await this.api.get(`/api/chats?${params}`);
       const known = new Set(this.chats.map((chat) => chat.id));
       this.chats.push(...page.items.filter((chat) => !known.has(chat.id)));
       this.next = page.next_before;
@@ -70,8 +78,9 @@ export class ChatList {
 
   render() {
     this.none.hidden = this.chats.length > 0;
+    this.none.textContent = this.filter.searching ? "No chat matches." : "No chats yet.";
     this.moreButton.hidden = !this.next;
-    this.list.replaceChildren(...this.chats.map((chat) => this.item(chat)));
+    this.list.replaceChildren(...pinnedFirst(this.chats).map((chat) => this.item(chat)));
     this.setActive(this.active);
   }
 
@@ -79,11 +88,28 @@ export class ChatList {
     const title = chatTitle(chat);
     const open = h("button", { type: "button", class: "chat-open", "data-chat-id": chat.id,
       onclick: () => this.onOpen(chat) },
-      h("span", { class: "chat-name" }, title),
+      h("span", { class: "chat-name" }, chat.pinned ? `📌 ${title}` : title),
+      chat.snippet ? h("span", { class: "chat-snippet" }, chat.snippet) : null,
       h("span", { class: "chat-meta" }, `${chat.agent_name} · ${when(chat.updated_at)}`));
     const remove = h("button", { type: "button", class: "chat-delete danger",
       "aria-label": `Delete chat ${title}`, onclick: () => this.confirmDelete(chat, remove) }, "Delete");
-    return h("li", { class: "chat-item" }, open, remove);
+    const item = h("li", { class: "chat-item" }, open);
+    item.append(chatMenu(chat, title, {
+      rename: () => renameInPlace(item, chat, title, (text) => this.change(chat, { title: text })),
+      change: (change) => this.change(chat, change),
+    }), remove);
+    return item;
+  }
+
+  /** PATCH the chat, then show the list as it now is. */
+  async change(chat, change) {
+    try {
+      const changed = await this.api.patch(`/api/chats/${encodeURIComponent(chat.id)}`, change);
+      this.onChanged(changed);
+    } catch (error) {
+      this.onError(error);
+    }
+    await this.refresh();
   }
 
   /** First press arms the button, a second press within a few seconds deletes. */

@@ -1,6 +1,7 @@
 // The message list: user messages as plain text, assistant answers as sanitized Markdown with
 // their tool calls inline (collapsible: name, arguments, result), live while a turn streams.
 
+import { addCodeCopy, messageBar } from "./branches.js";
 import { formatJson, h } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
@@ -69,7 +70,10 @@ class AssistantTurn {
   render() {
     clearTimeout(this.timer);
     this.timer = null;
-    if (this.block) renderMarkdown(this.block, this.text);
+    if (this.block) {
+      renderMarkdown(this.block, this.text);
+      addCodeCopy(this.block);
+    }
     this.onGrow();
   }
 
@@ -134,6 +138,8 @@ class AssistantTurn {
 
 export class Conversation {
   constructor(list, scroller, empty) {
+    /** {edit, regenerate, switchTo} (branches.js), set by the chat controller. */
+    this.actions = null;
     this.list = list;
     this.scroller = scroller;
     this.empty = empty;
@@ -183,31 +189,61 @@ export class Conversation {
     return new AssistantTurn(item, () => this.follow(this.stick));
   }
 
+  closeTurn(turn) {
+    turn.finish();
+    turn.element.append(messageBar(turn.first, turn.texts.join("\n\n"), this.actions));
+  }
+
+  /** After a streamed turn: the bars of its stored messages (the newest user message, its answer). */
+  attachBars(items) {
+    const users = this.list.querySelectorAll(".msg.user");
+    const answers = this.list.querySelectorAll(".msg.assistant");
+    const lastUser = users[users.length - 1];
+    const lastAnswer = answers[answers.length - 1];
+    const at = items.findLastIndex((m) => m.role === "user");
+    if (at < 0 || !lastUser || lastUser.querySelector(".msg-actions")) return;
+    lastUser.append(messageBar(items[at], items[at].content, this.actions));
+    const answer = items.slice(at + 1);
+    if (!answer.length || !lastAnswer || lastAnswer.compareDocumentPosition(lastUser) & Node.DOCUMENT_POSITION_FOLLOWING) return;
+    const text = answer.filter((m) => m.role === "assistant" && m.content).map((m) => m.content).join("\n\n");
+    lastAnswer.append(messageBar(answer[0], text, this.actions));
+  }
+
   /** Render stored messages (oldest first); `prepend` puts them above what is shown. */
   showHistory(items, { prepend = false } = {}) {
     const fragment = document.createDocumentFragment();
     let turn = null;
-    for (const message of items) {
+    let asked = null;
+    const endTurn = () => {
+      if (turn) this.closeTurn(turn);
+      else if (asked) asked.append(h("p", { class: "hint turn-note" }, "No answer: the turn failed or was stopped."));
+      turn = null;
+    };
+    for (const [at, message] of items.entries()) {
       if (message.role === "user") {
-        turn?.finish();
-        turn = null;
-        fragment.append(this.userItem(message.content));
+        if (at > 0) endTurn();
+        asked = this.userItem(message.content);
+        asked.append(messageBar(message, message.content, this.actions));
+        fragment.append(asked);
         continue;
       }
       if (!turn) {
         const item = this.assistantItem();
         fragment.append(item);
         turn = new AssistantTurn(item, () => {});
+        turn.first = message;
+        turn.texts = [];
       }
       if (message.role === "assistant") {
         turn.addText(message.content);
+        if (message.content) turn.texts.push(message.content);
         if (message.incomplete) turn.note("Stopped before the answer was finished.");
         for (const call of message.tool_calls ?? []) turn.toolCall(call.name, call.args, call.id);
       } else if (message.role === "tool") {
         turn.toolResult(message.tool_name ?? "tool", message.content, message.tool_call_id);
       }
     }
-    turn?.finish();
+    if (turn) this.closeTurn(turn);
     if (items.length) this.empty.hidden = true;
     if (prepend) {
       const before = this.scroller.scrollHeight;

@@ -2,6 +2,7 @@
 // they can be turned back on), add, edit, switch on or off, delete.
 
 import { ApiError, describeError } from "./api.js";
+import { ContentFields } from "./custom_form.js";
 import { byId, formatJson, h } from "./dom.js";
 
 const BASE = "/api/agent/prompt_customizations";
@@ -18,6 +19,7 @@ export class CustomizationPanel {
     this.type = byId("custom-type");
     this.priority = byId("custom-priority");
     this.content = byId("custom-content");
+    this.fields = new ContentFields(this.content);
     this.error = byId("custom-error");
     this.title = byId("custom-form-title");
     this.save = byId("custom-save");
@@ -70,8 +72,9 @@ export class CustomizationPanel {
     this.type.value = row.customization_type;
     this.priority.value = String(row.priority);
     this.content.value = JSON.stringify(row.content, null, 2);
+    this.fields.fromJson();
     this.hideError();
-    this.content.focus();
+    this.fields.firstField().focus();
   }
 
   resetForm() {
@@ -82,6 +85,7 @@ export class CustomizationPanel {
     this.type.value = "instruction_set";
     this.priority.value = "0";
     this.content.value = TEMPLATE;
+    this.fields.fromJson();
     this.hideError();
   }
 
@@ -145,6 +149,7 @@ export class CustomizationPanel {
 
   invalid(message, field) {
     this.showError(message);
+    if (field === this.content) byId("custom-advanced").open = true;
     field.focus();
     return null;
   }

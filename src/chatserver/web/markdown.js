@@ -3,7 +3,10 @@
 //    itself), and images as plain links (no remote loads);
 // 2. DOMPurify then allows only a small set of formatting tags and http(s)/mailto links.
 // Its result is a Trusted Types value: the page's CSP refuses any other string as HTML.
+// Code blocks are then highlighted by highlight.js, whose output (the code's text, escaped, in
+// spans) goes through DOMPurify too, allowing only spans and their classes.
 
+import hljs from "./vendor/highlight.esm.min.js";
 import { Marked } from "./vendor/marked.esm.js";
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -47,7 +50,23 @@ purify.addHook("afterSanitizeAttributes", (node) => {
   }
 });
 
+const CODE_CONFIG = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_TRUSTED_TYPE: true };
+/** Longer code is left plain: guessing its language would cost too much at each streamed render. */
+const AUTO_DETECT_CHARS = 4000;
+
+function highlight(code) {
+  const named = /(?:^|\s)language-([\w+#-]+)/.exec(code.className)?.[1];
+  const text = code.textContent ?? "";
+  let result = null;
+  if (named && hljs.getLanguage(named)) result = hljs.highlight(text, { language: named, ignoreIllegals: true });
+  else if (!named && text.length <= AUTO_DETECT_CHARS) result = hljs.highlightAuto(text);
+  if (!result || (result.relevance ?? 1) === 0) return;
+  code.innerHTML = purify.sanitize(result.value, CODE_CONFIG);
+  code.parentElement?.classList.add("hljs");
+}
+
 /** Replace the children of `element` with `text` rendered as sanitized Markdown. */
 export function renderMarkdown(element, text) {
   element.innerHTML = purify.sanitize(marked.parse(text), PURIFY_CONFIG);
+  for (const code of element.querySelectorAll("pre > code")) highlight(code);
 }

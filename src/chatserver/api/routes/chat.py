@@ -23,6 +23,8 @@ def _command(body: ChatRequest, user_id: str, key: str | None, route: str) -> St
         message=body.message,
         chat_id=body.session_id,
         busy_policy=body.busy_policy,
+        edit_of=body.edit_of,
+        regenerate=body.regenerate,
         idempotency_key=key,
         request_hash=request_hash(route, body) if key else None,
     )

@@ -35,6 +35,8 @@ async def start_run(
         message=body.message,
         chat_id=chat_id,
         busy_policy=body.busy_policy,
+        edit_of=body.edit_of,
+        regenerate=body.regenerate,
         idempotency_key=key,
         request_hash=request_hash(f"runs:{chat_id}", body) if key else None,
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, exists, insert, select
+from sqlalchemy import Integer, Select, bindparam, case, exists, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from chatserver.domain import Message, NewMessage, ToolCall
 from chatserver.errors import NotFound
@@ -31,22 +33,39 @@ _COLUMNS = (
     _m.tool_name,
     _m.created_at,
     _m.incomplete,
+    _m.parent_id,
 )
 _CHAT_ID = bindparam("p_chat_id", type_=_m.chat_id.type)
 _USER_ID = bindparam("p_user_id", type_=_m.user_id.type)
 
-_WINDOW = (
-    select(*_COLUMNS)
-    .where(_m.chat_id == _CHAT_ID)
-    .where(
-        _m.turn >= bindparam("p_first_turn", type_=Integer),
-        _m.turn < bindparam("p_before_turn", type_=Integer),
+_FROM_ID = bindparam("p_from_id", type_=_m.id.type)
+_TURNS = bindparam("p_turns", type_=Integer)
+_LIMIT = bindparam("p_limit", type_=Integer)
+
+
+def _branch_walk() -> Any:
+    """The ancestors of ``p_from_id`` (itself first), counting turns at each change of turn, while
+    within ``p_turns`` turns and ``p_limit`` messages: one primary-key lookup per message."""
+    m, p = chat_messages.alias("s"), chat_messages.alias("p")
+    seed = select(
+        m.c.id,
+        m.c.parent_id,
+        m.c.turn,
+        literal(1, Integer).label("turns"),
+        literal(1, Integer).label("depth"),
+    ).where(m.c.id == _FROM_ID, m.c.user_id == _USER_ID, m.c.chat_id == _CHAT_ID, _TURNS > 0)
+    branch = seed.cte("branch", recursive=True)
+    step = branch.c.turns + case((p.c.turn != branch.c.turn, 1), else_=0)
+    return branch.union_all(
+        select(p.c.id, p.c.parent_id, p.c.turn, step, branch.c.depth + 1)
+        .join_from(branch, p, p.c.id == branch.c.parent_id)
+        .where(p.c.user_id == _USER_ID, step <= _TURNS, branch.c.depth < _LIMIT)
     )
-    .where(_m.user_id == _USER_ID)
-    .order_by(_m.turn.desc(), _m.id.desc())
-    .limit(bindparam("p_limit", type_=Integer))
-)
-"""Newest first, so the (chat_id, turn, id) index is scanned backwards and stops at the LIMIT."""
+
+
+_BRANCH = _branch_walk()
+_WINDOW = select(*_COLUMNS).join_from(_BRANCH, chat_messages, _m.id == _BRANCH.c.id).order_by(_m.id.desc())
+"""The active branch up to a message, newest first: the model's window and the page's history."""
 
 _OWNED_CHAT = select(chats.c.id).where(chats.c.id == _CHAT_ID, chats.c.user_id == _USER_ID)
 
@@ -60,31 +79,38 @@ _STORED = (
     _m.created_at,
     _m.incomplete,
 )
+_ACTIVE = (
+    select(chats.c.active_message_id)
+    .where(chats.c.id == _CHAT_ID, chats.c.user_id == _USER_ID)
+    .scalar_subquery()
+)
 _ADD_IF_OWNED = (
     insert(chat_messages)
     .from_select(
-        [_m.chat_id, _m.user_id, *_STORED],
-        select(_CHAT_ID, _USER_ID, *(bindparam(f"p_{c.name}", type_=c.type) for c in _STORED)).where(
+        [_m.chat_id, _m.user_id, _m.parent_id, *_STORED],
+        select(_CHAT_ID, _USER_ID, _ACTIVE, *(bindparam(f"p_{c.name}", type_=c.type) for c in _STORED)).where(
             exists(_OWNED_CHAT)
         ),
     )
     .returning(*_COLUMNS)
 )
-"""One message, inserted only into a chat of the caller's: the ownership check costs no round trip."""
+"""One message, inserted only into a chat of the caller's: the ownership check costs no round trip.
+Its parent is named here as the chaining trigger (migration 0009) names it, so that what RETURNING
+reads is right on SQLite too, whose trigger runs after the insert."""
 
 _ADD = insert(chat_messages).returning(*_COLUMNS, sort_by_parameter_order=True)
 
 
-def window_statement(user_id: str, chat_id: str, *, before_turn: int, turns: int) -> Select[Any]:
-    return _WINDOW.params(_window_params(user_id, chat_id, before_turn=before_turn, turns=turns))
+def window_statement(user_id: str, chat_id: str, *, from_id: int | None, turns: int) -> Select[Any]:
+    return _WINDOW.params(_window_params(user_id, chat_id, from_id=from_id, turns=turns))
 
 
-def _window_params(user_id: str, chat_id: str, *, before_turn: int, turns: int) -> dict[str, Any]:
+def _window_params(user_id: str, chat_id: str, *, from_id: int | None, turns: int) -> dict[str, Any]:
     return {
         "p_user_id": user_id,
         "p_chat_id": chat_id,
-        "p_first_turn": before_turn - turns,
-        "p_before_turn": before_turn,
+        "p_from_id": from_id,
+        "p_turns": turns,
         "p_limit": turns * MAX_MESSAGES_PER_TURN,
     }
 
@@ -113,6 +139,7 @@ def _message(row: Sequence[Any]) -> Message:
         tool_call_id=tool_call_id,
         tool_name=tool_name,
         incomplete=bool(row[10]),
+        parent_id=row[11],
     )
 
 
@@ -149,17 +176,20 @@ class SqlMessageRepository:
             raise NotFound(f"chat {chat_id!r} not found")
         added = [_message(inserted)]
         if rest:
-            added += [_message(row) for row in await self._conn.execute(_ADD, rest)]
+            for row in await self._conn.execute(_ADD, rest):
+                # Each follows the one before it: the trigger chains them in insertion order.
+                added.append(replace(_message(row), parent_id=added[-1].id))
         return added
 
-    async def window(self, user_id: str, chat_id: str, *, before_turn: int, turns: int) -> list[Message]:
-        if turns <= 0:
+    async def window(self, user_id: str, chat_id: str, *, from_id: int | None, turns: int) -> list[Message]:
+        if turns <= 0 or from_id is None:
             return []
-        params = _window_params(user_id, chat_id, before_turn=before_turn, turns=turns)
+        params = _window_params(user_id, chat_id, from_id=from_id, turns=turns)
         newest_first = [_message(row) for row in await self._conn.execute(_WINDOW, params)]
         return newest_first[::-1]
 
     async def page(self, user_id: str, chat_id: str, *, limit: int, before: int | None) -> list[Message]:
+        """Every branch's messages in the order they were written, newest page first."""
         m = chat_messages.c
         statement = (
             select(*_COLUMNS)
@@ -171,6 +201,44 @@ class SqlMessageRepository:
             statement = statement.where(m.id < before)
         newest_first = [_message(row) for row in await self._conn.execute(statement)]
         return newest_first[::-1]
+
+    async def branch(self, user_id: str, chat_id: str, *, from_id: int | None, limit: int) -> list[Message]:
+        """Up to ``limit`` messages of the branch ending at ``from_id``, oldest first."""
+        if from_id is None:
+            return []
+        params = {"p_user_id": user_id, "p_chat_id": chat_id, "p_from_id": from_id}
+        params |= {"p_turns": limit, "p_limit": limit}
+        newest_first = [_message(row) for row in await self._conn.execute(_WINDOW, params)]
+        return newest_first[::-1]
+
+    async def get(self, user_id: str, chat_id: str, message_id: int) -> Message | None:
+        statement = select(*_COLUMNS).where(_m.id == message_id, _m.user_id == user_id, _m.chat_id == chat_id)
+        row = (await self._conn.execute(statement)).first()
+        return _message(row) if row else None
+
+    async def children(self, user_id: str, chat_id: str, parent_ids: Sequence[int | None]) -> list[Message]:
+        """The messages following any of ``parent_ids`` (None: the chat's first ones), by id."""
+        known = [p for p in parent_ids if p is not None]
+        parent: ColumnElement[bool] = _m.parent_id.in_(known)
+        if None in parent_ids:
+            parent = or_(parent, _m.parent_id.is_(None))
+        statement = (
+            select(*_COLUMNS).where(_m.user_id == user_id, _m.chat_id == chat_id, parent).order_by(_m.id)
+        )
+        return [_message(row) for row in await self._conn.execute(statement)]
+
+    async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
+        """The newest message of the subtree from ``message_id``: a leaf, the end of its newest branch."""
+        m, d = chat_messages.alias("m"), chat_messages.alias("d")
+        seed = select(m.c.id).where(m.c.id == message_id, m.c.user_id == user_id, m.c.chat_id == chat_id)
+        down = seed.cte("down", recursive=True)
+        down = down.union_all(
+            select(d.c.id)
+            .join_from(down, d, d.c.parent_id == down.c.id)
+            .where(d.c.user_id == user_id, d.c.chat_id == chat_id)
+        )
+        found: int | None = (await self._conn.execute(select(func.max(down.c.id)))).scalar()
+        return found
 
     async def _require_chat(self, user_id: str, chat_id: str) -> None:
         # Messages carry the owner id; refusing foreign chats keeps one user's rows out of another's chat.

@@ -62,6 +62,8 @@ def run_of(row: RowMapping) -> Run:
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         steers=row["steers"],
+        edit_of=row["edit_of"],
+        regenerate=row["regenerate"],
     )
 
 
@@ -98,6 +100,8 @@ def _values(run: Run, owner: str | None, lease_until: datetime | None) -> dict[s
         "lease_owner": owner,
         "lease_expires_at": lease_until,
         "steers": run.steers,
+        "edit_of": run.edit_of,
+        "regenerate": run.regenerate,
     }
 
 
@@ -125,6 +129,17 @@ class SqlRunRepository:
         if row is None:
             return False, None
         return True, None if row[1] is None else ConfigVersions(row[1], row[2] or "")
+
+    async def set_branch(
+        self, user_id: str, run_id: str, *, edit_of: int | None, regenerate: int | None
+    ) -> None:
+        """Where a new run's turn goes in its chat's tree (read when the turn opens)."""
+        statement = (
+            update(runs)
+            .where(_r.id == run_id, _r.user_id == user_id)
+            .values(edit_of=edit_of, regenerate=regenerate)
+        )
+        await self._conn.execute(statement)
 
     async def get(self, user_id: str, run_id: str) -> Run | None:
         return await self._one(_r.id == run_id, _r.user_id == user_id)

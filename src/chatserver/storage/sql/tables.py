@@ -106,6 +106,10 @@ chats = Table(
     Column("turn_count", Integer, nullable=False, server_default=text("0")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Migration 0009: the leaf of the active branch; every message inserted becomes it (a trigger).
+    Column("active_message_id", BigId, nullable=True),
+    Column("pinned", Boolean, nullable=False, server_default=text("false")),
+    Column("archived", Boolean, nullable=False, server_default=text("false")),
     PrimaryKeyConstraint("user_id", "id"),
     Index(None, "user_id", "updated_at", "id"),
 )
@@ -125,11 +129,26 @@ chat_messages = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # Migration 0005: a partial answer of a cancelled run (null: complete).
     Column("incomplete", Boolean, nullable=True),
+    # Migration 0009: the message this one follows (null: the chat's first), set by a trigger from
+    # the chat's active_message_id. Not a foreign key: a chat's messages go with it, all at once.
+    Column("parent_id", BigId, nullable=True),
     _of_chat(),
     # Serves the history window: the chat's equality, turn range, newest first.
     Index(None, "user_id", "chat_id", "turn", "id"),
     Index(None, "user_id", "chat_id", "id"),
+    # A message's siblings (branch arrows).
+    Index(None, "user_id", "chat_id", "parent_id"),
 )
+
+SEARCH_INDEXES = frozenset({"ix_chat_messages_search", "search_vector"})
+"""Migration 0009's full-text indexes, outside this metadata: on PostgreSQL a generated
+``search_vector`` column with a GIN index, on SQLite an FTS5 table (``chat_messages_fts``, and its
+shadow tables) kept by triggers."""
+
+
+def is_search_index(name: str | None) -> bool:
+    return name is not None and (name in SEARCH_INDEXES or name.startswith("chat_messages_fts"))
+
 
 prompt_customizations = Table(
     "prompt_customizations",
@@ -220,6 +239,9 @@ runs = Table(
     Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
     # A message sent with the steer policy: the running run it is handed to (while that runs).
     Column("steers", String(36), nullable=True),
+    # Migration 0009: the user message this run's message replaces, or the one it answers again.
+    Column("edit_of", BigId, nullable=True),
+    Column("regenerate", BigId, nullable=True),
     _of_chat(),
     UniqueConstraint("user_id", "idempotency_key"),
     Index(

@@ -38,11 +38,12 @@ from chatserver.storage.sql.runs import USER_STARTS_SPACE, SqlRunRepository, use
 from chatserver.storage.sql.usage import SqlUsageRepository
 from chatserver.storage.turns import ComposedTurnRepository
 
-_OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8)"
+_OPEN = "SELECT * FROM chatserver_open_turn($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 """One row per window message, newest first, or one row with no message when the window is empty;
 one row with no message and the chat unclaimed when the chat belongs to another agent; no row when
 the caller owns no such chat. Each claimed row ends with the agent's and the caller's customizations'
-version stamps (migration 0006)."""
+version stamps (migration 0006), the message's parent and the message the window ends at (0009:
+the window walks the turn's branch, placed by the run's ``edit_of`` / ``regenerate``)."""
 
 _CLOSE = (
     "SELECT * FROM chatserver_end_metered_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
@@ -105,11 +106,12 @@ class PostgresTurnRepository:
         title: str,
         now: datetime,
         window_turns: int,
+        run_id: str | None = None,
     ) -> ClaimedTurn | None:
         turns = max(window_turns, 0)
         driver = await self._driver()
         limit = turns * MAX_MESSAGES_PER_TURN
-        args = (chat_id, user_id, agent_name, fit_title(title), now, message, turns, limit)
+        args = (chat_id, user_id, agent_name, fit_title(title), now, message, turns, limit, run_id)
         rows = await driver.fetch(_OPEN, *args)
         if not rows:
             return None
@@ -120,7 +122,7 @@ class PostgresTurnRepository:
         versions = (
             None if agent_version is None else ConfigVersions(agent_version, customizations_version or "")
         )
-        return ClaimedTurn(chat, window, versions)
+        return ClaimedTurn(chat, window, versions, window_from=rows[0][16])
 
     async def resume(
         self,
@@ -231,6 +233,7 @@ def _message(chat_id: str, row: Sequence[Any]) -> Message:
         tool_calls=tool_calls_of(calls),
         tool_call_id=tool_call_id,
         tool_name=tool_name,
+        parent_id=row[15],
     )
 
 

@@ -16,6 +16,7 @@ from chatserver.storage.protocols import (
     AgentRepository,
     ApiKeyRepository,
     ChatRepository,
+    ChatSearch,
     CustomizationRepository,
     EventRepository,
     MemoryRepository,
@@ -44,6 +45,7 @@ from chatserver.storage.sql.memories import SqlMemoryRepository
 from chatserver.storage.sql.messages import SqlMessageRepository
 from chatserver.storage.sql.retention import SqlRetentionRepository
 from chatserver.storage.sql.runs import SqlRunRepository
+from chatserver.storage.sql.search import SqlChatSearch
 from chatserver.storage.sql.sessions import SqlSessionRepository
 from chatserver.storage.sql.steps import SqlPauseRepository, SqlStepRepository
 from chatserver.storage.sql.turns import PostgresTurnRepository
@@ -176,6 +178,7 @@ class SqlUnitOfWork:
         self.agents = SqlAgentRepository(conn)
         self.chats = SqlChatRepository(conn)
         self.messages = SqlMessageRepository(conn)
+        self.search: ChatSearch = SqlChatSearch(conn)
         self.customizations = SqlCustomizationRepository(conn)
         self.sessions = SqlSessionRepository(conn)
         self.events = SqlEventRepository(conn)

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         description="for agents with fallback models: how long one model may take to start answering "
         "(streamed: its first token; otherwise its whole answer) before the next one is tried",
     )
+    model_titles: bool = Field(
+        True,
+        description="title a new chat by its agent's model (not echo) after the first answer; "
+        "false: the first message, cleaned up",
+    )
     budget_refresh_seconds: float = Field(
         5.0, ge=0, description="how often budgets set on another replica or by the CLI are read"
     )

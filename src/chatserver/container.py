@@ -237,7 +237,7 @@ def build_container(
         redis.run_events if redis is not None else MemoryRunEvents(settings.run_events_ttl_seconds)
     )
     gate = BudgetGate(uow, clock, refresh_seconds=settings.budget_refresh_seconds)
-    titles = ChatTitler(uow)
+    titles = ChatTitler(uow) if settings.model_titles else None
     executor = RunExecutor(
         uow,
         loader,

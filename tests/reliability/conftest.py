@@ -38,6 +38,8 @@ def provider() -> Iterator[FakeOpenAI]:
 def model_server(provider: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = {
         "openai_base_url": provider.url,
+        # These tests count a turn's requests to the provider: no title request after it.
+        "model_titles": False,
         "model_timeout_seconds": TIMEOUT,
         "model_retries": RETRIES,
         "model_retry_backoff_seconds": BACKOFF,

@@ -93,7 +93,9 @@ export class ChatController {
   }
 
   offerResume(runId, goOn) {
-    const holder = this.conversation.startAssistant();
+    // One offer at a time: the chat may be opened twice at once (a reload, then a click on it).
+    this.resumeOffer?.element.remove();
+    const holder = this.resumeOffer = this.conversation.startAssistant();
     holder.element.append(resumeButton(this.api, runId, () => {
       holder.element.remove();
       goOn();

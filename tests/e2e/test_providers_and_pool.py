@@ -25,7 +25,8 @@ def openai_live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAI
 ) -> Iterator[LiveServer]:
     directory = tmp_path_factory.mktemp("providers")
-    with live_server(request.param, directory, openai_base_url=fake_openai.url) as server:
+    # These tests read the turn's own requests to the provider: no title request after it.
+    with live_server(request.param, directory, openai_base_url=fake_openai.url, model_titles=False) as server:
         yield server
 
 

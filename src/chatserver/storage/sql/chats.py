@@ -102,11 +102,12 @@ class SqlChatRepository:
         values = {k: v for k, v in asdict(change).items() if v is not None}
         if "title" in values:
             values["title"] = fit_title(values["title"])
-        statement = select(chats)
+        mine = (chats.c.id == chat_id, chats.c.user_id == user_id)
         if values:
-            statement = update(chats).values(values).returning(*chats.c)  # type: ignore[assignment]
-        statement = statement.where(chats.c.id == chat_id, chats.c.user_id == user_id)
-        row = (await self._conn.execute(statement)).mappings().first()
+            changed = update(chats).where(*mine).values(values).returning(*chats.c)
+            row = (await self._conn.execute(changed)).mappings().first()
+        else:
+            row = (await self._conn.execute(select(chats).where(*mine))).mappings().first()
         return chat_of(row) if row else None
 
     async def retitle(self, user_id: str, chat_id: str, *, was: str, title: str) -> bool:

@@ -4,7 +4,8 @@
 
 Every answer must be ``echo: <message>``; afterwards each chat's ``/recall`` (the earlier user
 messages the model saw, as chatserver's ``echo`` answers it) must list that chat's messages, the
-last 50 of them when there were more. Prints turns/s and the server's CPU ms per turn (its whole
+last 50 of them when there were more, and a ``/tool`` call of the one tool must describe its
+result. Prints turns/s and the server's CPU ms per turn (its whole
 process tree, from /proc) over the turns alone. One worker per chat, each a bounded loop.
 """
 
@@ -30,6 +31,8 @@ from benchmarks.peers.langgraph import LangGraphContender
 
 CONTENDERS: dict[str, type[Contender]] = {"agno": AgnoContender, "langgraph": LangGraphContender}
 USERS = 50
+TOOL_CALL = '/tool word_count {"text": "one two three"}'
+TOOL_ANSWER = "tool word_count returned: 3"
 
 
 @dataclass
@@ -99,6 +102,9 @@ async def exercise(contender: Contender, url: str, pid: int, chats: int, turns: 
             recalled = await send(client, contender, chat, "/recall")
             if recalled != expected:
                 wrong.append(f"{chat.chat_id} history: {recalled[:300]!r}, expected {expected[:300]!r}")
+        tool_answer = await send(client, contender, opened[0], TOOL_CALL)
+        if tool_answer != TOOL_ANSWER:
+            wrong.append(f"tool: {tool_answer[:300]!r}, expected {TOOL_ANSWER!r}")
     return Outcome(chats * turns, seconds, cpu, wrong)
 
 
@@ -133,7 +139,7 @@ def main() -> None:
         print("WRONG", line)
     if outcome.wrong:
         raise SystemExit(f"{len(outcome.wrong)} wrong answers or histories")
-    print("every answer was echo: <message>, and every chat's history was kept")
+    print("every answer was echo: <message>, every chat's history was kept, the tool ran")
 
 
 if __name__ == "__main__":

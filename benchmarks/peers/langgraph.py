@@ -67,8 +67,6 @@ class LangGraphContender:
             str(port),
             "--n-jobs-per-worker",
             str(JOBS),
-            "--server-log-level",
-            "WARNING",
             "--config",
             str(write_config(options.directory)),
         ]

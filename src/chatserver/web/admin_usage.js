@@ -129,15 +129,15 @@ export class UsageAdmin {
     }
     this.usageError.clear();
     const byUser = this.groupBy.value === "user";
-    const row = (line, cell) => h("tr", {}, h(cell, { scope: "row" }, byUser && cell === "td" ? this.userLabel(line.key) : line.key),
+    const row = (line, label) => h("tr", {}, h("th", { scope: "row" }, label),
       ...[line.input_tokens, line.output_tokens, line.requests, line.runs].map((n) => h("td", {}, String(n))),
       h("td", {}, cost(line.cost_usd)));
     this.table.replaceChildren(h("table", { class: "admin-table" },
       h("caption", {}, report.items.length ? `Usage by ${this.groupBy.value}` : "No usage in this range"),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, this.groupBy.selectedOptions[0].textContent),
         ...COLUMNS.map((name) => h("th", { scope: "col" }, name)))),
-      h("tbody", {}, ...report.items.map((line) => row(line, "td"))),
-      h("tfoot", {}, row({ ...report.totals, key: "Total" }, "th"))));
+      h("tbody", {}, ...report.items.map((line) => row(line, byUser ? this.userLabel(line.key) : line.key))),
+      h("tfoot", {}, row(report.totals, "Total"))));
   }
 
   async loadBudgets() {

@@ -35,7 +35,7 @@ def open_admin(ui: ChatPage, page: str = "agents") -> Locator:
     expect(panel(ui)).to_be_visible()
     if page != "agents":
         nav(ui).get_by_role("button", name=PAGES[page]).click()
-    section = panel(ui).get_by_role("region", name=PAGES[page])
+    section = panel(ui).locator(f"#admin-{page}-page")
     expect(section).to_be_visible()
     return section
 

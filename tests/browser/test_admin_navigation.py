@@ -43,7 +43,7 @@ def test_the_admin_pages_are_reached_and_left_from_the_keyboard(ui: ChatPage) ->
     expect(ui.page.get_by_label(FIRST_FIELD["users"])).to_be_focused()
     expect(tabs.nth(1)).to_have_attribute("aria-current", "page")
     expect(tabs.first).not_to_have_attribute("aria-current", "page")
-    expect(panel(ui).get_by_role("region", name="Agents")).to_be_hidden()
+    expect(panel(ui).locator("#admin-agents-page")).to_be_hidden()
 
     tabs.nth(1).focus()
     keyboard.press("End")

@@ -35,6 +35,10 @@ ADMIN_ROUTES = [
     ("PUT", "/api/admin/agents/assistant", {"name": "assistant", "model": "echo", "system_prompt": "pwned"}),
     ("DELETE", "/api/admin/agents/assistant", None),
     ("GET", "/api/admin/events", None),
+    ("GET", "/api/admin/users", None),
+    ("GET", "/api/admin/users/mallory", None),
+    ("POST", "/api/admin/keys", {"user": "mallory", "admin": True}),
+    ("DELETE", "/api/admin/keys/cs_someone", None),
 ]
 
 

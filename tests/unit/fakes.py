@@ -118,6 +118,14 @@ class FakeApiKeys:
     async def list_all(self, *, limit: int) -> list[ApiKey]:
         return sorted((k for k, _ in self.s.keys.values()), key=lambda k: (k.created_at, k.id))[:limit]
 
+    async def get(self, key_id: str) -> ApiKey | None:
+        found = [k for k, _ in self.s.keys.values() if key_id in (k.id, k.prefix)]
+        return min(found, key=lambda k: k.revoked_at is not None, default=None)
+
+    async def count_active_of_admins(self) -> int:
+        keys = (k for k, _ in self.s.keys.values())
+        return sum(k.revoked_at is None and self.s.users[k.user_id].is_admin for k in keys)
+
     async def revoke(self, key_id: str, *, now: datetime) -> bool:
         for key, stored in list(self.s.keys.values()):
             if key.revoked_at is None and key_id in (key.id, key.prefix):

@@ -21,6 +21,7 @@ from chatserver.api.routes import (
     chats,
     customizations,
     health,
+    keys,
     me,
     openai,
     runs,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(openai_responses.router, responses=OPENAI_ERRORS)
     app.include_router(memory_routes.router, responses=API_ERRORS)
     app.include_router(audit_events.router, responses=API_ERRORS)
+    app.include_router(keys.router, responses=API_ERRORS)
     app.include_router(web.build_router())
     # Inside the size limit: the JSON check never holds more than the limit in memory.
     app.add_middleware(JsonBodyCheck)

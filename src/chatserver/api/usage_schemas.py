@@ -105,3 +105,15 @@ class BudgetStatusOut(BudgetOut):
             remaining=Amounts.model_validate(status.remaining()),
             resets_at=status.resets_at,
         )
+
+
+class BudgetOverviewOut(BudgetOut):
+    used: Amounts | None = Field(description="this period; null for the default (each user has their own)")
+    remaining: Amounts | None
+    resets_at: datetime | None
+
+    @classmethod
+    def of_row(cls, budget: Budget, status: BudgetStatus | None) -> BudgetOverviewOut:
+        if status is None:
+            return cls(**BudgetOut.of(budget).model_dump(), used=None, remaining=None, resets_at=None)
+        return cls(**BudgetStatusOut.of_status(status).model_dump())

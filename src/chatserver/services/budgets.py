@@ -63,6 +63,22 @@ class BudgetService:
         async with self._uow() as uow:
             return await uow.budgets.list()
 
+    async def overview(self) -> list[tuple[Budget, BudgetStatus | None]]:
+        """Every budget with what its counter used this period; None for the default, whose
+        counters are each user's own."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            budgets = await uow.budgets.list()
+            rows: list[tuple[Budget, BudgetStatus | None]] = []
+            for budget in budgets:
+                if budget.is_default:
+                    rows.append((budget, None))
+                    continue
+                start = period_start(budget.period, now)
+                used = await uow.budgets.spent(budget, budget.subject(budget.user_id or ""), start)
+                rows.append((budget, BudgetStatus(budget, used, period_end(budget.period, now))))
+            return rows
+
     async def delete(self, budget_id: str) -> None:
         async with self._uow() as uow:
             deleted = await uow.budgets.delete(budget_id)

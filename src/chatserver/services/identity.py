@@ -5,16 +5,21 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 
 from chatserver.auth.api_keys import generate_api_key, hash_api_key, looks_like_api_key
 from chatserver.auth.jwt import JwtVerifier
 from chatserver.clock import Clock
-from chatserver.domain import ApiKey, Principal, User
-from chatserver.errors import NotFound, Unauthorized
-from chatserver.storage.protocols import UnitOfWorkFactory
+from chatserver.domain import ApiKey, NewEvent, Principal, User
+from chatserver.errors import Conflict, NotFound, Unauthorized
+from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 KNOWN_USERS_MAX = 10_000
 SUBJECT_TAKEN = "the token's subject is a user of API keys, not of JWTs"
+LAST_ADMIN_KEY = (
+    "this is the last active admin API key, and it is yours: revoking it would lock you out. "
+    "Issue another admin key first (or revoke it with `chatserver keys revoke`)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +76,12 @@ class IdentityService:
         """An erased user: their next JWT request must sign them up again."""
         self._known.pop(user_id, None)
 
-    async def create_key(self, user_name: str, *, admin: bool) -> IssuedKey:
+    async def create_key(self, user_name: str, *, admin: bool, actor: str | None = None) -> IssuedKey:
         """Issue a key for the user named ``user_name``, creating the user when new.
 
         ``admin`` for an existing user who is not one promotes the user, so every key of theirs acts
-        as admin: ``IssuedKey.promoted`` says so, for the caller to tell.
+        as admin: ``IssuedKey.promoted`` says so, for the caller to tell. ``actor``: the admin who
+        asked (None: the command line), for the audit event.
         """
         now = self._clock.now()
         key, prefix, key_hash = generate_api_key()
@@ -90,15 +96,25 @@ class IdentityService:
                 user = User(user.id, user.name, True, user.created_at)
             record = ApiKey(str(uuid.uuid4()), user.id, prefix, now)
             await uow.api_keys.add(record, key_hash=key_hash)
+            await _audit(uow, "api_key.created", record, actor, now=now, promoted=promoted)
             await uow.commit()
         return IssuedKey(key, record.id, prefix, user, promoted=promoted)
 
-    async def revoke_key(self, key_id_or_prefix: str) -> None:
+    async def revoke_key(self, key_id_or_prefix: str, *, actor: str | None = None) -> ApiKey:
+        """Revoke an active key. An admin (``actor``) may not revoke their own key when it is the
+        last active admin key: nobody could then sign in to the page as an admin."""
+        now = self._clock.now()
         async with self._uow() as uow:
-            revoked = await uow.api_keys.revoke(key_id_or_prefix, now=self._clock.now())
+            key = await uow.api_keys.get(key_id_or_prefix)
+            if key is None or key.revoked_at is not None:
+                raise NotFound(f"no active API key '{key_id_or_prefix}'")
+            if key.user_id == actor and await uow.api_keys.count_active_of_admins() <= 1:
+                raise Conflict(LAST_ADMIN_KEY)
+            if not await uow.api_keys.revoke(key.id, now=now):
+                raise NotFound(f"no active API key '{key_id_or_prefix}'")
+            await _audit(uow, "api_key.revoked", key, actor, now=now)
             await uow.commit()
-        if not revoked:
-            raise NotFound(f"no active API key '{key_id_or_prefix}'")
+        return ApiKey(key.id, key.user_id, key.prefix, key.created_at, revoked_at=now)
 
     async def has_users(self) -> bool:
         async with self._uow() as uow:
@@ -133,3 +149,11 @@ class IdentityService:
         if user is None:
             raise NotFound(f"user '{name}' not found")
         return user
+
+
+async def _audit(
+    uow: UnitOfWork, type_: str, key: ApiKey, actor: str | None, *, now: datetime, **flags: bool
+) -> None:
+    """Filed under the key's owner, so erasing them erases it; ``by`` names who acted."""
+    body = {"key_id": key.id, "prefix": key.prefix, "by": actor or "cli", **flags}
+    await uow.events.add(NewEvent(type_, user_id=key.user_id, data=body), now=now)

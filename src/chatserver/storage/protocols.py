@@ -62,6 +62,12 @@ class ApiKeyRepository(Protocol):
     async def list_all(self, *, limit: int) -> list[ApiKey]:
         """System task (CLI): every key, oldest first."""
 
+    async def get(self, key_id: str) -> ApiKey | None:
+        """By id or by prefix; an active key before a revoked one of the same prefix."""
+
+    async def count_active_of_admins(self) -> int:
+        """Active keys whose user is an admin."""
+
     async def revoke(self, key_id: str, *, now: datetime) -> bool:
         """Revoke by id or by prefix; False when no active key matched."""
 

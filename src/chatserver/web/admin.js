@@ -1,32 +1,30 @@
-// The administrators' agents panel: list the agents, create one, edit its model, prompt and tools.
-// Shown only to an administrator (GET /api/me says is_admin); the server checks every request.
+// The administration panel: its pages (agents, users and keys, usage and budgets) behind a small
+// navigation. Shown only to an administrator (GET /api/me says is_admin); the server checks every
+// request, so the panel hiding is a convenience, not a guard.
 
-import { describeError } from "./api.js";
-import { byId, h } from "./dom.js";
+import { byId } from "./dom.js";
+import { AgentAdmin } from "./admin_agents.js";
+import { UsageAdmin } from "./admin_usage.js";
+import { UserAdmin } from "./admin_users.js";
 
-const BASE = "/api/admin/agents";
+const NAV_KEYS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
 
-function toolList(text) {
-  return text.split(",").map((t) => t.trim()).filter(Boolean);
-}
-
-export class AgentAdmin {
-  constructor(api, onSaved) {
-    this.api = api;
-    this.onSaved = onSaved;
-    this.editing = null;
+export class AdminPanel {
+  constructor(api, onAgentsChanged) {
     this.panel = byId("admin");
     this.toggle = byId("toggle-admin");
-    this.list = byId("admin-agents");
-    this.form = byId("agent-form");
-    this.error = byId("agent-error");
-    this.fields = ["name", "model", "description", "system_prompt", "tools"].map((f) => byId(`agent-${f}`));
+    this.pages = { agents: new AgentAdmin(api, onAgentsChanged), users: new UserAdmin(api), usage: new UsageAdmin(api) };
+    this.tabs = Array.from(this.panel.querySelectorAll(".admin-nav button"));
+    this.current = "agents";
+    this.api = api;
     this.toggle.addEventListener("click", () => this.setOpen(this.panel.hidden));
-    byId("close-admin").addEventListener("click", () => { this.setOpen(false); this.toggle.focus(); });
-    byId("agent-new").addEventListener("click", () => this.edit(null));
-    this.form.addEventListener("submit", (event) => { event.preventDefault(); this.save(); });
+    byId("close-admin").addEventListener("click", () => this.close());
+    for (const tab of this.tabs) {
+      tab.addEventListener("click", () => this.show(tab.dataset.page));
+      tab.addEventListener("keydown", (event) => this.moveAlongNav(event, tab));
+    }
     this.panel.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") { event.stopPropagation(); this.setOpen(false); this.toggle.focus(); }
+      if (event.key === "Escape") { event.stopPropagation(); this.close(); }
     });
   }
 
@@ -40,60 +38,38 @@ export class AgentAdmin {
     }
   }
 
-  async setOpen(open) {
+  setOpen(open) {
     this.panel.hidden = !open;
     this.toggle.setAttribute("aria-expanded", String(open));
-    if (!open) return;
-    this.edit(null);
-    await this.load();
+    if (open) this.show(this.current);
   }
 
-  async load() {
-    try {
-      const agents = await this.api.get(BASE);
-      this.list.replaceChildren(...agents.map((agent) => h("li", { class: "custom-item" },
-        h("div", { class: "custom-head" }, h("strong", {}, agent.name), h("span", { class: "hint" }, agent.model)),
-        h("p", { class: "hint" }, agent.tools.length ? `Tools: ${agent.tools.join(", ")}` : "No tools"),
-        h("button", { type: "button", "aria-label": `Edit ${agent.name}`, onclick: () => this.edit(agent) }, "Edit"))));
-    } catch (error) {
-      this.showError(describeError(error).text);
+  close() {
+    this.setOpen(false);
+    this.toggle.focus();
+  }
+
+  /** Show one page: its tab marked current, the others hidden, focus in the page's first field. */
+  show(name) {
+    this.current = name;
+    for (const tab of this.tabs) {
+      const shown = tab.dataset.page === name;
+      if (shown) tab.setAttribute("aria-current", "page");
+      else tab.removeAttribute("aria-current");
+      byId(tab.getAttribute("aria-controls")).hidden = !shown;
     }
+    return this.pages[name].open();
   }
 
-  edit(agent) {
-    this.editing = agent;
-    const [name, model, description, prompt, tools] = this.fields;
-    name.value = agent?.name ?? "";
-    name.readOnly = Boolean(agent);
-    model.value = agent?.model ?? "echo";
-    description.value = agent?.description ?? "";
-    prompt.value = agent?.system_prompt ?? "";
-    tools.value = (agent?.tools ?? []).join(", ");
-    byId("agent-form-title").textContent = agent ? `Edit ${agent.name}` : "New agent";
-    byId("agent-save").textContent = agent ? "Save agent" : "Create agent";
-    this.error.hidden = true;
-    (agent ? model : name).focus();
-  }
-
-  async save() {
-    const [name, model, description, prompt, tools] = this.fields.map((f) => f.value);
-    const body = { ...(this.editing ?? {}), name: name.trim(), model: model.trim(), description,
-      system_prompt: prompt, tools: toolList(tools) };
-    for (const key of ["created_at", "updated_at"]) delete body[key];
-    try {
-      if (this.editing) await this.api.put(`${BASE}/${encodeURIComponent(this.editing.name)}`, body);
-      else await this.api.post(BASE, body);
-    } catch (error) {
-      this.showError(describeError(error).text);
-      return;
-    }
-    await this.load();
-    this.edit(null);
-    this.onSaved();
-  }
-
-  showError(text) {
-    this.error.textContent = text;
-    this.error.hidden = false;
+  /** Arrow keys move between the tabs, Home and End to the first and last (Tab still leaves). */
+  moveAlongNav(event, tab) {
+    const at = this.tabs.indexOf(tab);
+    let next = null;
+    if (event.key in NAV_KEYS) next = (at + NAV_KEYS[event.key] + this.tabs.length) % this.tabs.length;
+    else if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = this.tabs.length - 1;
+    if (next === null) return;
+    event.preventDefault();
+    this.tabs[next].focus();
   }
 }

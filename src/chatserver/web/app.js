@@ -7,7 +7,7 @@ import { ChatList, chatTitle } from "./chats.js";
 import { Conversation } from "./conversation.js";
 import { CustomizationPanel } from "./customizations.js";
 import { byId, h, store } from "./dom.js";
-import { AgentAdmin } from "./admin.js";
+import { AdminPanel } from "./admin.js";
 import { MemoriesPanel } from "./memories.js";
 import { keptToken } from "./remember.js";
 import { SessionKeeper } from "./sessions.js";
@@ -30,7 +30,7 @@ const chats = new ChatList(api, {
   onChanged: (item) => { if (item.id === chat.chatId) chat.title.textContent = chatTitle(item); },
 });
 new MemoriesPanel(api, () => chat.agentName);
-const admin = new AgentAdmin(api, async () => {
+const admin = new AdminPanel(api, async () => {
   fillAgents(await api.get("/api/agents"));
   byId("agent").value = chat.agentName ?? "";
 });

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from chatserver.api.deps import AdminUser, ContainerDep, CurrentUser
-from chatserver.api.usage_schemas import BudgetIn, BudgetOut, BudgetStatusOut, UsageOut
+from chatserver.api.usage_schemas import BudgetIn, BudgetOut, BudgetOverviewOut, BudgetStatusOut, UsageOut
 from chatserver.domain.usage import UsageGroup, UsageQuery
 from chatserver.errors import InvalidInput
 
@@ -66,9 +66,10 @@ async def set_budget(body: BudgetIn, _: AdminUser, container: ContainerDep) -> B
     return BudgetOut.of(await container.budgets.set(body.to_domain()))
 
 
-@router.get("/api/admin/budgets", response_model=list[BudgetOut])
-async def list_budgets(_: AdminUser, container: ContainerDep) -> list[BudgetOut]:
-    return [BudgetOut.of(budget) for budget in await container.budgets.all()]
+@router.get("/api/admin/budgets", response_model=list[BudgetOverviewOut])
+async def list_budgets(_: AdminUser, container: ContainerDep) -> list[BudgetOverviewOut]:
+    """Every budget with what it used this period and what is left (null for the default)."""
+    return [BudgetOverviewOut.of_row(budget, status) for budget, status in await container.budgets.overview()]
 
 
 @router.delete("/api/admin/budgets/{budget_id}", status_code=204, response_class=Response)

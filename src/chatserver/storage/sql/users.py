@@ -112,6 +112,23 @@ class SqlApiKeyRepository:
         statement = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id).limit(limit)
         return [_api_key(row) for row in (await self._conn.execute(statement)).mappings()]
 
+    async def get(self, key_id: str) -> ApiKey | None:
+        statement = select(api_keys).where(or_(api_keys.c.id == key_id, api_keys.c.prefix == key_id))
+        row = (
+            (await self._conn.execute(statement.order_by(api_keys.c.revoked_at.is_not(None))))
+            .mappings()
+            .first()
+        )
+        return _api_key(row) if row else None
+
+    async def count_active_of_admins(self) -> int:
+        statement = (
+            select(func.count())
+            .select_from(api_keys.join(users, users.c.id == api_keys.c.user_id))
+            .where(users.c.is_admin.is_(True), api_keys.c.revoked_at.is_(None))
+        )
+        return (await self._conn.execute(statement)).scalar_one()
+
     async def revoke(self, key_id: str, *, now: datetime) -> bool:
         statement = (
             update(api_keys)

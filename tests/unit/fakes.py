@@ -27,7 +27,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
-from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit
+from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit, TurnRun
 from chatserver.domain.steps import RunStep
 from chatserver.errors import Conflict
 from chatserver.storage.protocols import MaintenanceWork, RetentionCutoffs
@@ -58,6 +58,8 @@ class FakeStore:
     """"agent:<name>" / "user:<id>" -> the stamp of its last write (``AgentRepository.versions``)."""
     metering: MeteringState = field(default_factory=MeteringState)
     steps: list[RunStep] = field(default_factory=list)
+    run_turns: dict[str, int] = field(default_factory=dict)
+    """run id -> the turn of its chat it opened (``runs.turn``)."""
 
 
 class FakeUsers:
@@ -195,6 +197,10 @@ class FakeChats:
             return None
         chat = replace(chat, turn_count=chat.turn_count + 1, title=chat.title or title, updated_at=now)
         self.s.chats[(user_id, chat_id)] = chat
+        # As migration 0011's trigger does: the chat's running run opens the turn.
+        for run in self.s.runs.values():
+            if (run.user_id, run.chat_id, run.status) == (user_id, chat_id, "running"):
+                self.s.run_turns[run.id] = chat.turn_count
         return chat
 
     async def list(
@@ -601,6 +607,16 @@ class FakeRuns:
             and (before is None or (r.created_at, r.id) < before)
         ]
         return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
+
+    async def of_turns(
+        self, user_id: str, chat_id: str, *, turns: Sequence[int], answering: Sequence[int]
+    ) -> list[TurnRun]:
+        return [
+            TurnRun(self.s.run_turns.get(r.id), replace(r, result=None))
+            for r in self.s.runs.values()
+            if (r.user_id, r.chat_id) == (user_id, chat_id)
+            and (self.s.run_turns.get(r.id) in turns or r.regenerate in answering)
+        ]
 
     async def active(self, user_id: str, chat_id: str) -> list[Run]:
         rows = [

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from chatserver.domain import Chat, Message
-from chatserver.domain.chats import ANY_CHAT, Branch, BranchMessage, ChatChange, ChatFilters, SearchHit
+from chatserver.domain.chats import (
+    ANY_CHAT,
+    Branch,
+    BranchMessage,
+    ChatChange,
+    ChatFilters,
+    SearchHit,
+    runs_of,
+)
 from chatserver.errors import ChatBusy, InvalidInput, NotFound
 from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
@@ -39,12 +48,13 @@ class ChatHistoryService:
         """The active branch's messages before ``before`` (the newest ``limit``), oldest first."""
         async with self._uow(user_id=user_id) as uow:
             chat = await _owned(uow, user_id, chat_id)
-            start = chat.active_message_id
+            start, older = chat.active_message_id, None
             if before is not None:
                 older = await uow.messages.get(user_id, chat_id, before)
                 start = older.parent_id if older else None
             messages = await uow.messages.branch(user_id, chat_id, from_id=start, limit=limit)
-            return await _with_branches(uow, user_id, chat_id, messages)
+            placed = await _with_branches(uow, user_id, chat_id, messages)
+            return await _with_runs(uow, user_id, chat_id, placed, follower=older)
 
     async def active_branch(self, user_id: str, chat_id: str) -> tuple[Chat, list[Message]]:
         async with self._uow(user_id=user_id) as uow:
@@ -103,3 +113,15 @@ async def _with_branches(
         index = ids.index(message.id) + 1 if message.id in ids else 1
         placed.append(BranchMessage(message, Branch(index, len(ids), tuple(ids))))
     return placed
+
+
+async def _with_runs(
+    uow: UnitOfWork, user_id: str, chat_id: str, placed: list[BranchMessage], *, follower: Message | None
+) -> list[BranchMessage]:
+    """Each answer with the run that wrote it, each user message left unanswered with how its run
+    ended: one statement for the page."""
+    messages = [p.message for p in placed]
+    asked = [m.id for m in messages if m.role == "user"]
+    turns = [m.turn for m in messages if m.role in ("user", "assistant")]
+    found = await uow.runs.of_turns(user_id, chat_id, turns=turns, answering=asked) if messages else []
+    return [replace(p, run=run) for p, run in zip(placed, runs_of(messages, found, follower), strict=True)]

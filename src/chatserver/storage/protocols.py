@@ -29,7 +29,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
-from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit
+from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit, TurnRun
 from chatserver.domain.steps import RunStep
 from chatserver.storage.metering import BudgetRepository, UsageRepository
 
@@ -294,6 +294,12 @@ class RunRepository(Protocol):
         before: tuple[datetime, str] | None,
     ) -> builtins.list[Run]:
         """Newest first; ``before`` is (created_at, id)."""
+
+    async def of_turns(
+        self, user_id: str, chat_id: str, *, turns: Sequence[int], answering: Sequence[int]
+    ) -> builtins.list[TurnRun]:
+        """The runs that opened any of ``turns`` of the chat, and those that answered any of the user
+        messages ``answering`` again (``Run.regenerate``)."""
 
     async def active(self, user_id: str, chat_id: str) -> builtins.list[Run]:
         """The chat's queued and running runs, oldest first."""

@@ -14,7 +14,9 @@ from tests.browser.test_accessibility import CONTRAST, UNLABELLED_CONTROLS
 META = re.compile(r"^echo · \d+ in, \d+ out tokens$")
 
 
-def test_model_and_tokens_show_under_each_answer_live_and_after_a_reload(ui: ChatPage, person: Person) -> None:
+def test_model_and_tokens_show_under_each_answer_live_and_after_a_reload(
+    ui: ChatPage, person: Person
+) -> None:
     ui.sign_in(person.key)
     live = [ui.send_and_wait(text).locator(".turn-meta").inner_text() for text in ("one", "two three")]
     assert all(META.match(meta) for meta in live), live
@@ -73,7 +75,9 @@ def test_a_failed_turn_reloads_with_its_reason_the_last_one_with_a_retry_an_earl
     expect(ui.answers.last.locator(".md")).to_have_text("echo: and then")
 
 
-def test_turn_endings_after_a_reload_are_labelled_announced_and_readable(ui: ChatPage, person: Person) -> None:
+def test_turn_endings_after_a_reload_are_labelled_announced_and_readable(
+    ui: ChatPage, person: Person
+) -> None:
     ui.sign_in(person.key)
     ui.send("/fail")
     expect(ui.answers.last.locator(".turn-error")).to_be_visible()

@@ -100,3 +100,22 @@ async def test_only_the_callers_runs_are_found_and_a_queued_run_has_no_turn_yet(
         found = await uow.runs.of_turns("alice", "c1", turns=[1, 2], answering=[])
         assert await uow.runs.of_turns("alice", "c1", turns=[], answering=[]) == []
     assert [(r.turn, r.run.id) for r in found] == [(1, "run-1")]
+
+
+@pytest.mark.usefixtures("alices_chat")
+async def test_a_runs_first_answer_is_found_by_the_run_id_for_its_owner_only(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    answer = [NewMessage("assistant", "thinking", tool_calls=()), NewMessage("assistant", "done")]
+    await _turn(uow_factory, "run-1", _ended("run-1"), answer, minutes=0)
+    await _turn(uow_factory, "run-2", _ended("run-2", "failed"), [], minutes=1)
+    async with uow_factory(user_id="alice") as uow:
+        first = await uow.messages.answer_of_run("alice", "c1", "run-1")
+        none = await uow.messages.answer_of_run("alice", "c1", "run-2")
+        unknown = await uow.messages.answer_of_run("alice", "c1", "no-such-run")
+        stored = await uow.messages.children("alice", "c1", [None])
+        answers = await uow.messages.children("alice", "c1", [stored[0].id])
+    async with uow_factory(user_id="bob") as uow:
+        bobs = await uow.messages.answer_of_run("bob", "c1", "run-1")
+    assert first == answers[0].id and answers[0].content == "thinking"
+    assert (none, unknown, bobs) == (None, None, None)

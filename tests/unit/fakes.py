@@ -311,6 +311,15 @@ class FakeMessages:
     async def children(self, user_id: str, chat_id: str, parent_ids: Sequence[int | None]) -> list[Message]:
         return [m for m in self.owned(user_id, chat_id) if m.parent_id in parent_ids]
 
+    async def answer_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        run = self.s.runs.get(run_id)
+        if run is None or (run.user_id, run.chat_id) != (user_id, chat_id) or run_id not in self.s.run_turns:
+            return None
+        turn = self.s.run_turns[run_id]
+        return next(
+            (m.id for m in self.owned(user_id, chat_id) if m.turn == turn and m.role == "assistant"), None
+        )
+
     async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
         mine = self.owned(user_id, chat_id)
         under = {message_id} if any(m.id == message_id for m in mine) else set()

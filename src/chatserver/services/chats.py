@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -21,6 +22,8 @@ from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 SEARCH_LIMIT = 50
 EXPORT_LIMIT = 10_000
 """The most messages of a branch an export holds."""
+NEWEST_ANSWER_WITHIN = 64
+"""How far back from a branch's end its newest answer is looked for (a failed turn has none)."""
 
 
 class ChatHistoryService:
@@ -55,6 +58,41 @@ class ChatHistoryService:
             messages = await uow.messages.branch(user_id, chat_id, from_id=start, limit=limit)
             placed = await _with_branches(uow, user_id, chat_id, messages)
             return await _with_runs(uow, user_id, chat_id, placed, follower=older)
+
+    async def answer_named(self, user_id: str, chat_id: str, named: str | None) -> int:
+        """The stored answer a front end names: by our message id, by the id of the run that wrote
+        it (the AI SDK's id of a streamed answer), or, None, the active branch's newest answer."""
+        if named is not None and named.isdigit():
+            return int(named)
+        async with self._uow(user_id=user_id) as uow:
+            if named is not None:
+                found = await uow.messages.answer_of_run(user_id, chat_id, named)
+            else:
+                chat = await _owned(uow, user_id, chat_id)
+                leaf = chat.active_message_id
+                branch = await uow.messages.branch(user_id, chat_id, from_id=leaf, limit=NEWEST_ANSWER_WITHIN)
+                found = next((m.id for m in reversed(branch) if m.role == "assistant"), None)
+        if found is None:
+            which = f" {named!r}" if named else ""
+            raise NotFound(f"no answer{which} to regenerate in chat '{chat_id}'")
+        return found
+
+    async def user_message_at(self, user_id: str, chat_id: str, earlier: Sequence[str]) -> int:
+        """The stored user message a front end edits, named by its place: the one after the user
+        messages whose texts are ``earlier``, which must be the active branch's first ones."""
+        async with self._uow(user_id=user_id) as uow:
+            chat = await _owned(uow, user_id, chat_id)
+            branch = await uow.messages.branch(
+                user_id, chat_id, from_id=chat.active_message_id, limit=EXPORT_LIMIT
+            )
+        asked = [m for m in branch if m.role == "user"]
+        if len(asked) <= len(earlier) or [m.content for m in asked[: len(earlier)]] != list(earlier):
+            raise InvalidInput(
+                "the edited message is not one of this chat's: send the chat's messages as they are, "
+                "or our id of the message as messageId",
+                field="messageId",
+            )
+        return asked[len(earlier)].id
 
     async def active_branch(self, user_id: str, chat_id: str) -> tuple[Chat, list[Message]]:
         async with self._uow(user_id=user_id) as uow:

@@ -522,10 +522,22 @@ class FakeMemories:
         return rows[:limit]
 
     async def list(
-        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+        self,
+        user_id: str,
+        *,
+        agent_name: str | None,
+        limit: int,
+        before: int | None = None,
+        words: Sequence[str] = (),
     ) -> list[Memory]:
         mine = (m for m in reversed(self.s.memories) if m.user_id == user_id)
-        rows = [m for m in mine if agent_name in (None, m.agent_name) and (before is None or m.id < before)]
+        rows = [
+            m
+            for m in mine
+            if agent_name in (None, m.agent_name)
+            and (before is None or m.id < before)
+            and all(w.lower() in m.content.lower() for w in words)
+        ]
         return rows[:limit]
 
     async def delete(self, user_id: str, memory_id: int) -> Memory | None:

@@ -441,7 +441,13 @@ class MemoryRepository(Protocol):
         """Newest first; notes containing any keyword (case-insensitive), or all notes when none."""
 
     async def list(
-        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+        self,
+        user_id: str,
+        *,
+        agent_name: str | None,
+        limit: int,
+        before: int | None = None,
+        words: Sequence[str] = (),
     ) -> builtins.list[Memory]:
         """The caller's notes, newest first, with ids below ``before`` when given; every agent's when
         ``agent_name`` is None."""

@@ -90,3 +90,27 @@ def test_turn_endings_after_a_reload_are_labelled_announced_and_readable(
     measured = ui.page.evaluate(CONTRAST, ".turn-error span, .turn-meta")
     low = [(text, ratio) for text, ratio in measured if ratio < 4.5]
     assert len(measured) == 2 and low == [], measured
+
+
+def test_each_message_shows_when_it_was_stored_live_and_after_a_reload(ui: ChatPage, person: Person) -> None:
+    ui.sign_in(person.key)
+    ui.send_and_wait("what time is it")
+    expect(ui.page.locator(".msg .msg-actions time")).to_have_count(2)
+    stored = ui.page.evaluate(
+        """async (key) => {
+            const chat = sessionStorage.getItem('chatserver.chat');
+            const headers = { Authorization: `Bearer ${key}` };
+            const r = await fetch(`/api/chats/${chat}/messages`, { headers });
+            return (await r.json()).items.map((m) => m.created_at);
+        }""",
+        person.key,
+    )
+    live = ui.page.locator(".msg .msg-actions time").evaluate_all("(els) => els.map((e) => e.dateTime)")
+
+    ui.reload()
+
+    reloaded = ui.page.locator(".msg .msg-actions time")
+    assert live == stored == reloaded.evaluate_all("(els) => els.map((e) => e.dateTime)")
+    for at, time in zip(stored, reloaded.all(), strict=True):
+        expect(time).to_be_visible()
+        assert time.get_attribute("title") == ui.page.evaluate("(iso) => new Date(iso).toISOString()", at)

@@ -212,6 +212,8 @@ export class Conversation {
 
   /** A stored user message left without an answer: how its run ended, as the live turn said it. */
   unanswered(message, last, fragment) {
+    // The chat's last run, interrupted, is offered Resume instead (ChatController.offerToGoOn).
+    if (last && message.run.status === "interrupted") return;
     const item = this.assistantItem();
     fragment.append(item);
     const turn = new AssistantTurn(item, () => {});

@@ -86,4 +86,4 @@ def test_a_failed_turn_reads_as_failed_after_a_reload(ui: ChatPage, person: Pers
     ui.send_and_wait("after")
     ui.reload()
     expect(ui.user_messages).to_have_count(2)
-    expect(ui.user_messages.first).to_contain_text("No answer: the turn failed or was stopped.")
+    expect(ui.answers.first.locator(".turn-error")).to_contain_text("The model failed to answer")

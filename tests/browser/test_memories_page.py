@@ -66,3 +66,38 @@ def test_delete_all_asks_for_a_second_press_then_erases_the_agents_notes(
     erase.click()
     expect(panel.locator(".memory")).to_have_count(0)
     expect(panel.locator("#no-memories")).to_have_text("No memories yet.")
+
+
+def _notes_over_http(server: LiveServer, person: Person, notes: list[str]) -> None:
+    headers = {"Authorization": f"Bearer {person.key}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        for note in notes:
+            body = {
+                "agent_name": NOTER,
+                "message": f'/tool remember {{"note": "{note}"}}',
+                "session_id": "notes",
+            }
+            assert client.post("/api/chat", json=body).status_code == 200
+
+
+def test_search_asks_the_server_and_finds_a_note_older_than_the_loaded_page(
+    ui: ChatPage, server: LiveServer, person: Person
+) -> None:
+    _noter(server)
+    _notes_over_http(server, person, ["the oldest note, about tea", *(f"note {n}" for n in range(100))])
+    ui.sign_in(person.key)
+    ui.page.get_by_label("Agent").select_option(NOTER)
+    ui.page.get_by_role("button", name="Memories").click()
+    panel = ui.page.get_by_role("complementary", name="Your memories")
+    expect(panel.locator(".memory")).to_have_count(100)
+    expect(panel.get_by_text("the oldest note, about tea")).to_have_count(0)
+
+    with ui.page.expect_response("**/api/memories?*q=oldest+tea*") as searched:
+        ui.page.get_by_label("Search memories").fill("oldest tea")
+
+    assert searched.value.status == 200
+    expect(panel.locator(".memory")).to_have_count(1)
+    expect(panel.locator(".memory-text")).to_have_text("the oldest note, about tea")
+    ui.page.get_by_label("Search memories").fill("no such words")
+    expect(panel.locator("#no-memories")).to_have_text("No memory matches.")
+    expect(panel.locator(".memory")).to_have_count(0)

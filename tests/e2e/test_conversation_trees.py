@@ -1,14 +1,17 @@
-"""Conversations as trees over real HTTP: edit and resend, regenerate, branch switching, and chat
-management (rename, pin, archive, search, export)."""
+"""Conversations as trees over real HTTP: edit and resend, regenerate, branch switching, chat
+management (rename, pin, archive, search, export), and the runs a chat's messages name (each
+answer's model and tokens, how a turn left without an answer ended)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
 
 from tests.e2e.harness import LiveServer
+from tests.e2e.streams import events_of
 
 
 def new_chat_id() -> str:
@@ -144,3 +147,111 @@ async def test_switching_branches_while_a_run_answers_is_a_busy_chat(live: LiveS
     assert started.status_code == 202, started.text
     assert switched.status_code == 409 and switched.json()["code"] == "chat_busy", switched.text
     assert cancelled.status_code in (200, 202)
+
+
+async def _ended(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    for _ in range(200):
+        run: dict[str, Any] = (await client.get(f"/api/runs/{run_id}")).json()
+        if run["finished_at"] is not None:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not end")
+
+
+async def test_the_streaming_route_takes_edit_of_and_regenerate_too(live: LiveServer) -> None:
+    async with live.client("kurt") as client:
+        chat_id = new_chat_id()
+        await _say(client, chat_id, "red")
+        red, answer = await _branch(client, chat_id)
+        streamed = []
+        for extra in ({"message": "blue", "edit_of": red["id"]}, {"regenerate": answer["id"]}):
+            body = {"agent_name": "assistant", "session_id": chat_id, **extra}
+            async with client.stream("POST", "/api/chat/stream", json=body) as response:
+                assert response.status_code == 200
+                streamed.append([event.name async for event in events_of(response)][-1])
+        after = await _branch(client, chat_id)
+    assert streamed == ["done", "done"]
+    assert [m["content"] for m in after] == ["red", "echo: red"]
+    assert after[0]["branch"]["count"] == 2 and after[1]["branch"]["count"] == 2
+
+
+async def test_a_background_run_takes_edit_of_and_regenerate_and_refuses_a_message_with_regenerate(
+    live: LiveServer,
+) -> None:
+    async with live.client("lena") as client:
+        chat_id = new_chat_id()
+        await _say(client, chat_id, "red")
+        red, answer = await _branch(client, chat_id)
+        path = f"/api/chats/{chat_id}/runs"
+        regenerated = await client.post(path, json={"agent_name": "assistant", "regenerate": answer["id"]})
+        await _ended(client, regenerated.json()["id"])
+        both_answers = await _branch(client, chat_id)
+        edited = await client.post(
+            path, json={"agent_name": "assistant", "message": "blue", "edit_of": red["id"]}
+        )
+        await _ended(client, edited.json()["id"])
+        after_edit = await _branch(client, chat_id)
+        refused = await client.post(
+            path, json={"agent_name": "assistant", "message": "no", "regenerate": answer["id"]}
+        )
+    assert (regenerated.status_code, edited.status_code, refused.status_code) == (202, 202, 422)
+    assert (
+        both_answers[1]["branch"]["count"] == 2 and both_answers[1]["run"]["id"] == regenerated.json()["id"]
+    )
+    assert [m["content"] for m in after_edit] == ["blue", "echo: blue"]
+    assert after_edit[0]["branch"]["siblings"] == [red["id"], after_edit[0]["id"]]
+
+
+async def test_each_answer_names_the_model_and_tokens_of_its_run(live: LiveServer) -> None:
+    async with live.client("mona") as client:
+        chat_id = new_chat_id()
+        said = [(await _say(client, chat_id, text)).json() for text in ("one", "two three four")]
+        items = await _branch(client, chat_id)
+    answers = [m for m in items if m["role"] == "assistant"]
+    assert [a["run"]["id"] for a in answers] == [s["run_id"] for s in said]
+    assert [(a["run"]["model"], a["run"]["status"]) for a in answers] == [("echo", "completed")] * 2
+    assert [a["run"]["usage"] for a in answers] == [s["usage"] for s in said]
+    assert [m["run"] for m in items if m["role"] == "user"] == [None, None]
+
+
+async def test_a_failed_turn_reloads_as_failed_with_its_error_now_and_after_the_chat_goes_on(
+    live: LiveServer,
+) -> None:
+    async with live.client("nils") as client:
+        chat_id = new_chat_id()
+        failed = await _say(client, chat_id, "/fail")
+        last = (await _branch(client, chat_id))[-1]
+        await _say(client, chat_id, "and then")
+        earlier = (await _branch(client, chat_id))[0]
+    assert failed.status_code >= 500
+    for message in (last, earlier):
+        assert (message["role"], message["content"]) == ("user", "/fail")
+        assert message["run"]["status"] == "failed"
+        assert message["run"]["error"]["code"] == "model_error"
+
+
+async def test_a_stopped_turn_reloads_as_cancelled_under_its_user_message(live: LiveServer) -> None:
+    async with live.client("olga") as client:
+        chat_id = new_chat_id()
+        body = {"agent_name": "assistant", "message": "/sleep 3000 never"}
+        started = (await client.post(f"/api/chats/{chat_id}/runs", json=body)).json()
+        await asyncio.sleep(0.3)
+        await client.post(f"/api/runs/{started['id']}/cancel")
+        await _ended(client, started["id"])
+        items = await _branch(client, chat_id)
+    assert [(m["role"], m["run"]["status"], m["run"]["id"]) for m in items] == [
+        ("user", "cancelled", started["id"])
+    ]
+
+
+async def test_another_users_runs_never_show_in_a_chat_of_the_same_id(live: LiveServer) -> None:
+    chat_id = new_chat_id()
+    async with live.client("pia") as pia:
+        await _say(pia, chat_id, "/fail")
+    async with live.client("quin") as quin:
+        await _say(quin, chat_id, "mine")
+        items = await _branch(quin, chat_id)
+    assert [(m["content"], m["run"] and m["run"]["status"]) for m in items] == [
+        ("mine", None),
+        ("echo: mine", "completed"),
+    ]

@@ -72,6 +72,20 @@ async def stored(live: LiveServer, user: str, chat_id: str) -> list[tuple[str, s
     return [(message["role"], message["content"]) for message in page.json()["items"]]
 
 
+def turn_of(text: str) -> list[tuple[str, str]]:
+    """A turn of the echo model, as (role, content) of its stored messages."""
+    return [("user", text), ("assistant", f"echo: {text}")]
+
+
+async def active(live: LiveServer, user: str, chat_id: str) -> list[dict[str, Any]]:
+    """The chat's active branch as the server lists it."""
+    async with live.client(user) as client:
+        page = await client.get(f"/api/chats/{chat_id}/messages")
+    assert page.status_code == 200, page.text
+    items: list[dict[str, Any]] = page.json()["items"]
+    return items
+
+
 class TestAISDKChat:
     async def test_a_text_turn_streams_into_one_assistant_message_with_the_run_in_its_metadata(
         self, clients: Path, live: LiveServer
@@ -135,6 +149,53 @@ class TestAISDKChat:
         chat = await drive(clients, live, "ui-chat", chatId=new_chat_id(), texts=["hi"], token="not-a-token")
         assert chat["status"] == "error"
         assert json.loads(chat["error"])["code"] == "unauthorized"
+
+
+class TestAISDKRegenerateAndEdit:
+    """``Chat.regenerate`` and ``Chat.sendMessage({messageId})`` branch the server's chat as the
+    page's Regenerate and Edit do: the active branch follows what the client now shows."""
+
+    async def test_regenerate_answers_the_last_message_again_as_a_second_version(
+        self, clients: Path, live: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        steps = [{"send": "red"}, {"send": "green"}, {"regenerate": None}]
+        chat = await drive(clients, live, "ui-tree", chatId=chat_id, steps=steps, user="bea")
+        assert chat["status"] == "ready", chat["error"]
+        assert chat["requests"][-1] == {"trigger": "regenerate-message", "messageId": None, "count": 3}
+        assert answers(chat["messages"]) == ["echo: red", "echo: green"]
+        listed = await active(live, "bea", chat_id)
+        assert [(m["role"], m["content"]) for m in listed] == turn_of("red") + turn_of("green")
+        assert (listed[3]["branch"]["index"], listed[3]["branch"]["count"]) == (2, 2)
+        assert listed[3]["run"]["id"] == chat["messages"][-1]["id"]
+
+    async def test_regenerating_an_earlier_answer_by_its_id_drops_the_later_turns_from_the_branch(
+        self, clients: Path, live: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        steps = [{"send": "one"}, {"send": "two"}, {"regenerate": 1}, {"send": "/recall"}]
+        chat = await drive(clients, live, "ui-tree", chatId=chat_id, steps=steps, user="bea")
+        assert chat["status"] == "ready", chat["error"]
+        regenerate = chat["requests"][2]
+        assert regenerate["trigger"] == "regenerate-message" and regenerate["count"] == 1
+        assert answers(chat["messages"]) == ["echo: one", "recall: one"]
+        listed = await active(live, "bea", chat_id)
+        assert [m["content"] for m in listed] == ["one", "echo: one", "/recall", "recall: one"]
+        assert listed[1]["branch"]["count"] == 2
+
+    async def test_editing_a_message_resends_it_as_a_new_version_the_model_then_remembers(
+        self, clients: Path, live: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        steps = [{"send": "red"}, {"send": "green"}, {"edit": 2, "text": "blue"}, {"send": "/recall"}]
+        chat = await drive(clients, live, "ui-tree", chatId=chat_id, steps=steps, user="bea")
+        assert chat["status"] == "ready", chat["error"]
+        edit = chat["requests"][2]
+        assert edit["trigger"] == "submit-message" and edit["messageId"] is not None and edit["count"] == 3
+        assert answers(chat["messages"]) == ["echo: red", "echo: blue", "recall: red | blue"]
+        listed = await active(live, "bea", chat_id)
+        assert [m["content"] for m in listed][:4] == ["red", "echo: red", "blue", "echo: blue"]
+        assert (listed[2]["branch"]["index"], listed[2]["branch"]["count"]) == (2, 2)
 
 
 class TestAISDKResume:

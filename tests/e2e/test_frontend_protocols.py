@@ -74,9 +74,10 @@ class TestUIMessageStream:
         self, live: LiveServer
     ) -> None:
         chat_id = new_chat_id()
-        async with live.client("una") as client, client.stream(
-            "POST", "/api/ui/chat", json=ui_body("one two", chat_id)
-        ) as response:
+        async with (
+            live.client("una") as client,
+            client.stream("POST", "/api/ui/chat", json=ui_body("one two", chat_id)) as response,
+        ):
             assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
             assert response.headers["content-type"].startswith("text/event-stream")
             received = [event.data async for event in events_of(response)]
@@ -180,7 +181,8 @@ class TestUIChatBadInput:
             ({"messages": []}, "messages"),
             ({"id": "no spaces"}, "id"),
             ({"agent_name": ""}, "agent_name"),
-            ({"trigger": "regenerate-message"}, "trigger"),
+            ({"trigger": "resume-stream"}, "trigger"),
+            ({"messageId": "x" * 256}, "messageId"),
         ],
     )
     async def test_a_body_the_ai_sdk_would_not_send_is_422_naming_the_field(
@@ -216,6 +218,60 @@ class TestUIChatBadInput:
         assert refused.status_code == 401
 
 
+class TestUIRegenerateAndEdit:
+    """What the AI SDK sends for ``regenerate()`` and an edit (``sendMessage({messageId})``), mapped
+    to ``regenerate`` and ``edit_of``; what cannot be mapped is refused, never guessed."""
+
+    async def test_regenerate_message_names_the_answer_by_the_run_id_it_streamed_as(
+        self, live: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        async with live.client("ulla") as client:
+            first = await chunks(client, "POST", "/api/ui/chat", json=ui_body("again", chat_id))
+            run_id = first[0]["messageId"]
+            body = ui_body("again", chat_id, trigger="regenerate-message", messageId=run_id)
+            second = await chunks(client, "POST", "/api/ui/chat", json=body)
+            listed = (await client.get(f"/api/chats/{chat_id}/messages")).json()["items"]
+        assert deltas(second) == "echo: again"
+        assert [m["content"] for m in listed] == ["again", "echo: again"]
+        assert listed[1]["branch"]["count"] == 2 and listed[1]["run"]["id"] == second[0]["messageId"]
+
+    async def test_an_edit_by_our_message_id_resends_that_message_as_a_new_version(
+        self, live: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        async with live.client("ulla") as client:
+            await chunks(client, "POST", "/api/ui/chat", json=ui_body("red", chat_id))
+            red = (await client.get(f"/api/chats/{chat_id}/messages")).json()["items"][0]
+            body = ui_body("blue", chat_id, messageId=str(red["id"]))
+            await chunks(client, "POST", "/api/ui/chat", json=body)
+            listed = (await client.get(f"/api/chats/{chat_id}/messages")).json()["items"]
+        assert [m["content"] for m in listed] == ["blue", "echo: blue"]
+        assert listed[0]["branch"]["siblings"] == [red["id"], listed[0]["id"]]
+
+    async def test_what_names_no_answer_or_message_of_the_callers_chat_is_refused(
+        self, live: LiveServer
+    ) -> None:
+        chat_id = new_chat_id()
+        async with live.client("vera") as vera:
+            theirs = await chunks(vera, "POST", "/api/ui/chat", json=ui_body("hers", chat_id))
+        regenerate = {"trigger": "regenerate-message"}
+        async with live.client("walt") as walt:
+            await chunks(walt, "POST", "/api/ui/chat", json=ui_body("mine", chat_id))
+            foreign = await walt.post(
+                "/api/ui/chat", json=ui_body("x", chat_id, **regenerate, messageId=theirs[0]["messageId"])
+            )
+            unknown = await walt.post("/api/ui/chat", json=ui_body("x", new_chat_id(), **regenerate))
+            stranger = {"id": "u0", "role": "user", "parts": [{"type": "text", "text": "never sent"}]}
+            misplaced = ui_body("edited", chat_id, messageId="client-id")
+            misplaced["messages"] = [stranger, *misplaced["messages"]]
+            edit = await walt.post("/api/ui/chat", json=misplaced)
+            listed = (await walt.get(f"/api/chats/{chat_id}/messages")).json()["items"]
+        assert (foreign.status_code, unknown.status_code) == (404, 404)
+        assert field_error(edit)[0] == ["body", "messageId"]
+        assert [m["content"] for m in listed] == ["mine", "echo: mine"]
+
+
 class TestAGUIEvents:
     async def test_a_run_is_started_text_and_finished_under_the_clients_ids_with_ours_in_result(
         self, live: LiveServer
@@ -248,7 +304,6 @@ class TestAGUIEvents:
             kept = await stored(client, chat_id)
         assert types(received) == ["RUN_STARTED", "CUSTOM", "RUN_ERROR"]
         assert kept == [("user", "/fail")]
-
 
     async def test_a_run_cancelled_by_the_id_it_names_finishes_with_the_cancelled_outcome(
         self, live: LiveServer

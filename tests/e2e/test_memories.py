@@ -97,6 +97,24 @@ async def test_notes_are_listed_in_pages_newest_first(live: LiveServer, memo_age
     assert everything["next_before"] is None
 
 
+async def test_notes_are_searched_on_the_server_for_every_word_of_the_callers_own(
+    live: LiveServer, memo_agent: str
+) -> None:
+    async with live.client("quentin") as quentin:
+        for note in ("likes green tea", "lives in Oslo", "Tea at 5_pm"):
+            await say(quentin, f'/tool remember {{"note": "{note}"}}')
+        found = (await quentin.get("/api/memories", params={"q": "TEA"})).json()
+        both = (await quentin.get("/api/memories", params={"q": "tea green"})).json()
+        literal = (await quentin.get("/api/memories", params={"q": "5_"})).json()
+        wildcard = (await quentin.get("/api/memories", params={"q": "%"})).json()
+    async with live.client("rita") as rita:
+        theirs = (await rita.get("/api/memories", params={"q": "tea"})).json()
+    assert [m["content"] for m in found["items"]] == ["Tea at 5_pm", "likes green tea"]
+    assert [m["content"] for m in both["items"]] == ["likes green tea"]
+    assert [m["content"] for m in literal["items"]] == ["Tea at 5_pm"]
+    assert (wildcard["items"], theirs["items"]) == ([], [])
+
+
 @pytest.mark.parametrize(
     ("method", "path", "params"),
     [
@@ -105,6 +123,7 @@ async def test_notes_are_listed_in_pages_newest_first(live: LiveServer, memo_age
         ("GET", "/api/memories", {"limit": 0}),
         ("GET", "/api/memories", {"agent_name": ""}),
         ("GET", "/api/memories", {"before": "not-a-cursor"}),
+        ("GET", "/api/memories", {"q": "x" * 201}),
     ],
 )
 async def test_bad_requests_are_clear_422s(

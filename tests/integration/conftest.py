@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatserver.config import Settings
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
-from tests.support.builders import NOW
+from tests.support.builders import NOW, chat
 from tests.support.databases import settings_for
 
 
@@ -38,3 +38,11 @@ async def users(uow_factory: SqlUnitOfWorkFactory) -> tuple[str, str]:
             await uow.users.ensure(user_id, is_admin=False, now=NOW)
         await uow.commit()
     return "alice", "bob"
+
+
+@pytest.fixture
+async def alices_chat(uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]) -> None:
+    """Alice's chat ``c1`` with the ``helper`` agent, no turn yet."""
+    async with uow_factory(user_id="alice") as uow:
+        await uow.chats.create_if_absent(chat("c1", "alice"))
+        await uow.commit()

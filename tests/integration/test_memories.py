@@ -77,6 +77,30 @@ class TestNotes:
         assert [m.content for m in underscore] == ["a_b"]
         assert [m.content for m in backslash] == ["back\\slash"]
 
+    async def test_listing_with_words_keeps_the_callers_notes_containing_every_word_literally(
+        self, uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
+    ) -> None:
+        await _remember(uow_factory, "alice", "helper", "Black Cat at home", "cat food", "100% cat")
+        await _remember(uow_factory, "alice", "other", "a black cat too")
+        await _remember(uow_factory, "bob", "helper", "bob's black cat")
+        async with uow_factory(user_id="alice") as uow:
+            both = await uow.memories.list("alice", agent_name=None, limit=10, words=["cat", "black"])
+            of_helper = await uow.memories.list("alice", agent_name="helper", limit=10, words=["black"])
+            percent = await uow.memories.list("alice", agent_name=None, limit=10, words=["%"])
+            paged = await uow.memories.list("alice", agent_name=None, limit=1, words=["cat"])
+            older = await uow.memories.list(
+                "alice", agent_name=None, limit=10, words=["cat"], before=paged[0].id
+            )
+        assert [m.content for m in both] == ["a black cat too", "Black Cat at home"]
+        assert [m.content for m in of_helper] == ["Black Cat at home"]
+        assert [m.content for m in percent] == ["100% cat"]
+        assert [m.content for m in paged + older] == [
+            "a black cat too",
+            "100% cat",
+            "cat food",
+            "Black Cat at home",
+        ]
+
     async def test_deleting_one_note_needs_its_owner(
         self, uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]
     ) -> None:

@@ -61,13 +61,6 @@ def _shape(messages: list[Message]) -> list[tuple[object, ...]]:
     return [(m.turn, m.role, m.content, m.tool_calls, m.tool_call_id, m.tool_name) for m in messages]
 
 
-@pytest.fixture
-async def alices_chat(uow_factory: SqlUnitOfWorkFactory, users: tuple[str, str]) -> None:
-    async with uow_factory(user_id="alice") as uow:
-        await uow.chats.create_if_absent(chat("c1", "alice"))
-        await uow.commit()
-
-
 @pytest.mark.usefixtures("alices_chat")
 async def test_opening_a_turn_claims_it_stores_the_message_and_reads_the_turns_before_it(
     uow_factory: SqlUnitOfWorkFactory,

@@ -9,6 +9,10 @@
 //   ui-reload  {text}: a Chat sends text and is stopped once its answer has begun (a page reload);
 //              a new Chat of the same id resumes the run, then resumes once more (nothing active)
 //   ui-resume  {}: a new Chat of that id resumes whatever runs in it; -> {status, error, messages}
+//   ui-tree    {steps}: a Chat takes each step in turn: {send: text}, {regenerate: i} (the message at
+//              index i of chat.messages; null: the last answer) or {edit: i, text} (sendMessage with
+//              that message's id); -> {status, error, messages, requests: each POST's
+//              {trigger, messageId, count}}
 //   agui       {texts}: an HttpAgent of @ag-ui/client runs once per text; -> {runs, messages}
 
 import { AbstractChat, DefaultChatTransport } from "ai";
@@ -46,10 +50,14 @@ const newestOnly = ({ id, messages, body, trigger }) => ({
   body: { ...body, id, trigger, messages: messages.slice(-1) },
 });
 
-function newChat(scenario, messages = [], sent = []) {
+function newChat(scenario, messages = [], sent = [], requests = []) {
   // Counts the messages each POST carried: what the server was given to read from.
   const counting = (url, init) => {
-    if (init?.method === "POST") sent.push(JSON.parse(init.body).messages.length);
+    if (init?.method === "POST") {
+      const body = JSON.parse(init.body);
+      sent.push(body.messages.length);
+      requests.push({ trigger: body.trigger, messageId: body.messageId ?? null, count: body.messages.length });
+    }
     return fetch(url, init);
   };
   const transport = new DefaultChatTransport({
@@ -74,6 +82,18 @@ async function uiChat(scenario) {
     if (chat.status === "error") break;
   }
   return { ...outcome(chat), sent };
+}
+
+async function uiTree(scenario) {
+  const requests = [];
+  const chat = newChat(scenario, [], [], requests);
+  for (const step of scenario.steps) {
+    if ("send" in step) await chat.sendMessage({ text: step.send });
+    else if ("edit" in step) await chat.sendMessage({ text: step.text, messageId: chat.messages[step.edit].id });
+    else await chat.regenerate(step.regenerate === null ? {} : { messageId: chat.messages[step.regenerate].id });
+    if (chat.status === "error") break;
+  }
+  return { ...outcome(chat), requests };
 }
 
 async function uiReload(scenario) {
@@ -124,7 +144,7 @@ async function agui(scenario) {
   return { runs, messages: agent.messages };
 }
 
-const KINDS = { "ui-chat": uiChat, "ui-reload": uiReload, "ui-resume": uiResume, agui };
+const KINDS = { "ui-chat": uiChat, "ui-tree": uiTree, "ui-reload": uiReload, "ui-resume": uiResume, agui };
 
 const scenario = JSON.parse(process.argv[2]);
 const answer = await KINDS[scenario.kind](scenario);

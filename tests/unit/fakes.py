@@ -27,7 +27,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
-from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit
+from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit, TurnRun
 from chatserver.domain.steps import RunStep
 from chatserver.errors import Conflict
 from chatserver.storage.protocols import MaintenanceWork, RetentionCutoffs
@@ -58,6 +58,8 @@ class FakeStore:
     """"agent:<name>" / "user:<id>" -> the stamp of its last write (``AgentRepository.versions``)."""
     metering: MeteringState = field(default_factory=MeteringState)
     steps: list[RunStep] = field(default_factory=list)
+    run_turns: dict[str, int] = field(default_factory=dict)
+    """run id -> the turn of its chat it opened (``runs.turn``)."""
 
 
 class FakeUsers:
@@ -203,6 +205,10 @@ class FakeChats:
             return None
         chat = replace(chat, turn_count=chat.turn_count + 1, title=chat.title or title, updated_at=now)
         self.s.chats[(user_id, chat_id)] = chat
+        # As migration 0011's trigger does: the chat's running run opens the turn.
+        for run in self.s.runs.values():
+            if (run.user_id, run.chat_id, run.status) == (user_id, chat_id, "running"):
+                self.s.run_turns[run.id] = chat.turn_count
         return chat
 
     async def list(
@@ -312,6 +318,15 @@ class FakeMessages:
 
     async def children(self, user_id: str, chat_id: str, parent_ids: Sequence[int | None]) -> list[Message]:
         return [m for m in self.owned(user_id, chat_id) if m.parent_id in parent_ids]
+
+    async def answer_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        run = self.s.runs.get(run_id)
+        if run is None or (run.user_id, run.chat_id) != (user_id, chat_id) or run_id not in self.s.run_turns:
+            return None
+        turn = self.s.run_turns[run_id]
+        return next(
+            (m.id for m in self.owned(user_id, chat_id) if m.turn == turn and m.role == "assistant"), None
+        )
 
     async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
         mine = self.owned(user_id, chat_id)
@@ -515,10 +530,22 @@ class FakeMemories:
         return rows[:limit]
 
     async def list(
-        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+        self,
+        user_id: str,
+        *,
+        agent_name: str | None,
+        limit: int,
+        before: int | None = None,
+        words: Sequence[str] = (),
     ) -> list[Memory]:
         mine = (m for m in reversed(self.s.memories) if m.user_id == user_id)
-        rows = [m for m in mine if agent_name in (None, m.agent_name) and (before is None or m.id < before)]
+        rows = [
+            m
+            for m in mine
+            if agent_name in (None, m.agent_name)
+            and (before is None or m.id < before)
+            and all(w.lower() in m.content.lower() for w in words)
+        ]
         return rows[:limit]
 
     async def delete(self, user_id: str, memory_id: int) -> Memory | None:
@@ -609,6 +636,16 @@ class FakeRuns:
             and (before is None or (r.created_at, r.id) < before)
         ]
         return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
+
+    async def of_turns(
+        self, user_id: str, chat_id: str, *, turns: Sequence[int], answering: Sequence[int]
+    ) -> list[TurnRun]:
+        return [
+            TurnRun(self.s.run_turns.get(r.id), replace(r, result=None))
+            for r in self.s.runs.values()
+            if (r.user_id, r.chat_id) == (user_id, chat_id)
+            and (self.s.run_turns.get(r.id) in turns or r.regenerate in answering)
+        ]
 
     async def active(self, user_id: str, chat_id: str) -> list[Run]:
         rows = [

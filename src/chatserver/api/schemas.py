@@ -274,6 +274,22 @@ class BranchOut(BaseModel):
     siblings: list[int] = Field(description="Their ids, oldest first (for PUT /api/chats/{id}/branch)")
 
 
+class MessageRunOut(BaseModel):
+    """The run behind a message: an answer's (who answered, what it took), or how the run of a user
+    message left without an answer ended."""
+
+    id: str
+    status: str
+    model: str | None
+    usage: UsageOut
+    error: RunErrorOut | None
+
+    @classmethod
+    def of(cls, run: Run) -> MessageRunOut:
+        error = RunErrorOut(code=run.error.code, detail=run.error.detail) if run.error else None
+        return cls(id=run.id, status=run.status, model=run.model, usage=UsageOut.of(run.usage), error=error)
+
+
 class MessageOut(BaseModel):
     id: int
     role: Literal["user", "assistant", "tool"]
@@ -285,6 +301,11 @@ class MessageOut(BaseModel):
     incomplete: bool = Field(False, description="A partial answer: its run was cancelled mid-answer")
     parent_id: int | None = None
     branch: BranchOut | None = None
+    run: MessageRunOut | None = Field(
+        None,
+        description="An answer's run (model, tokens); a user message's that ended cancelled, failed or "
+        "interrupted with no answer after it",
+    )
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:

@@ -7,7 +7,8 @@ row-level security enforces it too).
 Recall is a plain keyword search, documented as such: the query is split on whitespace into at
 most ``MAX_KEYWORDS`` lower-cased keywords; a note matches when it contains any of them as a
 substring, case-insensitively (on SQLite only ASCII letters fold case). No keywords lists the
-newest notes. Results are newest first, at most ``RECALL_LIMIT``.
+newest notes. Results are newest first, at most ``RECALL_LIMIT``. The memories page's search
+(``GET /api/memories?q=``) is the same match, but a note must contain every keyword.
 """
 
 from __future__ import annotations
@@ -65,13 +66,23 @@ class MemoryService:
         return [memory.content for memory in found]
 
     async def list(
-        self, user_id: str, agent_name: str | None, *, limit: int = LIST_LIMIT_MAX, before: int | None = None
+        self,
+        user_id: str,
+        agent_name: str | None,
+        *,
+        limit: int = LIST_LIMIT_MAX,
+        before: int | None = None,
+        query: str = "",
     ) -> list[Memory]:
-        """The caller's notes (of one agent, or of all), newest first; older than id ``before`` if given."""
+        """The caller's notes (of one agent, or of all), newest first; older than id ``before`` if
+        given; with a ``query``, those containing every one of its words (``keywords_of``)."""
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise InvalidInput(f"must be between 1 and {LIST_LIMIT_MAX}", field="limit")
+        words = keywords_of(query)
         async with self._uow(user_id=user_id) as uow:
-            return await uow.memories.list(user_id, agent_name=agent_name, limit=limit, before=before)
+            return await uow.memories.list(
+                user_id, agent_name=agent_name, limit=limit, before=before, words=words
+            )
 
     async def erase(self, user_id: str, agent_name: str) -> int:
         """Delete every note the caller's agent keeps; how many were deleted."""

@@ -29,7 +29,7 @@ from chatserver.domain import (
     SessionInstance,
     User,
 )
-from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit
+from chatserver.domain.chats import ANY_CHAT, ChatChange, ChatFilters, SearchHit, TurnRun
 from chatserver.domain.steps import RunStep
 from chatserver.storage.metering import BudgetRepository, UsageRepository
 
@@ -138,6 +138,9 @@ class MessageRepository(Protocol):
     async def get(self, user_id: str, chat_id: str, message_id: int) -> Message | None: ...
     async def children(self, user_id: str, chat_id: str, parent_ids: Sequence[int | None]) -> list[Message]:
         """The messages following any of ``parent_ids`` (None: the chat's first ones), by id."""
+
+    async def answer_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        """The id of the first answer message run ``run_id`` of the chat wrote; None: it wrote none."""
 
     async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
         """The newest message of the subtree from ``message_id`` (None: no such message)."""
@@ -301,6 +304,12 @@ class RunRepository(Protocol):
     ) -> builtins.list[Run]:
         """Newest first; ``before`` is (created_at, id)."""
 
+    async def of_turns(
+        self, user_id: str, chat_id: str, *, turns: Sequence[int], answering: Sequence[int]
+    ) -> builtins.list[TurnRun]:
+        """The runs that opened any of ``turns`` of the chat, and those that answered any of the user
+        messages ``answering`` again (``Run.regenerate``)."""
+
     async def active(self, user_id: str, chat_id: str) -> builtins.list[Run]:
         """The chat's queued and running runs, oldest first."""
 
@@ -438,7 +447,13 @@ class MemoryRepository(Protocol):
         """Newest first; notes containing any keyword (case-insensitive), or all notes when none."""
 
     async def list(
-        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+        self,
+        user_id: str,
+        *,
+        agent_name: str | None,
+        limit: int,
+        before: int | None = None,
+        words: Sequence[str] = (),
     ) -> builtins.list[Memory]:
         """The caller's notes, newest first, with ids below ``before`` when given; every agent's when
         ``agent_name`` is None."""

@@ -1,6 +1,7 @@
 // The message list: user messages as plain text, assistant answers as sanitized Markdown with
 // their tool calls inline (collapsible: name, arguments, result), live while a turn streams.
 
+import { ApiError, describeError } from "./api.js";
 import { addCodeCopy, messageBar } from "./branches.js";
 import { formatJson, h } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
@@ -138,7 +139,7 @@ class AssistantTurn {
 
 export class Conversation {
   constructor(list, scroller, empty) {
-    /** {edit, regenerate, switchTo} (branches.js), set by the chat controller. */
+    /** {edit, regenerate, retry, switchTo} (tree_actions.js), set by the chat controller. */
     this.actions = null;
     this.list = list;
     this.scroller = scroller;
@@ -209,22 +210,37 @@ export class Conversation {
     lastAnswer.append(messageBar(answer[0], text, this.actions));
   }
 
+  /** A stored user message left without an answer: how its run ended, as the live turn said it. */
+  unanswered(message, last, fragment) {
+    // The chat's last run, interrupted, is offered Resume instead (ChatController.offerToGoOn).
+    if (last && message.run.status === "interrupted") return;
+    const item = this.assistantItem();
+    fragment.append(item);
+    const turn = new AssistantTurn(item, () => {});
+    const retry = last && this.actions ? () => this.actions.retry(message) : null;
+    turn.fail({ ...endedAs(message.run), retry: Boolean(retry) }, retry);
+    turn.finish();
+  }
+
   /** Render stored messages (oldest first); `prepend` puts them above what is shown. */
-  showHistory(items, { prepend = false } = {}) {
+  showHistory(items, { prepend = false, complete = !prepend } = {}) {
     const fragment = document.createDocumentFragment();
     let turn = null;
     let asked = null;
-    const endTurn = () => {
-      if (turn) this.closeTurn(turn);
-      else if (asked) asked.append(h("p", { class: "hint turn-note" }, "No answer: the turn failed or was stopped."));
+    const endTurn = (last) => {
+      if (turn) {
+        if (turn.run) turn.meta(turn.run.model, turn.run.usage);
+        this.closeTurn(turn);
+      } else if (asked?.message.run) this.unanswered(asked.message, last, fragment);
+      else if (asked) asked.item.append(h("p", { class: "hint turn-note" }, "No answer: the turn failed or was stopped."));
       turn = null;
     };
     for (const [at, message] of items.entries()) {
       if (message.role === "user") {
-        if (at > 0) endTurn();
-        asked = this.userItem(message.content);
-        asked.append(messageBar(message, message.content, this.actions));
-        fragment.append(asked);
+        if (at > 0) endTurn(false);
+        asked = { message, item: this.userItem(message.content) };
+        asked.item.append(messageBar(message, message.content, this.actions));
+        fragment.append(asked.item);
         continue;
       }
       if (!turn) {
@@ -239,11 +255,12 @@ export class Conversation {
         if (message.content) turn.texts.push(message.content);
         if (message.incomplete) turn.note("Stopped before the answer was finished.");
         for (const call of message.tool_calls ?? []) turn.toolCall(call.name, call.args, call.id);
+        turn.run = message.run ?? turn.run;
       } else if (message.role === "tool") {
         turn.toolResult(message.tool_name ?? "tool", message.content, message.tool_call_id);
       }
     }
-    if (turn) this.closeTurn(turn);
+    if (turn || asked?.message.run) endTurn(complete);
     if (items.length) this.empty.hidden = true;
     if (prepend) {
       const before = this.scroller.scrollHeight;
@@ -254,4 +271,12 @@ export class Conversation {
       this.follow(true);
     }
   }
+}
+
+/** What the live view said when a run ended this way: "Stopped.", the error, or the server stopping. */
+function endedAs(run) {
+  if (run.status === "cancelled") return { text: "Stopped." };
+  if (run.status === "interrupted") return { text: "The server stopped before it answered." };
+  const error = run.error ?? { code: "error", detail: "the run failed" };
+  return { text: describeError(new ApiError(500, error.code, error.detail)).text };
 }

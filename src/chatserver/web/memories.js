@@ -1,11 +1,14 @@
 // The memories panel: what the agents keep about you (the remember tool's notes), newest first;
-// search them, delete one, or delete every note the selected agent keeps.
+// search them (on the server: GET /api/memories?q=), delete one, or delete every note the selected
+// agent keeps.
 
 import { describeError } from "./api.js";
 import { byId, h } from "./dom.js";
 
 const PAGE = 100;
 const CONFIRM_MS = 5000;
+/** Typing pauses this long before the search goes to the server. */
+const SEARCH_DELAY_MS = 250;
 
 export class MemoriesPanel {
   constructor(api, currentAgent) {
@@ -13,6 +16,8 @@ export class MemoriesPanel {
     this.currentAgent = currentAgent;
     this.items = [];
     this.next = null;
+    this.query = "";
+    this.searching = null;
     this.panel = byId("memories");
     this.toggle = byId("toggle-memories");
     this.list = byId("memory-list");
@@ -23,7 +28,10 @@ export class MemoriesPanel {
     this.eraseButton = byId("erase-memories");
     this.toggle.addEventListener("click", () => this.setOpen(this.panel.hidden));
     byId("close-memories").addEventListener("click", () => { this.setOpen(false); this.toggle.focus(); });
-    this.search.addEventListener("input", () => this.render());
+    this.search.addEventListener("input", () => {
+      clearTimeout(this.searching);
+      this.searching = setTimeout(() => this.reload(), SEARCH_DELAY_MS);
+    });
     this.more.addEventListener("click", () => this.load(this.next));
     this.eraseButton.addEventListener("click", () => this.eraseAll());
     this.panel.addEventListener("keydown", (event) => {
@@ -36,18 +44,29 @@ export class MemoriesPanel {
     this.toggle.setAttribute("aria-expanded", String(open));
     if (!open) return;
     byId("memories-agent").textContent = this.currentAgent();
-    this.items = [];
-    this.load(null);
+    this.reload();
     this.search.focus();
   }
 
+  /** The first page again, for what the search box holds now. */
+  reload() {
+    this.items = [];
+    this.next = null;
+    this.load(null);
+  }
+
   async load(before) {
+    const query = this.search.value.trim();
     const params = new URLSearchParams({ limit: String(PAGE) });
     if (before) params.set("before", before);
+    if (query) params.set("q", query);
     try {
       const page = await this.api.get(`/api/memories?${params}`);
+      // A reply to an older search (the box changed since it was sent) is dropped.
+      if (query !== this.search.value.trim()) return;
       this.items.push(...page.items);
       this.next = page.next_before;
+      this.query = query;
       this.render();
     } catch (error) {
       this.showError(describeError(error).text);
@@ -55,11 +74,9 @@ export class MemoriesPanel {
   }
 
   render() {
-    const words = this.search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-    const shown = this.items.filter((m) => words.every((w) => m.content.toLowerCase().includes(w)));
-    this.list.replaceChildren(...shown.map((memory) => this.item(memory)));
-    this.none.hidden = shown.length > 0;
-    this.none.textContent = this.items.length ? "No memory matches." : "No memories yet.";
+    this.list.replaceChildren(...this.items.map((memory) => this.item(memory)));
+    this.none.hidden = this.items.length > 0;
+    this.none.textContent = this.query ? "No memory matches." : "No memories yet.";
     this.more.hidden = !this.next;
   }
 

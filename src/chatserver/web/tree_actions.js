@@ -32,6 +32,12 @@ export function treeActions(chat) {
         li.querySelector(`.msg-actions[data-message-id="${message.id}"]`));
       run({ regenerate: message.id }, item);
     },
+    /** A stored message whose turn ended without an answer, sent again as a new version of it. */
+    retry(message) {
+      const item = [...chat.conversation.list.querySelectorAll(".msg.user")].find((li) =>
+        li.querySelector(`.msg-actions[data-message-id="${message.id}"]`));
+      run({ message: message.content, edit_of: message.id }, item);
+    },
     async switchTo(messageId) {
       if (chat.busy) return;
       try {

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Path, Query, Response
 from chatserver.api.chat_schemas import BranchIn, ChatPatch
 from chatserver.api.cursors import decode_id_cursor, decode_stamp_cursor, encode_stamp_cursor
 from chatserver.api.deps import ContainerDep, CurrentUser
-from chatserver.api.schemas import CHAT_ID_PATTERN, BranchOut, ChatOut, ChatPage, MessageOut, MessagePage
+from chatserver.api.schemas import (
+    CHAT_ID_PATTERN,
+    BranchOut,
+    ChatOut,
+    ChatPage,
+    MessageOut,
+    MessagePage,
+    MessageRunOut,
+)
 from chatserver.domain.chats import BranchMessage, ChatFilters
 from chatserver.services.chat_export import as_json, as_markdown
 
@@ -99,4 +107,5 @@ def _placed(placed: BranchMessage) -> MessageOut:
     branch = placed.branch
     out = MessageOut.of(placed.message)
     out.branch = BranchOut(index=branch.index, count=branch.count, siblings=list(branch.siblings))
+    out.run = MessageRunOut.of(placed.run) if placed.run else None
     return out

@@ -1,4 +1,4 @@
-"""The caller's long-term memories (notes agents saved with ``remember``): list and erase."""
+"""The caller's long-term memories (notes agents saved with ``remember``): list, search and erase."""
 
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ async def list_memories(
     agent_name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
     before: str | None = None,
+    q: Annotated[str, Query(max_length=200, description="Words every note found contains")] = "",
 ) -> MemoryPage:
-    """Your notes, newest first: of one agent, or of every agent when ``agent_name`` is left out.
+    """Your notes, newest first: of one agent, or of every agent when ``agent_name`` is left out;
+    with ``q``, only those containing each of its words (case-insensitive substrings).
 
     ``next_before`` is the ``before`` of the next (older) page, null on the last one."""
     cursor = decode_id_cursor(before) if before else None
-    rows = await container.memories.list(principal.user_id, agent_name, limit=limit, before=cursor)
+    rows = await container.memories.list(principal.user_id, agent_name, limit=limit, before=cursor, query=q)
     next_before = str(rows[-1].id) if len(rows) == limit else None
     return MemoryPage(items=[MemoryOut.of(row) for row in rows], next_before=next_before)
 

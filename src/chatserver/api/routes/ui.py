@@ -29,7 +29,7 @@ UI_STREAM = {
 
 @router.post("/ui/chat", response_class=StreamingResponse, responses={200: UI_STREAM})
 async def ui_chat(body: UIChatRequest, principal: CurrentUser, container: ContainerDep) -> EventStream:
-    handle = await container.runs.start(body.command(principal.user_id))
+    handle = await container.runs.start(await body.command(principal.user_id, container.chats))
     return ui_message_stream(handle)
 
 

@@ -62,9 +62,17 @@ class SqlMemoryRepository:
         return [_memory(row) for row in (await self._conn.execute(statement)).mappings()]
 
     async def list(
-        self, user_id: str, *, agent_name: str | None, limit: int, before: int | None = None
+        self,
+        user_id: str,
+        *,
+        agent_name: str | None,
+        limit: int,
+        before: int | None = None,
+        words: Sequence[str] = (),
     ) -> list[Memory]:
-        statement = select(mem).where(mem.c.user_id == user_id)
+        # A scan of the user's notes (their index), bounded by MAX_NOTES_PER_AGENT per agent: no
+        # full-text index is worth it at that size.
+        statement = select(mem).where(mem.c.user_id == user_id, *(_contains(word) for word in words))
         if agent_name is not None:
             statement = statement.where(mem.c.agent_name == agent_name)
         if before is not None:

@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from chatserver.domain import Message, NewMessage, ToolCall
 from chatserver.errors import NotFound
-from chatserver.storage.sql.tables import chat_messages, chats
+from chatserver.storage.sql.tables import chat_messages, chats, runs
 
 # The window's LIMIT is turns * this: generous for tool-heavy turns, yet it bounds the query's cost.
 MAX_MESSAGES_PER_TURN = 64
@@ -238,6 +238,20 @@ class SqlMessageRepository:
             .where(d.c.user_id == user_id, d.c.chat_id == chat_id)
         )
         found: int | None = (await self._conn.execute(select(func.max(down.c.id)))).scalar()
+        return found
+
+    async def answer_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        """The first answer message the run wrote (of the turn it opened, ``runs.turn``)."""
+        r = runs.c
+        statement = (
+            select(_m.id)
+            .join_from(chat_messages, runs, (r.user_id == _m.user_id) & (r.chat_id == _m.chat_id))
+            .where(r.id == run_id, r.user_id == user_id, r.chat_id == chat_id, _m.turn == r.turn)
+            .where(_m.role == "assistant")
+            .order_by(_m.id)
+            .limit(1)
+        )
+        found: int | None = (await self._conn.execute(statement)).scalar()
         return found
 
     async def _require_chat(self, user_id: str, chat_id: str) -> None:

@@ -16,6 +16,8 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    null,
+    or_,
     select,
     true,
     tuple_,
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from chatserver.domain import ENDED, ConfigVersions, Run, RunError, RunOutcome, TurnUsage
+from chatserver.domain.chats import TurnRun
 from chatserver.storage.sql.statements import dialect_insert, insert_unless_taken, int4_key
 from chatserver.storage.sql.tables import agents, runs, users
 
@@ -36,6 +39,10 @@ USER_STARTS_SPACE = int4_key("chatserver.user_starts")
 _LOCK_USER_STARTS = select(
     func.pg_advisory_xact_lock(literal(USER_STARTS_SPACE, Integer()), bindparam("user", type_=Integer()))
 )
+
+
+_SUMMARY = (*(c for c in runs.c if c.name != "result"), null().label("result"))
+"""A run without its answer (``result``): what a chat's messages show of it, they hold the answer."""
 
 
 def user_key(user_id: str) -> int:
@@ -178,6 +185,18 @@ class SqlRunRepository:
         if before is not None:
             statement = statement.where(tuple_(_r.created_at, _r.id) < before)
         return [run_of(row) for row in (await self._conn.execute(statement)).mappings()]
+
+    async def of_turns(
+        self, user_id: str, chat_id: str, *, turns: Sequence[int], answering: Sequence[int]
+    ) -> builtins.list[TurnRun]:
+        """The runs that opened any of ``turns``, and those that answered any of ``answering`` (user
+        message ids) again: one statement, by index."""
+        if not turns and not answering:
+            return []
+        chosen = or_(_r.turn.in_(sorted(set(turns))), _r.regenerate.in_(sorted(set(answering))))
+        statement = select(*_SUMMARY).where(_r.user_id == user_id, _r.chat_id == chat_id, chosen)
+        rows = (await self._conn.execute(statement)).mappings()
+        return [TurnRun(row["turn"], run_of(row)) for row in rows]
 
     async def active(self, user_id: str, chat_id: str) -> builtins.list[Run]:
         statement = (

@@ -242,6 +242,8 @@ runs = Table(
     # Migration 0009: the user message this run's message replaces, or the one it answers again.
     Column("edit_of", BigId, nullable=True),
     Column("regenerate", BigId, nullable=True),
+    # Migration 0011: the turn of its chat the run opened, set by a trigger as the turn is claimed.
+    Column("turn", Integer, nullable=True),
     _of_chat(),
     UniqueConstraint("user_id", "idempotency_key"),
     Index(
@@ -255,6 +257,16 @@ runs = Table(
     Index(None, "user_id", "chat_id", "status", "created_at"),
     Index(None, "user_id", "chat_id", "created_at", "id"),
     Index(None, "status", "lease_expires_at"),
+    # A chat's messages read the runs that wrote them by turn, and the runs that answered again.
+    Index(None, "user_id", "chat_id", "turn"),
+    Index(
+        "ix_runs_regenerating",
+        "user_id",
+        "chat_id",
+        "regenerate",
+        postgresql_where=text("regenerate IS NOT NULL"),
+        sqlite_where=text("regenerate IS NOT NULL"),
+    ),
 )
 
 # Migration 0008. The usage ledger: what each model did in each run, written with the run's end.

@@ -74,9 +74,10 @@ class TestUIMessageStream:
         self, live: LiveServer
     ) -> None:
         chat_id = new_chat_id()
-        async with live.client("una") as client, client.stream(
-            "POST", "/api/ui/chat", json=ui_body("one two", chat_id)
-        ) as response:
+        async with (
+            live.client("una") as client,
+            client.stream("POST", "/api/ui/chat", json=ui_body("one two", chat_id)) as response,
+        ):
             assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
             assert response.headers["content-type"].startswith("text/event-stream")
             received = [event.data async for event in events_of(response)]
@@ -248,7 +249,6 @@ class TestAGUIEvents:
             kept = await stored(client, chat_id)
         assert types(received) == ["RUN_STARTED", "CUSTOM", "RUN_ERROR"]
         assert kept == [("user", "/fail")]
-
 
     async def test_a_run_cancelled_by_the_id_it_names_finishes_with_the_cancelled_outcome(
         self, live: LiveServer

@@ -98,4 +98,3 @@ def ui_message_stream(handle: RunHandle) -> EventStream:
     events = AgentEvents(handle.run.id, handle.run.chat_id, handle.events())
     stream = UIMessageStream(sdk_version=SDK_VERSION, server_message_id=handle.run.id, agent_events=events)
     return EventStream(encoded(stream, events), headers=dict(stream.response_headers or {}))
-

@@ -83,6 +83,9 @@ def doctor() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (CHATSERVER_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (CHATSERVER_PORT)")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes on the one port, e.g. one per core (each a replica)")
+    ] = 1,
 ) -> None:
     """Migrate, seed, and serve HTTP."""
     from chatserver.config import Settings
@@ -102,7 +105,9 @@ def serve(
         )
         raise typer.Exit(STARTUP_FAILURE)
     _prepare_and_greet(settings)
-    _serve_http(settings)
+    code = _serve_http(settings, None) if workers == 1 else _serve_workers(settings, workers)
+    if code:
+        raise typer.Exit(code)
 
 
 def _prepare_and_greet(settings: Settings) -> None:
@@ -127,7 +132,23 @@ def _prepare_and_greet(settings: Settings) -> None:
         )
 
 
-def _serve_http(settings: Settings) -> None:
+def _serve_workers(settings: Settings, workers: int) -> int:
+    import uvicorn
+
+    from chatserver.workers import Supervisor
+
+    # Bound once here, inherited by every worker: the kernel spreads the connections among them.
+    sockets = [
+        uvicorn.Config("chatserver.api.app:create_app", host=settings.host, port=settings.port).bind_socket()
+    ]
+    supervisor = Supervisor(
+        sockets, workers, lambda bound: _serve_http(settings, bound), startup_failure=STARTUP_FAILURE
+    )
+    return supervisor.run()
+
+
+def _serve_http(settings: Settings, sockets: list[socket.socket] | None) -> int:
+    """Serve until stopped, on ``sockets`` if given (a worker) or on host and port; the exit code."""
     import uvicorn
 
     from chatserver.api.app import create_app
@@ -153,11 +174,10 @@ def _serve_http(settings: Settings) -> None:
             access_log=False,
         )
         server = DrainingServer(config, on_drain=lambda: _draining(api))
-        server.run()
-        if not server.started:
-            raise typer.Exit(STARTUP_FAILURE)
+        server.run(sockets=sockets)
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        return 130
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def _port_in_use(host: str, port: int) -> bool:

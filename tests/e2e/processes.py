@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,14 +57,17 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def chatserver_serve(cwd: Path, *, stderr: int = subprocess.STDOUT, **env: str) -> Iterator[ServerProcess]:
+def chatserver_serve(
+    cwd: Path, *, stderr: int = subprocess.STDOUT, args: Sequence[str] = (), **env: str
+) -> Iterator[ServerProcess]:
     """``serve`` seeds the echo model here unless ``env`` says otherwise (the local extra would win).
 
-    Its stderr goes with its stdout unless ``stderr`` is a file descriptor to write it to instead.
+    Its stderr goes with its stdout unless ``stderr`` is a file descriptor to write it to instead;
+    ``args`` are more options of ``serve``.
     """
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "chatserver", "serve", "--port", str(port)],
+        [sys.executable, "-m", "chatserver", "serve", "--port", str(port), *args],
         cwd=cwd,
         env=clean_env(**{"CHATSERVER_DEFAULT_MODEL": "echo", **env}),
         stdout=subprocess.PIPE,

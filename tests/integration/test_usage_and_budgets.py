@@ -135,5 +135,3 @@ class TestBudgetCounters:
         assert second.id == first.id and other.id == "b-3"
         assert [(b.id, b.max_requests) for b in listed] == [("b-1", 3), ("b-3", 3)]
         assert spent.requests == 1
-
-

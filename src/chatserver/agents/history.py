@@ -20,6 +20,7 @@ stored: the retried call is left out of its assistant message, so the pairing ab
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pydantic_core
@@ -54,28 +55,39 @@ class StoredMessage(Protocol):
 
 
 def to_model_messages(messages: Sequence[StoredMessage]) -> list[ModelMessage]:
-    """Stored messages (oldest first) -> the model-visible history, without orphan tool parts."""
+    """Stored messages (oldest first) -> the model-visible history, without orphan tool parts.
+
+    Each part and message carries its stored time (``created_at``; now for a message not stored
+    yet) rather than the framework's default of the moment of decoding. A window is decoded on
+    every turn, so messages without tool calls, nearly all, take the shortest path.
+    """
     answered = _answered_call_ids(messages)
+    now = datetime.now(UTC)
     called: set[str] = set()
     result: list[ModelMessage] = []
     pending_returns: list[ModelRequestPart] = []
     for message in messages:
-        if message.role == "tool":
+        role = message.role
+        if role == "tool":
             if message.tool_call_id in called:
                 pending_returns.append(_tool_return(message))
             continue
         if pending_returns:
-            result.append(ModelRequest(parts=pending_returns))
+            result.append(ModelRequest(parts=pending_returns, timestamp=now))
             pending_returns = []
-        if message.role == "user":
-            result.append(ModelRequest(parts=[UserPromptPart(message.content)]))
-            continue
-        response = _assistant_response(message, answered)
-        if response is not None:
-            called.update(p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart))
-            result.append(response)
+        at = getattr(message, "created_at", now)
+        if role == "user":
+            result.append(ModelRequest(parts=[UserPromptPart(message.content, timestamp=at)], timestamp=at))
+        elif not message.tool_calls:
+            if message.content:
+                result.append(ModelResponse(parts=[TextPart(message.content)], timestamp=at))
+        else:
+            response = _assistant_response(message, answered, at)
+            if response is not None:
+                called.update(p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart))
+                result.append(response)
     if pending_returns:
-        result.append(ModelRequest(parts=pending_returns))
+        result.append(ModelRequest(parts=pending_returns, timestamp=now))
     return result
 
 
@@ -86,18 +98,19 @@ def _answered_call_ids(messages: Sequence[StoredMessage]) -> set[str]:
     for message in messages:
         if message.role == "tool" and message.tool_call_id in called:
             answered.add(message.tool_call_id)
-        called.update(call.id for call in message.tool_calls)
+        elif message.tool_calls:
+            called.update(call.id for call in message.tool_calls)
     return answered
 
 
-def _assistant_response(message: StoredMessage, answered: set[str]) -> ModelResponse | None:
+def _assistant_response(message: StoredMessage, answered: set[str], at: datetime) -> ModelResponse | None:
     parts: list[ModelResponsePart] = [TextPart(message.content)] if message.content else []
     parts.extend(
         ToolCallPart(call.name, dict(call.args), call.id)
         for call in message.tool_calls
         if call.id in answered
     )
-    return ModelResponse(parts=parts) if parts else None
+    return ModelResponse(parts=parts, timestamp=at) if parts else None
 
 
 def _tool_return(message: StoredMessage) -> ToolReturnPart:

@@ -87,4 +87,3 @@ def agui_stream(handle: RunHandle, run_input: RunAgentInput) -> EventStream:
     events = AgentEvents(handle.run.id, handle.run.chat_id, handle.events())
     stream = AGUIRunStream(run_input=run_input, agent_events=events)
     return EventStream(encoded(stream, events))
-

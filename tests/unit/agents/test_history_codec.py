@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_ai import Agent
@@ -234,3 +236,20 @@ class TestToModelMessages:
         agent = Agent(EchoModel(), deps_type=TurnDeps)
         result = await agent.run("/recall", message_history=to_model_messages(window), deps=deps())
         assert result.output == "recall: b"
+
+
+def test_decoded_history_carries_each_messages_stored_time_and_now_for_one_not_stored() -> None:
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    window = [
+        replace(message, created_at=at)
+        for message, at in zip(
+            stored([NewMessage("user", "hi"), NewMessage("assistant", "hello")]), (first, later), strict=True
+        )
+    ]
+    before = datetime.now(UTC)
+    request, response, opening = to_model_messages([*window, NewMessage("user", "again")])
+    assert isinstance(request, ModelRequest) and isinstance(response, ModelResponse)
+    assert request.timestamp == first and request.parts[0].timestamp == first
+    assert response.timestamp == later
+    assert opening.timestamp >= before

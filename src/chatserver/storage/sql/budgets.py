@@ -120,4 +120,3 @@ class SqlBudgetRepository:
         statement = columns.where(*_counter(budget, subject, period_start))
         row = (await self._conn.execute(statement)).first()
         return Spend() if row is None else Spend(int(row[0]), int(row[1]), float(row[2]))
-

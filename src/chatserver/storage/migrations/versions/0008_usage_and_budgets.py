@@ -19,9 +19,7 @@ down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_OWNER = (
-    "(user_id = current_setting('app.user_id', true) OR current_setting('app.system', true) = 'on')"
-)
+_OWNER = "(user_id = current_setting('app.user_id', true) OR current_setting('app.system', true) = 'on')"
 
 _END_ARGS = (
     "p_chat_id, p_user_id, p_turn, p_now, p_roles, p_contents, p_tool_calls, p_tool_call_ids, p_tool_names,"

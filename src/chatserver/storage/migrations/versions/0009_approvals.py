@@ -25,9 +25,7 @@ down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_OWNER = (
-    "(user_id = current_setting('app.user_id', true) OR current_setting('app.system', true) = 'on')"
-)
+_OWNER = "(user_id = current_setting('app.user_id', true) OR current_setting('app.system', true) = 'on')"
 
 
 _HOLDING = "r.status IN ('running', 'requires_action')"

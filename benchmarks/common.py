@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -57,6 +58,12 @@ def token(user: str) -> str:
     return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
+@functools.cache
+def bearer(user: str) -> dict[str, str]:
+    """The ``Authorization`` header of ``user``, made once (signing is the load driver's CPU)."""
+    return {"Authorization": f"Bearer {token(user)}"}
+
+
 @asynccontextmanager
 async def fresh_database(kind: str, directory: Path) -> AsyncIterator[str]:
     """An empty database URL (SQLite file or a new PostgreSQL database), dropped afterwards."""
@@ -87,12 +94,48 @@ class Usage:
 
 def process_usage(pid: int) -> Usage:
     """CPU (user + system) and memory of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)
     cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     status = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return Usage(cpu, int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process descending from it (a server's workers, a reloader's child)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):
+                continue  # the process ended while being read
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_usage(pid: int) -> Usage:
+    """CPU (user + system, with that of children already reaped) and memory summed over a process tree."""
+    cpu = peak = rss = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = _stat_fields(member)
+            usage = process_usage(member)
+        except OSError:
+            continue
+        cpu += usage.cpu_seconds + (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+        peak += usage.peak_rss_mb
+        rss += usage.rss_mb
+    return Usage(cpu, peak, rss)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -52,9 +53,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def token(user: str) -> str:
-    claims = {"sub": user, "aud": "authenticated", "exp": int(time.time()) + 86400}
+def token(user: str, scopes: tuple[str, ...] = ()) -> str:
+    """A benchmark user's HS256 JWT (``sub``, ``aud``), with ``scopes`` for a server that wants them."""
+    claims: dict[str, object] = {"sub": user, "aud": "authenticated", "exp": int(time.time()) + 86400}
+    if scopes:
+        claims["scopes"] = list(scopes)
     return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+@functools.cache
+def bearer(user: str, scopes: tuple[str, ...] = ()) -> dict[str, str]:
+    """The ``Authorization`` header of ``user``, made once (signing is the load driver's CPU)."""
+    return {"Authorization": f"Bearer {token(user, scopes)}"}
 
 
 @asynccontextmanager
@@ -87,12 +97,48 @@ class Usage:
 
 def process_usage(pid: int) -> Usage:
     """CPU (user + system) and memory of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)
     cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     status = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return Usage(cpu, int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process descending from it (a server's workers, a reloader's child)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):
+                continue  # the process ended while being read
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_usage(pid: int) -> Usage:
+    """CPU (user + system, with that of children already reaped) and memory summed over a process tree."""
+    cpu = peak = rss = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = _stat_fields(member)
+            usage = process_usage(member)
+        except OSError:
+            continue
+        cpu += usage.cpu_seconds + (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+        peak += usage.peak_rss_mb
+        rss += usage.rss_mb
+    return Usage(cpu, peak, rss)
 
 
 @dataclass
@@ -106,15 +152,23 @@ class Server:
 
 @contextmanager
 def server_process(
-    argv: list[str], env: dict[str, str], port: int, cwd: Path, log_dir: Path
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    cwd: Path,
+    log_dir: Path,
+    *,
+    health_path: str = "/healthz",
+    timeout: float = 60,
 ) -> Iterator[Server]:
+    """Starts a server with its log in ``log_dir``; yields once ``health_path`` answers 200."""
     # Logs go to a file: a pipe nobody reads would block the server once its buffer is full.
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         server = Server(process, f"http://127.0.0.1:{port}")
         try:
-            wait_healthy(server, log_path)
+            wait_healthy(server, log_path, health_path=health_path, timeout=timeout)
             yield server
         finally:
             process.terminate()
@@ -125,13 +179,15 @@ def server_process(
                 process.wait(timeout=10)
 
 
-def wait_healthy(server: Server, log_path: Path, timeout: float = 60) -> None:
+def wait_healthy(
+    server: Server, log_path: Path, *, health_path: str = "/healthz", timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited early: {log_path.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}{health_path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.1)

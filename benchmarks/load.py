@@ -1,4 +1,4 @@
-"""A concurrent load driver: W workers, each on its own chat, driving POST {path} for N turns.
+"""A concurrent load driver: W workers, each sending its own requests (a chat each) for N turns in all.
 
 It runs on uvloop (the server's loop too), so the driver takes as little of the shared CPU as it can.
 
@@ -14,7 +14,7 @@ import asyncio
 import statistics
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,8 +22,11 @@ import httpx
 import uvloop
 
 from benchmarks.common import token
+from benchmarks.peers.contender import Turn
 
 T = TypeVar("T")
+Check = Callable[[httpx.Response], str | None]
+"""A turn's response -> ``None`` if it is right, else what went wrong (an error kind)."""
 
 
 @dataclass
@@ -73,6 +76,78 @@ def _error_kind(response: httpx.Response) -> str:
     return f"{response.status_code} {code}".strip()
 
 
+def status_check(response: httpx.Response) -> str | None:
+    """A turn failed unless its status is 200 (the error kind otherwise)."""
+    return None if response.status_code == 200 else _error_kind(response)
+
+
+def answer_check(answer_of: Callable[[httpx.Response], str], expected: str) -> Check:
+    """A turn failed unless its status is 200 and its answer is exactly ``expected``."""
+
+    def check(response: httpx.Response) -> str | None:
+        if response.status_code != 200:
+            return _error_kind(response)
+        try:
+            answer = answer_of(response)
+        except (ValueError, KeyError, TypeError):
+            return "unreadable answer"
+        return None if answer == expected else "wrong answer"
+
+    return check
+
+
+async def drive_turns(
+    client: httpx.AsyncClient,
+    requests: list[Callable[[int], tuple[Turn, Check]]],
+    *,
+    turns: int,
+    ramp_seconds: float = 0.0,
+) -> LoadResult:
+    """Send ``turns`` turns in total, spread over one worker per entry of ``requests`` (whose
+    ``requests[w](i)`` is worker w's i-th request and how to check its response), the workers
+    started over ``ramp_seconds``."""
+    workers = len(requests)
+    latencies: list[float] = []
+    kinds: Counter[str] = Counter()
+    per_worker = [turns // workers + (1 if w < turns % workers else 0) for w in range(workers)]
+
+    async def worker(w: int) -> None:
+        await asyncio.sleep(ramp_seconds * w / workers)
+        for i in range(per_worker[w]):
+            turn, check = requests[w](i)
+            started = time.perf_counter()
+            try:
+                response = await client.post(turn.path, json=turn.json, data=turn.form, headers=turn.headers)
+            except httpx.HTTPError as exc:
+                kinds[type(exc).__name__] += 1
+                continue
+            latency_ms = (time.perf_counter() - started) * 1000
+            failure = check(response)
+            if failure is None:
+                latencies.append(latency_ms)
+            else:
+                kinds[failure] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    elapsed = time.perf_counter() - started
+    return LoadResult(
+        turns=len(latencies),
+        errors=sum(kinds.values()),
+        seconds=elapsed,
+        latencies_ms=latencies,
+        error_kinds=kinds,
+        ramp_seconds=ramp_seconds,
+    )
+
+
+def load_client(url: str, workers: int) -> httpx.AsyncClient:
+    # Idle connections expire before uvicorn's 5 s keep-alive does: with equal timeouts the server may
+    # close a connection just as the client reuses it (httpx.ReadError, floor and chatserver alike).
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers, keepalive_expiry=2.0)
+    return httpx.AsyncClient(base_url=url, limits=limits, timeout=120)
+
+
 async def drive(
     url: str,
     *,
@@ -84,41 +159,15 @@ async def drive(
     message: str,
     ramp_seconds: float = 0.0,
 ) -> LoadResult:
-    """Send ``turns`` turns in total, spread over one worker per chat, started over ``ramp_seconds``."""
-    workers = len(chats)
-    headers = [{"Authorization": f"Bearer {token(user_of(w, users))}"} for w in range(workers)]
-    # Idle connections expire before uvicorn's 5 s keep-alive does: with equal timeouts the server may
-    # close a connection just as the client reuses it (httpx.ReadError, floor and chatserver alike).
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers, keepalive_expiry=2.0)
-    latencies: list[float] = []
-    kinds: Counter[str] = Counter()
-    per_worker = [turns // workers + (1 if w < turns % workers else 0) for w in range(workers)]
+    """chatserver's ``POST {path}`` (seed-compatible body): one worker per chat."""
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+    def requests_of(w: int) -> Callable[[int], tuple[Turn, Check]]:
+        headers = {"Authorization": f"Bearer {token(user_of(w, users))}"}
+        body = {"agent_name": agent, "message": message, "session_id": chats[w]}
+        request = (Turn(path, headers, json=body), status_check)
+        return lambda _i: request
 
-        async def worker(w: int) -> None:
-            await asyncio.sleep(ramp_seconds * w / workers)
-            for _ in range(per_worker[w]):
-                body = {"agent_name": agent, "message": message, "session_id": chats[w]}
-                started = time.perf_counter()
-                try:
-                    response = await client.post(path, json=body, headers=headers[w])
-                except httpx.HTTPError as exc:
-                    kinds[type(exc).__name__] += 1
-                    continue
-                if response.status_code == 200:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                else:
-                    kinds[_error_kind(response)] += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(workers)))
-        elapsed = time.perf_counter() - started
-    return LoadResult(
-        turns=len(latencies),
-        errors=sum(kinds.values()),
-        seconds=elapsed,
-        latencies_ms=latencies,
-        error_kinds=kinds,
-        ramp_seconds=ramp_seconds,
-    )
+    async with load_client(url, len(chats)) as client:
+        return await drive_turns(
+            client, [requests_of(w) for w in range(len(chats))], turns=turns, ramp_seconds=ramp_seconds
+        )

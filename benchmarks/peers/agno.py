@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import JWT_SECRET, Server, free_port
+from benchmarks.common import JWT_SECRET, Server, bearer, free_port, server_process
 from benchmarks.peers.contender import HISTORY_EXCHANGES, Chat, ServeOptions, Turn
-from benchmarks.peers.isolated import bearer, ensure_venv, peer_env, peer_process, venv_dir
+from benchmarks.peers.isolated import ensure_venv, peer_env, venv_dir
 
 APP = Path(__file__).resolve().parent / "agno_app"
 AGENT_ID = "echo"
@@ -59,9 +59,9 @@ class AgnoContender:
             AGNO_BENCH_JWT_SECRET=JWT_SECRET,
             AGNO_BENCH_HISTORY_RUNS=str(HISTORY_EXCHANGES),
         )
-        url = f"http://127.0.0.1:{port}"
-        log = options.directory / f"agno-{port}.log"
-        with peer_process(argv, env, url, "/health", options.directory, log) as server:
+        with server_process(
+            argv, env, port, options.directory, options.directory, health_path="/health", timeout=120
+        ) as server:
             yield server
 
     async def open_chats(self, client: httpx.AsyncClient, chats: list[Chat]) -> list[Chat]:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import JWT_SECRET, Server, free_port
+from benchmarks.common import JWT_SECRET, Server, bearer, free_port, server_process
 from benchmarks.peers.contender import Chat, ServeOptions, Turn
-from benchmarks.peers.isolated import bearer, ensure_venv, peer_env, peer_process, venv_dir
+from benchmarks.peers.isolated import ensure_venv, peer_env, venv_dir
 
 APP = Path(__file__).resolve().parent / "langgraph_app"
 ASSISTANT = "echo"
@@ -75,10 +75,10 @@ class LangGraphContender:
             LANGGRAPH_BENCH_JWT_SECRET=JWT_SECRET,
             PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         )
-        url = f"http://127.0.0.1:{port}"
-        log = options.directory / f"langgraph-{port}.log"
         # Its working folder is the run's: the in-memory mode writes its files there.
-        with peer_process(argv, env, url, "/ok", options.directory, log) as server:
+        with server_process(
+            argv, env, port, options.directory, options.directory, health_path="/ok", timeout=120
+        ) as server:
             yield server
 
     async def open_chats(self, client: httpx.AsyncClient, chats: list[Chat]) -> list[Chat]:

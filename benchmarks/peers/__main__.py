@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 from benchmarks.peers.agno import AgnoContender
 from benchmarks.peers.chatserver import ChatserverContender
@@ -30,6 +31,8 @@ from benchmarks.peers.original import OriginalContender
 from benchmarks.peers.scenarios import SCENARIOS, Scenario, measure, scaled
 from benchmarks.peers.table import Row, format_table, median_rows, with_ratios
 from benchmarks.run import database
+
+T = TypeVar("T")
 
 CONTENDERS: dict[str, Callable[[], Contender]] = {
     "chatserver": ChatserverContender,
@@ -45,7 +48,7 @@ def psycopg_url(url: str) -> str:
     return f"{scheme.split('+', 1)[0]}://{rest}"
 
 
-def rotated(contenders: list[Contender], run: int) -> list[Contender]:
+def rotated(contenders: list[T], run: int) -> list[T]:
     shift = run % len(contenders)
     return contenders[shift:] + contenders[:shift]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from chatserver.domain import NewEvent, NewMessage, Run, RunError, RunOutcome, TurnUsage
+from chatserver.domain import NewEvent, NewMessage, Run, RunError, RunOutcome, RunStatus, TurnUsage
 from chatserver.storage.sql import SqlUnitOfWorkFactory
 from tests.support.builders import NOW
 
@@ -44,9 +44,9 @@ async def _turn(
     return turn
 
 
-def _ended(run_id: str, status: str = "completed") -> RunOutcome:
+def _ended(run_id: str, status: RunStatus = "completed") -> RunOutcome:
     error = RunError("model_error", "the provider said no") if status == "failed" else None
-    return RunOutcome(run_id, OWNER, status, "echo", TurnUsage(7, 3, 1), error=error)  # type: ignore[arg-type]
+    return RunOutcome(run_id, OWNER, status, "echo", TurnUsage(7, 3, 1), error=error)
 
 
 @pytest.mark.usefixtures("alices_chat")

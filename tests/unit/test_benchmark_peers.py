@@ -94,7 +94,7 @@ class TestHarnessPlumbing:
         assert psycopg_url(url) == "postgresql://u:p@127.0.0.1:5432/db"
 
     def test_the_contender_order_rotates_from_run_to_run(self) -> None:
-        assert [rotated(["a", "b", "c"], n) for n in range(4)] == [  # type: ignore[arg-type]
+        assert [rotated(["a", "b", "c"], n) for n in range(4)] == [
             ["a", "b", "c"],
             ["b", "c", "a"],
             ["c", "a", "b"],

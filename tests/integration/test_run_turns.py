@@ -103,7 +103,7 @@ async def test_only_the_callers_runs_are_found_and_a_queued_run_has_no_turn_yet(
 
 
 @pytest.mark.usefixtures("alices_chat")
-async def test_a_runs_first_answer_is_found_by_the_run_id_for_its_owner_only(
+async def test_a_runs_first_answer_and_last_message_are_found_by_the_run_id_for_its_owner_only(
     uow_factory: SqlUnitOfWorkFactory,
 ) -> None:
     answer = [NewMessage("assistant", "thinking", tool_calls=()), NewMessage("assistant", "done")]
@@ -115,7 +115,15 @@ async def test_a_runs_first_answer_is_found_by_the_run_id_for_its_owner_only(
         unknown = await uow.messages.answer_of_run("alice", "c1", "no-such-run")
         stored = await uow.messages.children("alice", "c1", [None])
         answers = await uow.messages.children("alice", "c1", [stored[0].id])
+        lasts = [await uow.messages.last_of_run("alice", "c1", r) for r in ("run-1", "run-2", "no-such-run")]
+        done = await uow.messages.children("alice", "c1", [answers[0].id])
+        asked_again = await uow.messages.children("alice", "c1", [done[0].id])
     async with uow_factory(user_id="bob") as uow:
         bobs = await uow.messages.answer_of_run("bob", "c1", "run-1")
+        bobs_last = await uow.messages.last_of_run("bob", "c1", "run-1")
     assert first == answers[0].id and answers[0].content == "thinking"
-    assert (none, unknown, bobs) == (None, None, None)
+    assert (none, unknown, bobs, bobs_last) == (None, None, None, None)
+    # run-1's last message is its final answer; run-2 failed and left only its user message.
+    assert [m.content for m in done] == ["done"] and lasts[0] == done[0].id
+    assert lasts[2] is None and [m.id for m in asked_again] == [lasts[1]]
+

@@ -320,13 +320,16 @@ class FakeMessages:
         return [m for m in self.owned(user_id, chat_id) if m.parent_id in parent_ids]
 
     async def answer_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        return next((m.id for m in self._of_run(user_id, chat_id, run_id) if m.role == "assistant"), None)
+
+    async def last_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        return max((m.id for m in self._of_run(user_id, chat_id, run_id)), default=None)
+
+    def _of_run(self, user_id: str, chat_id: str, run_id: str) -> list[Message]:
         run = self.s.runs.get(run_id)
         if run is None or (run.user_id, run.chat_id) != (user_id, chat_id) or run_id not in self.s.run_turns:
-            return None
-        turn = self.s.run_turns[run_id]
-        return next(
-            (m.id for m in self.owned(user_id, chat_id) if m.turn == turn and m.role == "assistant"), None
-        )
+            return []
+        return [m for m in self.owned(user_id, chat_id) if m.turn == self.s.run_turns[run_id]]
 
     async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
         mine = self.owned(user_id, chat_id)

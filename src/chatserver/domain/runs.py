@@ -80,6 +80,9 @@ class StartRun:
     """A user message of the chat: the new message becomes its sibling (edit and resend)."""
     regenerate: int | None = None
     """An assistant message of the chat: a new answer to the same user message, with no ``message``."""
+    follows_run: str | None = None
+    """A run of the chat: the turn follows the last message it wrote, a new branch when that is not
+    the active branch's leaf (a client continuing from an older response)."""
 
 
 @dataclass(frozen=True, slots=True)

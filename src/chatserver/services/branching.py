@@ -1,12 +1,13 @@
-"""Where a turn goes in its chat's tree: checking a command's ``edit_of`` and ``regenerate``."""
+"""Where a turn goes in its chat's tree: checking a command's ``edit_of`` and ``regenerate``, and
+following an older run's answer (``follows_run``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from chatserver.domain import StartRun
-from chatserver.errors import InvalidInput, NotFound
-from chatserver.storage.protocols import UnitOfWorkFactory
+from chatserver.errors import ChatBusy, InvalidInput, NotFound
+from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 MAX_ANSWER_MESSAGES = 512
 """How far back from an answer its user message is looked for (an answer's tool calls and results)."""
@@ -22,6 +23,8 @@ class Placement:
 async def place_turn(uow_factory: UnitOfWorkFactory, command: StartRun) -> tuple[StartRun, Placement]:
     """The command as the turn runs it (a regenerated answer's message is its user message's), and
     where it goes; refuses ids that are not a message of the caller's chat of the right kind."""
+    if command.follows_run is not None and (command.edit_of, command.regenerate) != (None, None):
+        raise InvalidInput("a turn that follows a run names no other message")
     if command.edit_of is None and command.regenerate is None:
         return command, Placement()
     if command.chat_id is None:
@@ -49,3 +52,19 @@ async def place_turn(uow_factory: UnitOfWorkFactory, command: StartRun) -> tuple
     if asked is None:
         raise InvalidInput("the answer to regenerate follows no user message")
     return replace(command, message=asked.content), Placement(regenerate=asked.id)
+
+
+async def follow_run(uow: UnitOfWork, user_id: str, chat_id: str, run_id: str) -> None:
+    """Make the last message run ``run_id`` wrote the chat's active leaf, in the transaction that
+    stores the turn: a new branch from it when it is an older answer. Refused while another run of
+    the chat goes on, which writes after the active leaf, as a switch of branch is."""
+    last = await uow.messages.last_of_run(user_id, chat_id, run_id)
+    if last is None:
+        raise InvalidInput(f"run '{run_id}' stored no message to follow")
+    chat = await uow.chats.get(user_id, chat_id)
+    if chat is None or chat.active_message_id == last:
+        return
+    # The write locks the chat's row first, so a turn starting beside this one waits, then sees it.
+    await uow.chats.set_active(user_id, chat_id, last)
+    if await uow.runs.active(user_id, chat_id):
+        raise ChatBusy(f"chat '{chat_id}' has a run in progress")

@@ -32,7 +32,7 @@ from chatserver.errors import (
     PayloadTooLarge,
 )
 from chatserver.services.agent_loader import AgentLoader
-from chatserver.services.branching import place_turn
+from chatserver.services.branching import follow_run, place_turn
 from chatserver.services.ids import sortable_id
 from chatserver.services.metering import BudgetGate
 from chatserver.services.run_events import RunEventLog
@@ -257,6 +257,8 @@ class RunService:
         try:
             async with self._starts.turn(run.user_id), self._uow(user_id=run.user_id) as uow:
                 await self._admit(uow, run, budgets)
+                if command.follows_run is not None and run.chat_id is not None:
+                    await follow_run(uow, run.user_id, run.chat_id, command.follows_run)
                 started = await uow.turns.start(
                     run,
                     policy=policy,

@@ -142,6 +142,9 @@ class MessageRepository(Protocol):
     async def answer_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
         """The id of the first answer message run ``run_id`` of the chat wrote; None: it wrote none."""
 
+    async def last_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        """The id of the last message run ``run_id`` of the chat wrote; None: it wrote none."""
+
     async def newest_under(self, user_id: str, chat_id: str, message_id: int) -> int | None:
         """The newest message of the subtree from ``message_id`` (None: no such message)."""
 

@@ -1,7 +1,9 @@
 """The OpenAI Responses API on the run pipeline: a response is a run (``resp_<run id>``).
 
 Stored responses (``store``, the default) are turns of a chat: a response without
-``previous_response_id`` begins a chat, one with it continues that response's chat. With
+``previous_response_id`` begins a chat, one with it continues from that response: the newest
+response of the chat goes on, an older one begins a new branch there, as OpenAI's context is the
+named response's own chain. With
 ``store: false`` the input is the whole context, as a run without a chat, and the response cannot
 be retrieved or continued. ``background: true`` answers at once; the run goes on, to be read with
 ``GET`` or stopped with ``POST .../cancel``.
@@ -52,7 +54,7 @@ async def create_response(
 ) -> Response:
     previous = await _previous(container, principal.user_id, body.previous_response_id)
     turn = body.to_turn(_handed_calls(previous))
-    command = _command(body, turn, principal.user_id, previous.chat_id if previous else None, key)
+    command = _command(body, turn, principal.user_id, previous, key)
     try:
         handle = await container.runs.start(command)
     except AgentNotFound:
@@ -126,7 +128,7 @@ def _handed_calls(previous: Run | None) -> dict[str, str]:
 
 
 def _command(
-    body: ResponseRequest, turn: ResponseTurn, user_id: str, chat_id: str | None, key: str | None
+    body: ResponseRequest, turn: ResponseTurn, user_id: str, previous: Run | None, key: str | None
 ) -> StartRun:
     digest = request_hash("v1:responses", body) if key else None
     if not body.store:
@@ -151,7 +153,8 @@ def _command(
         user_id,
         body.model,
         turn.last_user_text,
-        chat_id=chat_id or f"resp-{uuid.uuid4().hex}",
+        chat_id=previous.chat_id if previous else f"resp-{uuid.uuid4().hex}",
+        follows_run=previous.id if previous else None,
         idempotency_key=key,
         request_hash=digest,
         options=options,

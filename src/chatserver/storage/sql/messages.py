@@ -242,15 +242,12 @@ class SqlMessageRepository:
 
     async def answer_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
         """The first answer message the run wrote (of the turn it opened, ``runs.turn``)."""
-        r = runs.c
-        statement = (
-            select(_m.id)
-            .join_from(chat_messages, runs, (r.user_id == _m.user_id) & (r.chat_id == _m.chat_id))
-            .where(r.id == run_id, r.user_id == user_id, r.chat_id == chat_id, _m.turn == r.turn)
-            .where(_m.role == "assistant")
-            .order_by(_m.id)
-            .limit(1)
-        )
+        statement = _of_run(user_id, chat_id, run_id).where(_m.role == "assistant").order_by(_m.id).limit(1)
+        found: int | None = (await self._conn.execute(statement)).scalar()
+        return found
+
+    async def last_of_run(self, user_id: str, chat_id: str, run_id: str) -> int | None:
+        statement = _of_run(user_id, chat_id, run_id).order_by(_m.id.desc()).limit(1)
         found: int | None = (await self._conn.execute(statement)).scalar()
         return found
 
@@ -259,3 +256,13 @@ class SqlMessageRepository:
         owned = await self._conn.execute(_OWNED_CHAT, {"p_user_id": user_id, "p_chat_id": chat_id})
         if owned.first() is None:
             raise NotFound(f"chat {chat_id!r} not found")
+
+
+def _of_run(user_id: str, chat_id: str, run_id: str) -> Select[Any]:
+    """The ids of the messages of the turn run ``run_id`` opened (``runs.turn``)."""
+    r = runs.c
+    return (
+        select(_m.id)
+        .join_from(chat_messages, runs, (r.user_id == _m.user_id) & (r.chat_id == _m.chat_id))
+        .where(r.id == run_id, r.user_id == user_id, r.chat_id == chat_id, _m.turn == r.turn)
+    )

@@ -48,10 +48,11 @@ Step = Callable[[int], Awaitable[object]]
 async def _timed(label: str, calls: int, step: Step) -> None:
     for i in range(min(calls, 20)):
         await step(i)
-    start = time.process_time()
+    start, wall = time.process_time(), time.perf_counter()
     for i in range(calls):
         await step(i)
-    print(f"| {label} | {1000 * (time.process_time() - start) / calls:.3f} |", flush=True)
+    cpu, wall = time.process_time() - start, time.perf_counter() - wall
+    print(f"| {label} | {1000 * cpu / calls:.3f} | {1000 * wall / calls:.3f} |", flush=True)
 
 
 async def measure(url: str, calls: int, endpoint: str | None = None) -> None:
@@ -92,7 +93,8 @@ async def _stages(container: Container) -> list[tuple[str, Step]]:
 
     bare = Agent(EchoModel(), output_type=str, instructions=built.system_prompt or None)
     tune_garbage_collector()
-    print(f"| stage ({len(history)} history messages) | CPU ms per call |\n|---|---:|")
+    print(f"| stage ({len(history)} history messages) | CPU ms per call | wall ms per call |")
+    print("|---|---:|---:|")
     return [
         ("a whole run, without HTTP", lambda _: whole_turn()),
         ("authenticate a JWT", lambda _: container.identity.authenticate(jwt)),
@@ -119,8 +121,9 @@ async def _window(container: Container, user: str) -> list[Message]:
     async with container.uow(user_id=user) as uow:
         chat = await uow.chats.get(user, "bench-chat")
         assert chat is not None
-        turn = chat.turn_count + 1
-        return await uow.messages.window(user, "bench-chat", before_turn=turn, turns=WINDOW_TURNS)
+        return await uow.messages.window(
+            user, "bench-chat", from_id=chat.active_message_id, turns=WINDOW_TURNS
+        )
 
 
 def main() -> None:

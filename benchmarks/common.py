@@ -126,6 +126,23 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def postgres_pid() -> int | None:
+    """The local PostgreSQL server's first process (the postmaster), whose tree holds every backend;
+    None when none runs here. Its CPU is the database's share of a turn, whoever's turn it is."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            parent = int(_stat_fields(int(entry.name))[1])
+            if Path(f"/proc/{parent}/comm").read_text().strip() != "postgres":
+                return int(entry.name)
+        except (OSError, IndexError):
+            continue
+    return None
+
+
 def tree_usage(pid: int) -> Usage:
     """CPU (user + system, with that of children already reaped) and memory summed over a process tree."""
     cpu = peak = rss = 0.0

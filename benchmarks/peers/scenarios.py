@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from benchmarks.common import Server, tree_usage
+from benchmarks.common import Server, Usage, postgres_pid, tree_usage
 from benchmarks.load import Check, LoadResult, answer_check, drive_turns, load_client, run_on_uvloop, user_of
 from benchmarks.peers.contender import Chat, Contender, Turn
 from benchmarks.peers.table import Row
@@ -108,20 +108,27 @@ async def _measure(contender: Contender, server: Server, scenario: Scenario) -> 
             warmup = _requests(contender, chats, workers, "warm ")
             result = await _load(client, warmup, max(2 * scenario.chats, MIN_WARMUP_TURNS), ramp)
             _report_errors(contender.name, label, "warm-up", result)
-        before = tree_usage(server.process.pid)
+        database = postgres_pid()
+        before, db_before = tree_usage(server.process.pid), _database_usage(database)
         result = await _load(client, _requests(contender, chats, workers, ""), scenario.turns, ramp)
-        after = tree_usage(server.process.pid)
+        after, db_after = tree_usage(server.process.pid), _database_usage(database)
     _report_errors(contender.name, label, "measured", result)
+    per_turn = 1000 / max(result.turns, 1)
     return Row(
         label,
         contender.name,
         result.turns_per_second,
         result.p50,
         result.percentile(0.99),
-        (after.cpu_seconds - before.cpu_seconds) * 1000 / max(result.turns, 1),
+        (after.cpu_seconds - before.cpu_seconds) * per_turn,
+        (db_after.cpu_seconds - db_before.cpu_seconds) * per_turn,
         after.peak_rss_mb,
         result.errors,
     )
+
+
+def _database_usage(pid: int | None) -> Usage:
+    return tree_usage(pid) if pid is not None else Usage(0.0, 0.0, 0.0)
 
 
 def measure(contender: Contender, server: Server, scenario: Scenario) -> Row:

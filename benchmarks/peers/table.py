@@ -18,6 +18,8 @@ class Row:
     p50_ms: float
     p99_ms: float
     cpu_ms_per_turn: float
+    db_cpu_ms_per_turn: float
+    """PostgreSQL's CPU over the measured turns, per turn (every contender's database is there)."""
     peak_rss_mb: float
     errors: int
     throughput_x: float | None = None
@@ -69,6 +71,7 @@ def median_rows(runs: list[list[Row]]) -> list[Row]:
             statistics.median(r.p50_ms for r in rows),
             statistics.median(r.p99_ms for r in rows),
             statistics.median(r.cpu_ms_per_turn for r in rows),
+            statistics.median(r.db_cpu_ms_per_turn for r in rows),
             statistics.median(r.peak_rss_mb for r in rows),
             sum(r.errors for r in rows),
             _median_or_none([r.throughput_x for r in rows]),
@@ -86,14 +89,14 @@ def format_table(rows: list[Row], title: str) -> str:
     lines = [
         f"### {title}",
         "",
-        "| scenario | contender | turns/s | p50 ms | p99 ms | CPU ms/turn | peak RSS MB | errors "
-        "| turns/s vs original | CPU vs original |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | contender | turns/s | p50 ms | p99 ms | CPU ms/turn | DB CPU ms/turn | peak RSS MB "
+        "| errors | turns/s vs original | CPU vs original |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.scenario} | {r.contender} | {r.turns_per_s:.1f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
-            f"| {r.cpu_ms_per_turn:.2f} | {r.peak_rss_mb:.0f} | {r.errors} | {_times(r.throughput_x)} "
-            f"| {_times(r.cpu_x)} |"
+            f"| {r.cpu_ms_per_turn:.2f} | {r.db_cpu_ms_per_turn:.2f} | {r.peak_rss_mb:.0f} | {r.errors} "
+            f"| {_times(r.throughput_x)} | {_times(r.cpu_x)} |"
         )
     return "\n".join(lines)

@@ -8,14 +8,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatserver.domain import Message, NewEvent, NewMessage, Run, RunOutcome, ToolCall, TurnUsage
 from chatserver.services.ids import sortable_id
 from chatserver.storage.protocols import ClosedRun, HandOn, StartedRun, UnitOfWork
 from chatserver.storage.sql import SqlUnitOfWorkFactory, create_engine
 from chatserver.storage.sql.chats import TITLE_MAX_CHARS
-from chatserver.storage.sql.tables import chat_messages
+from chatserver.storage.sql.tables import chat_messages, runs
 from chatserver.storage.sql.turns import _OPEN
 from tests.support.builders import NOW, chat
 from tests.support.databases import settings_for
@@ -232,43 +233,140 @@ async def test_a_stateless_turn_leaves_only_its_event(
     assert [(e.type, e.chat_id) for e in events] == [("turn.completed", None)]
 
 
+_ROWS_READ = (
+    "SELECT pg_stat_get_xact_tuples_returned('chat_messages'::regclass)"
+    " + pg_stat_get_xact_tuples_fetched('chat_messages'::regclass)"
+)
+"""The table's rows read in this transaction, by sequential and by any index scan."""
+
+
+async def _runs_read(engine: AsyncEngine) -> int:
+    """Rows of ``runs`` read by every transaction reported so far, by sequential and index scans."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        statement = text(
+            "SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables WHERE relname = 'runs'"
+        )
+        read: int = (await conn.execute(statement)).scalar_one()
+        return read
+
+
+async def _long_chat(uow_factory: SqlUnitOfWorkFactory) -> None:
+    """Alice's chat c1 with 400 turns, in a table that has no statistics yet, as a new server's."""
+    async with uow_factory() as uow:
+        await uow.users.ensure("alice", is_admin=False, now=NOW)
+        await uow.commit()
+    async with uow_factory(user_id="alice") as uow:
+        await uow.chats.create_if_absent(chat("c1", "alice", turn_count=400))
+        rows = [
+            {"chat_id": "c1", "user_id": "alice", "turn": n, "role": r, "content": r, "created_at": NOW}
+            for n in range(1, 401)
+            for r in ("user", "assistant")
+        ]
+        await uow.connection.execute(insert(chat_messages), rows)
+        await uow.commit()
+
+
 @pytest.mark.postgres
 async def test_on_postgres_opening_a_turn_reads_only_the_windows_rows_however_long_the_chat(
     postgres_url: str,
 ) -> None:
     """Row-level security is on (the app role): its policy is checked before any condition that
     could raise, so a window bound computed inside the scan's condition would not bound the index
-    scan, and the scan would walk the whole chat. The turn function's inner plan is not visible to
-    EXPLAIN: the transaction's own index statistics count the entries it read."""
+    scan, and the scan would walk the whole chat. A walk that names the owner beside each parent's
+    id is planned, on a table without statistics, on the owner's index, and reads all the owner's
+    messages. The turn function's inner plan is not visible to EXPLAIN: the transaction's own table
+    statistics count the rows it read."""
     engine = create_engine(settings_for(postgres_url))
     try:
         uow_factory = SqlUnitOfWorkFactory(engine)
-        async with uow_factory() as uow:
-            await uow.users.ensure("alice", is_admin=False, now=NOW)
-            await uow.commit()
-        async with uow_factory(user_id="alice") as uow:
-            await uow.chats.create_if_absent(chat("c1", "alice", turn_count=400))
-            rows = [
-                {"chat_id": "c1", "user_id": "alice", "turn": n, "role": r, "content": r, "created_at": NOW}
-                for n in range(1, 401)
-                for r in ("user", "assistant")
-            ]
-            await uow.connection.execute(insert(chat_messages), rows)
-            await uow.commit()
+        await _long_chat(uow_factory)
         async with uow_factory(user_id="alice") as uow:
             driver = (await uow.connection.get_raw_connection()).driver_connection
             assert driver is not None
             async with driver.transaction():
                 window = await driver.fetch(_OPEN, "c1", "alice", "helper", "t", NOW, "hi", 5, 5 * 64, None)
-                # Index entries returned by scans of the window's index in this transaction.
-                read = await driver.fetchval(
-                    "SELECT pg_stat_get_xact_tuples_returned($1::regclass)", "pk_chat_messages"
-                )
+                read = await driver.fetchval(_ROWS_READ)
     finally:
         await engine.dispose()
     assert len(window) == 10
-    # The walk: one primary-key lookup per parent, one per message read (the seed is a lookup too).
-    assert read <= 2 * len(window)
+    # The walk: one primary-key lookup per message of the window, and one for the parent it stops at.
+    assert read <= len(window) + 1
+
+
+@pytest.mark.postgres
+async def test_on_postgres_a_branch_read_for_the_page_reads_only_its_rows(postgres_url: str) -> None:
+    engine = create_engine(settings_for(postgres_url))
+    try:
+        uow_factory = SqlUnitOfWorkFactory(engine)
+        await _long_chat(uow_factory)
+        async with uow_factory(user_id="alice") as uow:
+            chat_row = await uow.chats.get("alice", "c1")
+            assert chat_row is not None
+            before = (await uow.connection.execute(text(_ROWS_READ))).scalar_one()
+            branch = await uow.messages.branch("alice", "c1", from_id=chat_row.active_message_id, limit=20)
+            read = (await uow.connection.execute(text(_ROWS_READ))).scalar_one() - before
+    finally:
+        await engine.dispose()
+    assert [m.turn for m in branch] == [n for n in range(391, 401) for _ in range(2)]
+    assert read <= len(branch) + 1
+
+
+@pytest.mark.postgres
+async def test_on_postgres_a_whole_turn_reads_few_runs_however_many_the_user_has(postgres_url: str) -> None:
+    """The user has 400 ended runs in the chat, in a table without statistics: every lookup of a
+    turn (the user's active runs, the chat's running one, the run's branch, its end) must find its
+    rows by an index made for it, not by the owner's every run."""
+    engine = create_engine(settings_for(postgres_url))
+    try:
+        uow_factory = SqlUnitOfWorkFactory(engine)
+        await _long_chat(uow_factory)
+        async with uow_factory(user_id="alice") as uow:
+            ended = [
+                {
+                    "id": f"old-{n:03}",
+                    "user_id": "alice",
+                    "chat_id": "c1",
+                    "agent_name": "helper",
+                    "status": "completed",
+                    "message": "m",
+                    "created_at": NOW,
+                    "turn": n,
+                }
+                for n in range(1, 401)
+            ]
+            await uow.connection.execute(insert(runs), ended)
+            await uow.commit()
+        run = _new_run(n=500)
+        before = await _runs_read(engine)
+        async with uow_factory(user_id="alice") as uow:
+            started = await uow.turns.start(
+                run, policy="enqueue", owner=OWNER, lease_until=LATER, max_active=5
+            )
+            claimed = await uow.turns.open(
+                "alice", "c1", "helper", run.message, title="t", now=NOW, window_turns=5, run_id=run.id
+            )
+            assert claimed is not None
+            outcome = RunOutcome(
+                run.id, OWNER, "completed", "echo", TurnUsage(3, 4, 1), result={"response": "ok"}
+            )
+            closed = await uow.turns.close(
+                "alice",
+                "c1",
+                claimed.chat.turn_count,
+                [NewMessage("assistant", "ok")],
+                _event(),
+                now=NOW,
+                outcome=outcome,
+            )
+            # Counted once this backend has reported them, which it does as the commit returns.
+            await uow.connection.execute(text("SELECT pg_stat_force_next_flush()"))
+            await uow.commit()
+        read = await _runs_read(engine) - before
+    finally:
+        await engine.dispose()
+    assert started.claimed == run.id and closed.written
+    assert read <= 10, read
 
 
 def _new_run(user_id: str = "alice", *, key: str | None = None, agent: str = "helper", n: int = 0) -> Run:

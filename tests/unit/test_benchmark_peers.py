@@ -15,7 +15,7 @@ from benchmarks.peers.table import Row, format_table, median_rows, with_ratios
 
 
 def _row(scenario: str, contender: str, turns_per_s: float, cpu: float, errors: int = 0) -> Row:
-    return Row(scenario, contender, turns_per_s, 10.0, 20.0, cpu, 100.0, errors)
+    return Row(scenario, contender, turns_per_s, 10.0, 20.0, cpu, 1.0, 100.0, errors)
 
 
 class TestRatiosAgainstTheOriginal:

@@ -45,26 +45,35 @@ _LIMIT = bindparam("p_limit", type_=Integer)
 
 def _branch_walk() -> Any:
     """The ancestors of ``p_from_id`` (itself first), counting turns at each change of turn, while
-    within ``p_turns`` turns and ``p_limit`` messages: one primary-key lookup per message."""
+    within ``p_turns`` turns and ``p_limit`` messages: one primary-key lookup per message.
+
+    Each step names the parent's id alone, and the owner and chat are checked on the walk's rows:
+    given ``user_id`` beside the id, a planner without fresh statistics reads every one of the
+    owner's messages at each step (migration 0012 says more). The rows carry every column read."""
     m, p = chat_messages.alias("s"), chat_messages.alias("p")
     seed = select(
-        m.c.id,
-        m.c.parent_id,
-        m.c.turn,
+        *(m.c[c.name] for c in _COLUMNS),
         literal(1, Integer).label("turns"),
         literal(1, Integer).label("depth"),
-    ).where(m.c.id == _FROM_ID, m.c.user_id == _USER_ID, m.c.chat_id == _CHAT_ID, _TURNS > 0)
+    ).where(m.c.id == _FROM_ID, _TURNS > 0)
     branch = seed.cte("branch", recursive=True)
     step = branch.c.turns + case((p.c.turn != branch.c.turn, 1), else_=0)
     return branch.union_all(
-        select(p.c.id, p.c.parent_id, p.c.turn, step, branch.c.depth + 1)
+        select(*(p.c[c.name] for c in _COLUMNS), step, branch.c.depth + 1)
         .join_from(branch, p, p.c.id == branch.c.parent_id)
-        .where(p.c.user_id == _USER_ID, step <= _TURNS, branch.c.depth < _LIMIT)
+        .where(_owned(branch), step <= _TURNS, branch.c.depth < _LIMIT)
     )
 
 
+def _owned(walk: Any) -> ColumnElement[bool]:
+    owned: ColumnElement[bool] = (walk.c.user_id == _USER_ID) & (walk.c.chat_id == _CHAT_ID)
+    return owned
+
+
 _BRANCH = _branch_walk()
-_WINDOW = select(*_COLUMNS).join_from(_BRANCH, chat_messages, _m.id == _BRANCH.c.id).order_by(_m.id.desc())
+_WINDOW = (
+    select(*(_BRANCH.c[c.name] for c in _COLUMNS)).where(_owned(_BRANCH)).order_by(_BRANCH.c.id.desc())
+)
 """The active branch up to a message, newest first: the model's window and the page's history."""
 
 _OWNED_CHAT = select(chats.c.id).where(chats.c.id == _CHAT_ID, chats.c.user_id == _USER_ID)

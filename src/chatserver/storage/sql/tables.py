@@ -245,7 +245,28 @@ runs = Table(
     # Migration 0011: the turn of its chat the run opened, set by a trigger as the turn is claimed.
     Column("turn", Integer, nullable=True),
     _of_chat(),
-    UniqueConstraint("user_id", "idempotency_key"),
+    # Migration 0012: partial, so that no lookup by owner alone can take it (see that migration).
+    Index(
+        "uq_runs_user_id_idempotency_key",
+        "user_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_runs_active_user",
+        "user_id",
+        postgresql_where=text("status IN ('queued', 'running')"),
+        sqlite_where=text("status IN ('queued', 'running')"),
+    ),
+    Index(
+        "ix_runs_busy_chat",
+        "user_id",
+        "chat_id",
+        postgresql_where=text("status IN ('running', 'requires_action')"),
+        sqlite_where=text("status IN ('running', 'requires_action')"),
+    ),
     Index(
         "ix_runs_running_chat",
         "user_id",

@@ -17,7 +17,12 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./chatserver.db"
     db_pool_size: int = Field(10, ge=1)
-    db_max_overflow: int = Field(10, ge=0)
+    db_max_overflow: int = Field(
+        0,
+        ge=0,
+        description="connections past the pool: each is opened for one use and closed, so under load "
+        "every turn would pay a new PostgreSQL connection (a backend, its role, its type lookups)",
+    )
     db_timeout_seconds: float = Field(5.0, gt=0)
     readiness_timeout_seconds: float = Field(2.0, gt=0, description="bound of /readyz's database checks")
 

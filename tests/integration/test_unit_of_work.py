@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -251,3 +251,30 @@ async def test_after_every_pooled_connection_is_terminated_the_next_turns_succee
         await admin.dispose()
         await engine.dispose()
     assert outcomes.count("unavailable") <= 1 and outcomes[-7:] == ["ok"] * 7, outcomes
+
+
+async def test_use_cases_beyond_the_pool_wait_for_its_connections_rather_than_open_more(
+    database_url: str,
+) -> None:
+    """With the default settings, twelve use cases at once on a pool of three open three connections:
+    a connection opened past the pool would be closed after one use, and reopened on the next."""
+    engine = create_engine(settings_for(database_url, db_pool_size=3))
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda connection, _record: opened.append(connection))
+    factory = SqlUnitOfWorkFactory(engine)
+    try:
+
+        async def use_case(n: int) -> None:
+            async with factory() as uow:
+                await uow.users.ensure(f"user-{n}", is_admin=False, now=NOW)
+                await asyncio.sleep(0.01)
+                await uow.commit()
+
+        for _ in range(3):
+            await asyncio.gather(*(use_case(n) for n in range(12)))
+        async with factory() as uow:
+            stored = await uow.users.count()
+    finally:
+        await engine.dispose()
+    assert stored == 12
+    assert len(opened) <= 3

@@ -102,18 +102,23 @@ async def drive_turns(
     *,
     turns: int,
     ramp_seconds: float = 0.0,
+    deadline_seconds: float | None = None,
 ) -> LoadResult:
     """Send ``turns`` turns in total, spread over one worker per entry of ``requests`` (whose
     ``requests[w](i)`` is worker w's i-th request and how to check its response), the workers
-    started over ``ramp_seconds``."""
+    started over ``ramp_seconds``. Past ``deadline_seconds`` no worker starts another turn: a slow
+    server is measured on the turns it answered by then."""
     workers = len(requests)
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
     per_worker = [turns // workers + (1 if w < turns % workers else 0) for w in range(workers)]
+    began = time.perf_counter()
 
     async def worker(w: int) -> None:
         await asyncio.sleep(ramp_seconds * w / workers)
         for i in range(per_worker[w]):
+            if deadline_seconds is not None and time.perf_counter() - began > deadline_seconds:
+                return
             turn, check = requests[w](i)
             started = time.perf_counter()
             try:
@@ -128,9 +133,8 @@ async def drive_turns(
             else:
                 kinds[failure] += 1
 
-    started = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(workers)))
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - began
     return LoadResult(
         turns=len(latencies),
         errors=sum(kinds.values()),

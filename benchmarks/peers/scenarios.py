@@ -28,6 +28,9 @@ LATENCY_MS = 200
 MIN_WARMUP_TURNS = 50
 LOAD_TIMEOUT_S = 300
 """A bound on any one load (warm-up, history or measured turns), whatever the contender does."""
+MEASURED_SECONDS = 60
+"""Measured turns start for this long at most: a contender slower than that is measured on the
+turns it answered (LangGraph's queue answers about one turn a second at concurrency 1)."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,14 @@ def _report_errors(contender: str, label: str, phase: str, result: LoadResult) -
 
 
 async def _load(
-    client: httpx.AsyncClient, requests: list[Callable[[int], tuple[Turn, Check]]], turns: int, ramp: float
+    client: httpx.AsyncClient,
+    requests: list[Callable[[int], tuple[Turn, Check]]],
+    turns: int,
+    ramp: float,
+    deadline: float | None = None,
 ) -> LoadResult:
     async with asyncio.timeout(LOAD_TIMEOUT_S):
-        return await drive_turns(client, requests, turns=turns, ramp_seconds=ramp)
+        return await drive_turns(client, requests, turns=turns, ramp_seconds=ramp, deadline_seconds=deadline)
 
 
 async def _measure(contender: Contender, server: Server, scenario: Scenario) -> Row:
@@ -110,7 +117,8 @@ async def _measure(contender: Contender, server: Server, scenario: Scenario) -> 
             _report_errors(contender.name, label, "warm-up", result)
         database = postgres_pid()
         before, db_before = tree_usage(server.process.pid), _database_usage(database)
-        result = await _load(client, _requests(contender, chats, workers, ""), scenario.turns, ramp)
+        measured = _requests(contender, chats, workers, "")
+        result = await _load(client, measured, scenario.turns, ramp, MEASURED_SECONDS)
         after, db_after = tree_usage(server.process.pid), _database_usage(database)
     _report_errors(contender.name, label, "measured", result)
     per_turn = 1000 / max(result.turns, 1)

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.e2e.processes import clean_env
 from tests.support.databases import postgres_admin_url
@@ -44,6 +46,16 @@ def rows(output: str) -> dict[str, tuple[str, str]]:
             status, detail = found[current]
             found[current] = (status, f"{detail}\n{line.strip()}")
     return found
+
+
+async def _autovacuum(url: str) -> str:
+    """The server's own answer, asked apart from the doctor."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return str((await conn.execute(text("SHOW autovacuum"))).scalar_one())
+    finally:
+        await engine.dispose()
 
 
 def closed_port() -> int:
@@ -83,6 +95,8 @@ class TestAHealthyDeployment:
         assert report["database"][0] == report["migrations"][0] == "OK"
         assert report["database role"] == ("OK", "chatserver_app is subject to row-level security")
         assert report["row-level security"] == ("OK", "forced on every user-owned table")
+        expected = "OK" if await _autovacuum(postgres_url) == "on" else "WARN"
+        assert report["statistics"][0] == expected and "autovacuum is" in report["statistics"][1]
 
     async def test_a_superuser_url_is_named_as_such(self, tmp_path: Path, postgres_url: str) -> None:
         database = make_url(postgres_url).database

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from chatserver.config import Settings
 from chatserver.doctor.report import Check, fail, ok, warn
 from chatserver.redis_bus.connection import connect
-from chatserver.storage.sql.diagnostics import role_facts, tables_without_forced_rls
+from chatserver.storage.sql.diagnostics import autovacuum_on, role_facts, tables_without_forced_rls
 from chatserver.storage.sql.engine import SqlDatabase
 
 SLOW_REDIS_MS = 50.0
@@ -109,6 +109,7 @@ async def database_checks(settings: Settings, database: SqlDatabase) -> list[Che
     if database.engine.dialect.name == "postgresql":
         checks.append(await _role_check(database, settings.database_app_role))
         checks.append(await _rls_check(database))
+        checks.append(await _statistics_check(database))
     return checks
 
 
@@ -158,6 +159,17 @@ async def _rls_check(database: SqlDatabase) -> Check:
         f"not forced on {', '.join(unforced)}",
         "run `chatserver migrate`; if it is at head, the tables were altered by hand: "
         "ALTER TABLE ... ENABLE ROW LEVEL SECURITY, ... FORCE ROW LEVEL SECURITY",
+    )
+
+
+async def _statistics_check(database: SqlDatabase) -> Check:
+    if await autovacuum_on(database.engine):
+        return ok("statistics", "autovacuum is on: table statistics follow the data")
+    return warn(
+        "statistics",
+        "autovacuum is off: tables keep the statistics of their last ANALYZE (or none) as they grow, "
+        "so queries are planned on figures that no longer hold (a turn's own lookups do not rely on them)",
+        "set autovacuum = on (PostgreSQL's default), or run ANALYZE now and then (cron, pg_cron)",
     )
 
 

@@ -1,4 +1,5 @@
-"""Read-only questions ``chatserver doctor`` asks PostgreSQL about roles and row-level security."""
+"""Read-only questions ``chatserver doctor`` asks PostgreSQL about roles, row-level security and
+the upkeep of table statistics."""
 
 from __future__ import annotations
 
@@ -59,3 +60,10 @@ async def tables_without_forced_rls(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as conn:
         forced = set((await conn.execute(_FORCED, {"tables": list(USER_OWNED_TABLES)})).scalars())
     return [table for table in USER_OWNED_TABLES if table not in forced]
+
+
+async def autovacuum_on(engine: AsyncEngine) -> bool:
+    """Whether the server keeps table statistics up to date by itself (``autovacuum``)."""
+    async with engine.connect() as conn:
+        setting = (await conn.execute(text("SHOW autovacuum"))).scalar_one()
+    return str(setting) == "on"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from chatserver.domain import StartRun
-from chatserver.errors import ChatBusy, InvalidInput, NotFound
+from chatserver.errors import InvalidInput, NotFound
 from chatserver.storage.protocols import UnitOfWork, UnitOfWorkFactory
 
 MAX_ANSWER_MESSAGES = 512
@@ -56,15 +56,12 @@ async def place_turn(uow_factory: UnitOfWorkFactory, command: StartRun) -> tuple
 
 async def follow_run(uow: UnitOfWork, user_id: str, chat_id: str, run_id: str) -> None:
     """Make the last message run ``run_id`` wrote the chat's active leaf, in the transaction that
-    stores the turn: a new branch from it when it is an older answer. Refused while another run of
-    the chat goes on, which writes after the active leaf, as a switch of branch is."""
+    stores the turn: a new branch from it when it is an older answer. Such a turn is started with the
+    reject policy, so a chat with another run going on (which writes after the active leaf) refuses
+    it, and this transaction, the leaf's move with it, rolls back."""
     last = await uow.messages.last_of_run(user_id, chat_id, run_id)
     if last is None:
         raise InvalidInput(f"run '{run_id}' stored no message to follow")
     chat = await uow.chats.get(user_id, chat_id)
-    if chat is None or chat.active_message_id == last:
-        return
-    # The write locks the chat's row first, so a turn starting beside this one waits, then sees it.
-    await uow.chats.set_active(user_id, chat_id, last)
-    if await uow.runs.active(user_id, chat_id):
-        raise ChatBusy(f"chat '{chat_id}' has a run in progress")
+    if chat is not None and chat.active_message_id != last:
+        await uow.chats.set_active(user_id, chat_id, last)

@@ -249,8 +249,9 @@ class RunService:
 
     async def _enqueue(self, run: Run, command: StartRun) -> RunHandle:
         policy = command.busy_policy or self._policy.busy_policy
-        if not command.options.empty:
-            # Its options live in this process only: such a turn starts now or not at all.
+        if not command.options.empty or command.follows_run is not None:
+            # Its options live in this process only, or the leaf it follows holds only until another
+            # turn writes: such a turn starts now or not at all.
             policy = "reject"
         lease_until = self._executor.lease_until()
         budgets = await self._binding(run)
